@@ -1,0 +1,301 @@
+"""Pinhole and weak-perspective cameras, homogeneous coordinates.
+
+Conventions:
+
+- Camera frame: x right, y down, z forward (OpenCV); millimetres. Pixels: ``u`` right, ``v`` down;
+  integer pixel coordinates are pixel centres.
+- Intrinsics ``K = [[fx, skew, cx], [0, fy, cy], [0, 0, 1]]``; extrinsics map world to camera,
+  ``x_cam = R X + t``.
+- Cameras are per point set: points are ``(..., N, 3)`` and ``K``, ``R``, ``t`` (``(..., 3, 3)``,
+  ``(..., 3, 3)``, ``(..., 3)``) have batch shapes that broadcast with ``points.shape[:-2]``. So
+  ``(B, N, 3)`` points go with one ``(B, 3, 3)`` K per set; for one camera per point use
+  ``(..., 1, 3)`` points. A single ``(3,)`` point is accepted and gives ``(..., 2)``.
+- Functions take numpy arrays or torch tensors and return the type of their main argument
+  (``points``, ``uv``, ``t``, ``transl``); torch inputs stay differentiable. Numpy inputs are
+  computed through zero-copy torch views.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Union
+
+import numpy as np
+import torch
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+
+def intrinsics(f: float, cx: float, cy: float, fy: float | None = None) -> np.ndarray:
+    """Pinhole intrinsic matrix ``(3, 3)`` float64 with ``fx = f``, ``fy = fy or f``, no skew."""
+    fy = f if fy is None else fy
+    for name, value in (("f", f), ("fy", fy)):
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"focal length {name} must be finite and > 0, got {value}")
+    if not (np.isfinite(cx) and np.isfinite(cy)):
+        raise ValueError(f"principal point must be finite, got ({cx}, {cy})")
+    return np.array([[f, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
+
+
+K = intrinsics
+
+
+def project(
+    points: ArrayLike,
+    K: ArrayLike,
+    R: ArrayLike | None = None,
+    t: ArrayLike | None = None,
+) -> ArrayLike:
+    """Perspective projection of 3D points to pixels.
+
+    Args:
+        points: ``(..., N, 3)`` (or one ``(3,)`` point), world frame (camera frame if no R, t).
+        K: ``(3, 3)`` or ``(..., 3, 3)`` intrinsics, last row ``[0, 0, 1]``.
+        R: optional ``(3, 3)`` or ``(..., 3, 3)`` world-to-camera rotation (identity if None).
+        t: optional ``(3,)`` or ``(..., 3)`` world-to-camera translation (zero if None).
+
+    Returns:
+        ``(..., N, 2)`` pixels ``(u, v)``, same type as ``points``. Points with camera depth
+        ``z <= 0`` (on or behind the camera plane) have no image: they give ``NaN`` (with zero
+        gradient), never a mirrored pixel.
+    """
+    X, to_output = _as_tensor(points, "points", 3)
+    single = X.ndim == 1
+    X = X[None] if single else X
+    Km = _intrinsics_tensor(K, X)
+    Rm = None if R is None else _rotation(R, X)
+    tv = None if t is None else _translation(t, X)
+    batch = [X.shape[:-2], Km.shape[:-2]]
+    batch += [] if Rm is None else [Rm.shape[:-2]]
+    batch += [] if tv is None else [tv.shape[:-1]]
+    _broadcast(batch, "project: batch shapes of points[:-2], K, R, t")
+    # x_cam = R X + t
+    if Rm is not None:
+        X = X @ Rm.mT
+    if tv is not None:
+        X = X + tv[..., None, :]
+    z = X[..., 2]
+    front = z > 0
+    z = torch.where(front, z, torch.ones_like(z))
+    # x_n = x / z, y_n = y / z;  u = fx x_n + skew y_n + cx;  v = fy y_n + cy
+    xn, yn = X[..., 0] / z, X[..., 1] / z
+    fx, skew, cx = Km[..., 0, 0, None], Km[..., 0, 1, None], Km[..., 0, 2, None]
+    fy, cy = Km[..., 1, 1, None], Km[..., 1, 2, None]
+    uv = torch.stack([fx * xn + skew * yn + cx, fy * yn + cy], dim=-1)
+    uv = torch.where(front[..., None], uv, torch.full_like(uv, float("nan")))
+    return to_output(uv[..., 0, :] if single else uv)
+
+
+def unproject(uv: ArrayLike, depth: ArrayLike | float, K: ArrayLike) -> ArrayLike:
+    """Camera-frame 3D points from pixels and depths (the inverse of :func:`project` without R, t).
+
+    Args:
+        uv: ``(..., N, 2)`` pixels (or one ``(2,)`` pixel).
+        depth: camera ``z`` of each pixel (not the distance along the ray), broadcastable to
+            ``uv.shape[:-1]``.
+        K: ``(3, 3)`` or ``(..., 3, 3)`` intrinsics; the batch shape broadcasts with
+            ``uv.shape[:-2]``.
+
+    Returns:
+        ``(..., N, 3)`` camera-frame points ``z * (x_n, y_n, 1)``, same type as ``uv``.
+    """
+    p, to_output = _as_tensor(uv, "uv", 2)
+    single = p.ndim == 1
+    p = p[None] if single else p
+    Km = _intrinsics_tensor(K, p)
+    _broadcast([p.shape[:-2], Km.shape[:-2]], "unproject: batch shapes of uv[:-2] and K")
+    z = _like(depth, p)
+    z = z[..., None] if single else z
+    _broadcast([p.shape[:-1], z.shape], "unproject: depth and uv[:-1]")
+    fx, skew, cx = Km[..., 0, 0, None], Km[..., 0, 1, None], Km[..., 0, 2, None]
+    fy, cy = Km[..., 1, 1, None], Km[..., 1, 2, None]
+    # y_n = (v - cy) / fy;  x_n = (u - cx - skew y_n) / fx;  X = z (x_n, y_n, 1)
+    yn = (p[..., 1] - cy) / fy
+    xn = (p[..., 0] - cx - skew * yn) / fx
+    xn, yn, z = torch.broadcast_tensors(xn, yn, z)
+    X = torch.stack([xn * z, yn * z, z], dim=-1)
+    return to_output(X[..., 0, :] if single else X)
+
+
+def to_homogeneous(x: ArrayLike) -> ArrayLike:
+    """``(..., D)`` -> ``(..., D + 1)``: append a coordinate equal to 1."""
+    v, to_output = _as_tensor(x, "x", None)
+    return to_output(torch.cat([v, torch.ones_like(v[..., :1])], dim=-1))
+
+
+def from_homogeneous(x: ArrayLike) -> ArrayLike:
+    """``(..., D + 1)`` -> ``(..., D)``: divide by the last coordinate ``w``.
+
+    Points at infinity (``w = 0``) give ``inf``/``NaN`` by IEEE division; they have no finite image.
+    """
+    v, to_output = _as_tensor(x, "x", None)
+    if v.shape[-1] < 2:
+        raise ValueError(f"x must be (..., D + 1) with D >= 1, got {tuple(v.shape)}")
+    return to_output(v[..., :-1] / v[..., -1:])
+
+
+def projection_matrix(K: ArrayLike, R: ArrayLike, t: ArrayLike) -> ArrayLike:
+    """``P = K [R | t]``, ``(..., 3, 4)``, same type as ``K``.
+
+    ``from_homogeneous(to_homogeneous(X) @ P.T)`` equals :func:`project` ``(X, K, R, t)`` for points
+    in front of the camera.
+    """
+    Km, to_output = _as_tensor(K, "K", None)
+    Km = _intrinsics_tensor(Km, Km)
+    Rm, tv = _rotation(R, Km), _translation(t, Km)
+    shape = _broadcast([Km.shape[:-2], Rm.shape[:-2], tv.shape[:-1]], "K, R and t batch shapes")
+    Rt = torch.cat([Rm.expand(*shape, 3, 3), tv.expand(*shape, 3)[..., None]], dim=-1)
+    return to_output(Km @ Rt)
+
+
+def weak_perspective(points: ArrayLike, s: ArrayLike | float, t: ArrayLike) -> ArrayLike:
+    """Weak-perspective (scaled orthographic) projection ``uv = s X_xy + t``.
+
+    Args:
+        points: ``(..., N, 2|3)`` (or one ``(2|3,)`` point); only x, y are used.
+        s: scale (pixels per unit of ``points``), a scalar or ``(...)``.
+        t: ``(2,)`` or ``(..., 2)`` pixel translation.
+
+    Returns:
+        ``(..., N, 2)`` pixels, same type as ``points``.
+    """
+    X, to_output = _as_tensor(points, "points", None)
+    if X.shape[-1] not in (2, 3):
+        raise ValueError(f"points must be (..., N, 2|3), got {tuple(X.shape)}")
+    single = X.ndim == 1
+    X = X[None] if single else X
+    sv, tv = _like(s, X), _like(t, X)
+    if tv.ndim < 1 or tv.shape[-1] != 2:
+        raise ValueError(f"t must be (..., 2), got {tuple(tv.shape)}")
+    _broadcast([X.shape[:-2], sv.shape, tv.shape[:-1]], "weak_perspective: points[:-2], s, t")
+    uv = sv[..., None, None] * X[..., :2] + tv[..., None, :]
+    return to_output(uv[..., 0, :] if single else uv)
+
+
+class WeakCamera(NamedTuple):
+    """A weak-perspective camera ``uv = s X_xy + t``: ``s`` ``(...)``, ``t`` ``(..., 2)`` pixels."""
+
+    s: ArrayLike
+    t: ArrayLike
+
+
+def weak_to_perspective(
+    s: ArrayLike | float, t: ArrayLike, f: ArrayLike | float, cx: ArrayLike | float,
+    cy: ArrayLike | float,
+) -> ArrayLike:
+    """Camera translation of the perspective camera matching a weak-perspective one.
+
+    The model: root-relative points ``X`` (e.g. mm) are placed at ``X + T`` in a pinhole camera
+    ``K = intrinsics(f, cx, cy)`` (R = I), so ``u = f (X_x + T_x) / (X_z + T_z) + cx``. Weak
+    perspective replaces every point's depth ``X_z + T_z`` by ``T_z``:
+    ``u = (f / T_z) X_x + f T_x / T_z + cx = s X_x + t_u``. Hence::
+
+        T_z = f / s,   T_x = (t_u - cx) / s,   T_y = (t_v - cy) / s.
+
+    Both agree exactly for points with ``X_z = 0`` and differ by a relative ``O(X_z / T_z)``
+    otherwise (small for far objects).
+
+    Args:
+        s: ``(...)`` scale in pixels per unit of ``X``, must be > 0.
+        t: ``(..., 2)`` pixel translation.
+        f, cx, cy: focal length (pixels, > 0) and principal point, scalars or ``(...)``.
+
+    Returns:
+        ``(..., 3)`` translation ``T``, in the units of ``X``; same type as ``t``.
+    """
+    tv, to_output = _as_tensor(t, "t", 2)
+    sv, fv, cxv, cyv = (_like(v, tv) for v in (s, f, cx, cy))
+    if not bool((sv > 0).all()):
+        raise ValueError("weak-perspective scale s must be > 0")
+    if not bool((fv > 0).all()):
+        raise ValueError("focal length f must be > 0")
+    # T = ((t_u - cx) / s, (t_v - cy) / s, f / s)
+    transl = torch.stack(
+        torch.broadcast_tensors((tv[..., 0] - cxv) / sv, (tv[..., 1] - cyv) / sv, fv / sv), dim=-1
+    )
+    return to_output(transl)
+
+
+def perspective_to_weak(
+    transl: ArrayLike, f: ArrayLike | float, cx: ArrayLike | float, cy: ArrayLike | float
+) -> WeakCamera:
+    """Weak-perspective camera approximating root-relative points placed at ``transl``.
+
+    Inverse of :func:`weak_to_perspective` (same model): ``s = f / T_z``,
+    ``t = f (T_x, T_y) / T_z + (cx, cy)``.
+
+    Args:
+        transl: ``(..., 3)`` translation ``T`` with ``T_z > 0``.
+        f, cx, cy: focal length (pixels, > 0) and principal point, scalars or ``(...)``.
+
+    Returns:
+        :class:`WeakCamera` ``(s (...), t (..., 2))``, same type as ``transl``.
+    """
+    T, to_output = _as_tensor(transl, "transl", 3)
+    fv, cxv, cyv = (_like(v, T) for v in (f, cx, cy))
+    if not bool((T[..., 2] > 0).all()):
+        raise ValueError("transl z must be > 0 (the object must be in front of the camera)")
+    if not bool((fv > 0).all()):
+        raise ValueError("focal length f must be > 0")
+    s = fv / T[..., 2]
+    t = torch.stack(torch.broadcast_tensors(s * T[..., 0] + cxv, s * T[..., 1] + cyv), dim=-1)
+    return WeakCamera(to_output(torch.broadcast_to(s, t.shape[:-1])), to_output(t))
+
+
+def _as_tensor(x: ArrayLike, name: str, last: int | None):
+    """Main argument as a float tensor, and the function converting results back to its type."""
+    if isinstance(x, torch.Tensor):
+        v = x if x.is_floating_point() else x.to(torch.get_default_dtype())
+        to_output = _identity
+    else:
+        a = np.asarray(x)
+        v = torch.from_numpy(a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float64))
+        to_output = _to_numpy
+    if v.ndim < 1 or (last is not None and v.shape[-1] != last):
+        raise ValueError(f"{name} must be (..., {last or 'D'}), got shape {tuple(v.shape)}")
+    return v, to_output
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _to_numpy(x: torch.Tensor) -> np.ndarray:
+    return x.detach().numpy()
+
+
+def _like(x: ArrayLike | float, ref: torch.Tensor) -> torch.Tensor:
+    """``x`` as a tensor with the dtype and device of ``ref`` (differentiable for tensors)."""
+    if isinstance(x, torch.Tensor):
+        return x.to(dtype=ref.dtype, device=ref.device)
+    return torch.as_tensor(np.asarray(x), dtype=ref.dtype, device=ref.device)
+
+
+def _intrinsics_tensor(K: ArrayLike, ref: torch.Tensor) -> torch.Tensor:
+    """Validated ``(..., 3, 3)`` intrinsics as a tensor like ``ref``."""
+    Km = _like(K, ref)
+    if Km.ndim < 2 or Km.shape[-2:] != (3, 3):
+        raise ValueError(f"K must be (..., 3, 3), got {tuple(Km.shape)}")
+    lower = Km.detach()[..., [1, 2, 2, 2], [0, 0, 1, 2]]
+    if not bool(torch.all(lower == lower.new_tensor([0.0, 0.0, 0.0, 1.0]))):
+        raise ValueError("K must be upper triangular with last row [0, 0, 1] (is it transposed?)")
+    return Km
+
+
+def _rotation(R: ArrayLike, ref: torch.Tensor) -> torch.Tensor:
+    Rm = _like(R, ref)
+    if Rm.ndim < 2 or Rm.shape[-2:] != (3, 3):
+        raise ValueError(f"R must be (..., 3, 3), got {tuple(Rm.shape)}")
+    return Rm
+
+
+def _translation(t: ArrayLike, ref: torch.Tensor) -> torch.Tensor:
+    tv = _like(t, ref)
+    if tv.ndim < 1 or tv.shape[-1] != 3:
+        raise ValueError(f"t must be (..., 3), got {tuple(tv.shape)}")
+    return tv
+
+
+def _broadcast(shapes: list, what: str) -> torch.Size:
+    try:
+        return torch.broadcast_shapes(*shapes)
+    except RuntimeError as err:
+        raise ValueError(f"{what} do not broadcast: {[tuple(s) for s in shapes]}") from err
