@@ -1,0 +1,279 @@
+"""Reading photos safely, listing folders, writing outputs atomically, and ``metadata.csv``.
+
+:func:`load_image` is the one way photos enter the package: whatever the file (phone JPEG with an
+EXIF rotation, PNG with transparency, 16-bit scan, CMYK print file, HEIC), it returns an RGB uint8
+``(H, W, 3)`` array the right way up, or raises :class:`ImageError` naming the file and the reason.
+Files are only ever opened for reading.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import os
+import re
+import uuid
+import warnings
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: File name extensions :func:`list_images` picks up (lower case). HEIC/HEIF need ``pillow-heif``.
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+)
+#: Pillow decoders :func:`load_image` may use when installed (others, e.g. EPS through Ghostscript,
+#: are refused). JPEG includes multi-picture (MPO) phone photos.
+IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "HEIF", "AVIF")
+#: Refuse images with more pixels than this (about 11000 x 11000; phones take 12-50 MP photos).
+MAX_PIXELS = 120_000_000
+#: Downscale images whose longer side exceeds this many pixels (no model here needs more).
+DOWNSCALE_ABOVE = 4096
+#: Columns of ``metadata.csv``: per-photo scenario tags of a photo set.
+METADATA_COLUMNS: tuple[str, ...] = (
+    "image", "view", "gesture", "hands", "occlusion", "background", "lighting", "skin_tone", "hard", "notes",
+)
+
+_HEIF_SUFFIXES = frozenset({".heic", ".heif"})
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, MemoryError)
+
+
+class ImageError(ValueError):
+    """A file that cannot be read as a photo; the message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ImageNotFoundError(ImageError, FileNotFoundError):
+    """The photo does not exist (catchable as :class:`ImageError` or :class:`FileNotFoundError`)."""
+
+
+@functools.cache
+def heif_available() -> bool:
+    """Whether HEIC/HEIF photos can be read (``pillow-heif`` importable; registers its opener once)."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
+
+
+def _available_formats() -> tuple[str, ...]:
+    Image.init()
+    return tuple(name for name in IMAGE_FORMATS if name in Image.OPEN)
+
+
+def load_image(
+    path: str | os.PathLike,
+    max_pixels: int = MAX_PIXELS,
+    downscale_above: int | None = DOWNSCALE_ABOVE,
+) -> np.ndarray:
+    """Read a photo as RGB uint8 ``(H, W, 3)``, upright, at most ``downscale_above`` px on its long side.
+
+    Conversions: the EXIF orientation is applied (phone photos); grey, palette and CMYK become RGB;
+    transparency (RGBA, LA, palette or PNG ``tRNS``) is composited on white, as the photo would look
+    on a page; 16-bit grey is scaled to 8 bits (``round(v / 257)``, Pillow already reduces 16-bit
+    colour to its high byte); float (``F``) images are read as ``[0, 1]`` and clipped. Multi-page
+    files give their first page.
+
+    Args:
+        path: the file (JPEG, PNG, BMP, WebP, TIFF, AVIF; HEIC/HEIF with ``pip install pillow-heif``).
+        max_pixels: refuse files whose header declares more pixels than this (checked before decoding).
+        downscale_above: shrink (keeping the aspect ratio, Lanczos) so the longer side is at most this
+            many pixels; JPEGs are decoded at a reduced scale when they can be. ``None`` keeps the size.
+
+    Raises:
+        ImageNotFoundError: the file does not exist (a :class:`FileNotFoundError` too).
+        ImageError: empty, not an image, unsupported, corrupt or truncated, or larger than ``max_pixels``.
+    """
+    path = Path(path)
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be positive, got {max_pixels}")
+    if downscale_above is not None and downscale_above < 1:
+        raise ValueError(f"downscale_above must be positive or None, got {downscale_above}")
+    if not path.exists():
+        raise ImageNotFoundError(path, "file not found")
+    if not path.is_file():
+        raise ImageError(path, "not a file")
+    if path.stat().st_size == 0:
+        raise ImageError(path, "empty file (0 bytes)")
+    heif = heif_available()
+    try:
+        with warnings.catch_warnings():
+            # The pixel limit is checked below; Pillow's own bomb warning would only add noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=_available_formats()) as img:
+                width, height = img.size
+                if width < 1 or height < 1:
+                    raise ImageError(path, f"image header declares an empty size {width} x {height}")
+                if width * height > max_pixels:
+                    raise ImageError(path, f"image of {width} x {height} = {width * height / 1e6:.1f} MP is above "
+                                           f"the limit of {max_pixels / 1e6:g} MP (max_pixels)")
+                scale = 1.0 if downscale_above is None else min(1.0, downscale_above / max(width, height))
+                if scale < 1.0:
+                    # JPEG only: decode at the smallest 1/2^k scale still at least the target size.
+                    img.draft(img.mode, (int(np.ceil(width * scale)), int(np.ceil(height * scale))))
+                img.load()
+                try:
+                    img = ImageOps.exif_transpose(img)
+                except _DECODE_ERRORS:  # an unreadable EXIF block: keep the stored orientation
+                    pass
+                rgb = _to_rgb(img)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(path, f"image is too large to decode safely ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageError(path, _unidentified_reason(path, heif)) from None
+    except _DECODE_ERRORS as exc:
+        raise ImageError(path, f"corrupt or truncated image ({type(exc).__name__}: {exc})") from None
+    if downscale_above is not None and max(rgb.shape[:2]) > downscale_above:
+        rgb = _downscale(rgb, downscale_above)
+    return rgb
+
+
+def _unidentified_reason(path: Path, heif: bool) -> str:
+    with open(path, "rb") as f:
+        head = f.read(16)
+    is_heif = path.suffix.lower() in _HEIF_SUFFIXES or (head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS)
+    if is_heif and not heif:
+        return "HEIC/HEIF photo, which needs the optional reader: pip install pillow-heif"
+    return f"not a supported image (readable formats: {', '.join(IMAGE_FORMATS)})"
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of a loaded Pillow image of any mode (see :func:`load_image`)."""
+    if img.mode in _SIXTEEN_BIT_MODES:
+        # 16-bit grey: v in [0, 65535] -> round(v * 255 / 65535) = round(v / 257).
+        grey = np.clip(np.rint(np.asarray(img, dtype=np.float64) / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if img.mode == "F":
+        grey = np.clip(np.rint(np.asarray(img, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if "transparency" in img.info or "A" in img.getbands() or img.mode in ("RGBa", "La"):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float64)
+        # Composite on white: c' = c a + 255 (1 - a), with a = alpha / 255.
+        alpha = rgba[..., 3:] / 255.0
+        return np.rint(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return np.array(img.convert("RGB"), dtype=np.uint8)
+
+
+def _downscale(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    scale = long_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
+
+
+def _natural_key(path: Path) -> list[tuple[int, int | str]]:
+    """``img2`` before ``img10``, case-insensitive, folder by folder."""
+    key: list[tuple[int, int | str]] = []
+    for part in path.parts:
+        key.extend((0, int(tok)) if tok.isdigit() else (1, tok.lower())
+                   for tok in re.split(r"(\d+)", part) if tok)
+        key.append((2, ""))
+    return key
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files of ``folder`` (by :data:`IMAGE_EXTENSIONS`, any case), in natural order.
+
+    Hidden files and folders (name starting with ``.``) are skipped. With ``recursive`` the
+    sub-folders are searched too and sorted by relative path.
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist.
+        NotADirectoryError: ``folder`` is a file.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder}: folder not found")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: not a folder")
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [] if not recursive else [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(root, name) for name in files
+                     if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+                     and Path(root, name).is_file())
+    return sorted(found, key=lambda p: _natural_key(p.relative_to(folder)))
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` (``str`` as UTF-8) to ``path`` so that readers see the old file or the whole new one.
+
+    The bytes go to a hidden temporary file in the same folder (created if needed), are flushed to
+    disk, then renamed over ``path`` (``os.replace``, atomic on one file system). On any error the
+    temporary file is removed and ``path`` is left as it was. Returns ``path``.
+    """
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes or str, got {type(data).__name__}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_png_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Save a uint8 image ``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA as PNG with :func:`write_atomic`."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {image.dtype}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))) or 0 in image.shape:
+        raise ValueError(f"image must be (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    buffer = BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
+    return write_atomic(path, buffer.getvalue())
+
+
+def read_metadata_csv(path: str | os.PathLike) -> dict[str, dict[str, str]]:
+    """Scenario tags of a photo set: image name -> ``{column: value}``, in file order.
+
+    The file needs every column of :data:`METADATA_COLUMNS` (extra columns are kept). Values are
+    stripped strings (``""`` when blank); a UTF-8 byte-order mark (Excel) is accepted; rows with an
+    empty ``image`` are skipped.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: a missing column or a repeated image name (the message names file and column/row).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: metadata file not found")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = [name.strip() for name in reader.fieldnames or []]
+        missing = [column for column in METADATA_COLUMNS if column not in header]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)} "
+                             f"(expected {', '.join(METADATA_COLUMNS)})")
+        reader.fieldnames = header
+        rows: dict[str, dict[str, str]] = {}
+        for raw in reader:
+            row = {key: (value or "").strip() for key, value in raw.items() if key is not None}
+            name = row["image"]
+            if not name:
+                continue
+            if name in rows:
+                raise ValueError(f"{path}, line {reader.line_num}: image {name!r} is listed twice")
+            rows[name] = row
+    return rows
