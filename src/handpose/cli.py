@@ -1,2 +1,173 @@
-def main() -> None:
-    pass
+"""The ``handpose`` command.
+
+    handpose predict IMAGES_OR_FOLDERS... --out DIR [--model mediapipe|iccv21] [--max-hands N]
+    handpose doctor [--weights DIR]
+
+Each subcommand is one ``add_<name>(subparsers)`` function registering its arguments and a
+``run`` callable ``(args) -> exit code``; add new ones to :data:`COMMANDS`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+#: Files of the ``mediapipe`` wheel that the default estimator uses, relative to the package.
+BUNDLED_MEDIAPIPE_FILES: dict[str, tuple[str, ...]] = {
+    "hands": ("modules/palm_detection/palm_detection_full.tflite",
+              "modules/hand_landmark/hand_landmark_full.tflite",
+              "modules/hand_landmark/hand_landmark_lite.tflite",
+              "modules/hand_landmark/hand_landmark_tracking_cpu.binarypb"),
+    "pose": ("modules/pose_detection/pose_detection.tflite",
+             "modules/pose_landmark/pose_landmark_full.tflite",
+             "modules/pose_landmark/pose_landmark_cpu.binarypb"),
+    "holistic": ("modules/holistic_landmark/hand_recrop.tflite",
+                 "modules/holistic_landmark/holistic_landmark_cpu.binarypb"),
+}
+ICCV21_CHECKPOINTS = ("snapshot_99.pth.tar", "model.pts")
+MANO_FILES = ("MANO_RIGHT.pkl", "MANO_LEFT.pkl")
+
+
+def default_weights_dir() -> Path:
+    """``$HANDPOSE_WEIGHTS`` if set, else the repository's ``weights/`` folder."""
+    from handpose.pipeline import repo_root
+
+    env = os.environ.get("HANDPOSE_WEIGHTS")
+    return Path(env) if env else repo_root() / "weights"
+
+
+# -- predict --------------------------------------------------------------------------------------
+
+def add_predict(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("predict", help="hand keypoints for photos -> predictions.json + overlays/",
+                              description="Predict hands in photos; write DIR/predictions.json and "
+                                          "DIR/overlays/<name>.png.")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="IMAGES_OR_FOLDERS")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--model", default="mediapipe", help="mediapipe (default) or iccv21 (needs weights/)")
+    p.add_argument("--max-hands", type=int, default=2, metavar="N", help="hands kept per photo (default 2)")
+    p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the prediction cache")
+    p.add_argument("--cache-dir", type=Path, default=None, help="cache folder (default <repo>/.cache/predictions)")
+    p.set_defaults(run=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from handpose.models import available_models
+    from handpose.pipeline import predict_folder
+
+    if args.max_hands < 1:
+        print("error: --max-hands must be >= 1", file=sys.stderr)
+        return 2
+    if args.model not in available_models():
+        print(f"error: unknown model {args.model!r}; available: {', '.join(available_models())}", file=sys.stderr)
+        return 2
+    options = None
+    if args.model == "mediapipe":
+        from handpose.models.mediapipe import MediaPipeOptions
+
+        options = MediaPipeOptions(max_hands=args.max_hands)
+    try:
+        results = predict_folder(args.inputs, args.out, model=args.model, options=options, cache_dir=args.cache_dir,
+                                 use_cache=not args.no_cache, overlays=not args.no_overlays)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if args.model != "mediapipe":
+            print(f"model {args.model!r} needs licence-gated files: see weights/README.md and run "
+                  "`handpose doctor`.", file=sys.stderr)
+        return 2
+    failed = [r for r in results if r.error]
+    hands = sum(len(r.hands) for r in results)
+    print(f"{len(results)} photos, {hands} hands, {len(failed)} failed -> {args.out / 'predictions.json'}")
+    for r in failed:
+        print(f"  failed: {r.image}: {r.error}", file=sys.stderr)
+    return 1 if results and len(failed) == len(results) else 0
+
+
+# -- doctor ---------------------------------------------------------------------------------------
+
+def add_doctor(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("doctor", help="what is installed and which models are available",
+                              description="Print package versions, the MediaPipe models bundled in its wheel "
+                                          "and the licence-gated files found in the weights folder.")
+    p.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                   help="weights folder (default $HANDPOSE_WEIGHTS or <repo>/weights)")
+    p.set_defaults(run=run_doctor)
+
+
+def _version(module: str) -> str:
+    try:
+        mod = importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - report any import failure
+        return f"NOT AVAILABLE ({type(exc).__name__}: {exc})"
+    return str(getattr(mod, "__version__", "installed"))
+
+
+def mediapipe_model_files() -> dict[str, list[tuple[str, bool]]]:
+    """Per bundled solution, each model file with whether it is in the installed wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mediapipe")
+    root = Path(spec.origin).parent if spec and spec.origin else None
+    return {name: [(f, root is not None and (root / f).is_file()) for f in files]
+            for name, files in BUNDLED_MEDIAPIPE_FILES.items()}
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    print(f"python      {platform.python_version()} ({sys.executable})")
+    for module, label in (("torch", "torch"), ("numpy", "numpy"), ("mediapipe", "mediapipe"), ("cv2", "opencv")):
+        print(f"{label:<12}{_version(module)}")
+    ok = True
+    print("\nMediaPipe models bundled in the wheel:")
+    for name, files in mediapipe_model_files().items():
+        missing = [f for f, found in files if not found]
+        ok &= not (missing and name in ("hands", "pose"))
+        print(f"  {name:<10}{'found' if not missing else 'MISSING ' + ', '.join(Path(f).name for f in missing)}")
+    weights = args.weights or default_weights_dir()
+    print(f"\nLicence-gated files in {weights}:")
+    checkpoints = [f for f in ICCV21_CHECKPOINTS if (weights / f).is_file()]
+    mano = {f: (weights / f).is_file() for f in MANO_FILES}
+    print(f"  ICCV21 checkpoint  {', '.join(checkpoints) if checkpoints else 'missing'}"
+          f" (either of {' / '.join(ICCV21_CHECKPOINTS)})")
+    for name, found in mano.items():
+        print(f"  {name:<18}{'found' if found else 'missing'}")
+    if not checkpoints:
+        print("  -> `--model iccv21` is unavailable: put snapshot_99.pth.tar (release v2) or model.pts "
+              f"(release v1) in {weights} (where to get them: weights/README.md).")
+    if not all(mano.values()):
+        print(f"  -> MANO meshes are unavailable: register at https://mano.is.tue.mpg.de and copy "
+              f"mano_v1_2/models/MANO_*.pkl to {weights} (see weights/README.md). The open hand model works "
+              "without them.")
+    print("\nstatus: " + ("ok, the default estimator (mediapipe) works" if ok else
+                          "BROKEN: reinstall mediapipe==0.10.21 (make setup)"))
+    return 0 if ok else 1
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_predict, add_doctor)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="handpose", description="Hand pose estimation toolkit.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``handpose``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

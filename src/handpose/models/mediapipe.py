@@ -1,0 +1,324 @@
+"""The default estimator: MediaPipe Hands (bundled in the ``mediapipe`` 0.10.21 wheel), made robust.
+
+Plain ``Hands(static_image_mode=True)`` runs a palm detector on the whole photo, letterboxed to
+192 x 192, then a landmark network on each palm's crop. It misses small hands (full-body shots),
+grey or low-contrast photos and unusual in-plane rotations. :class:`MediaPipeEstimator` runs it on
+several *views* of the photo (:mod:`handpose.detect`), cheapest first, and stops as soon as it has
+enough confident hands:
+
+1. ``full``: the photo as is. Done when it has ``max_hands`` hands, or confident large hands.
+2. ``rescue`` (only when nothing was found): a lower detection threshold, the photo turned by
+   90 / 270 / 180 degrees, and a contrast-enhanced copy of grey photos; the first view that finds
+   a hand ends this stage.
+3. ``person`` (when hands are missing or small): MediaPipe Pose (bundled, model complexity 1)
+   finds a person; a square crop around each wrist not already explained by a found hand, sized
+   from the forearm and shoulders and turned so that the forearm points up, is searched again.
+4. ``tiles`` (when hands are still missing or small, photos of ``tile_min_side`` or more):
+   overlapping tiles of the photo at a ``grid x grid`` layout, so that small hands fill more of the
+   palm detector's input; tiles keep the ``full`` view's thresholds (they fix resolution, not
+   confidence, and low thresholds on tiles mostly add false positives).
+
+All candidates are mapped back to the photo, filtered (keypoint-layout sanity, score) and merged
+(:func:`handpose.detect.suppress_duplicates`); the best ``max_hands`` are returned.
+
+Conventions:
+    * ``keypoints_2d`` in photo pixels (continuous, the photo spans ``[0, W] x [0, H]``).
+    * ``keypoints_3d`` are MediaPipe's world landmarks in millimetres, wrist at the origin, axes
+      aligned with the photo's (x right, y down, z away from the camera); landmarks found in a
+      turned view are turned back.
+    * ``handedness``: MediaPipe labels hands as if the image were a mirrored selfie. For ordinary
+      photos its ``"Left"`` is the person's right hand, so labels are swapped
+      (``MediaPipeOptions.mirrored_input=True`` keeps them for selfie-camera images).
+    * ``score``: MediaPipe's handedness confidence (the only per-hand score its Solutions API
+      exposes), in ``[0, 1]``.
+    * ``source``: ``"mediapipe:<view>"``, e.g. ``"mediapipe:full"``, ``"mediapipe:rot90"``,
+      ``"mediapipe:person-left"``, ``"mediapipe:tile2x2-3"``.
+
+Only models shipped in the wheel are used (palm detection full, hand landmark lite/full, pose
+landmark full): nothing is downloaded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from handpose import detect
+from handpose.detect import View
+from handpose.keypoints import NUM_KEYPOINTS, WRIST
+from handpose.prediction import HandPrediction
+
+# MediaPipe Pose landmark indices (person's left / right).
+_POSE_WRIST = {"left": 15, "right": 16}
+_POSE_PINKY = {"left": 17, "right": 18}
+_POSE_INDEX = {"left": 19, "right": 20}
+_POSE_SHOULDERS = (11, 12)
+_POSE_ELBOW = {"left": 13, "right": 14}
+
+
+@dataclass(frozen=True)
+class MediaPipeOptions:
+    """All knobs of :class:`MediaPipeEstimator`.
+
+    Attributes:
+        max_hands: hands kept per photo (best scores first).
+        model_complexity: hand landmark network, 0 (lite) or 1 (full); both are in the wheel.
+        min_detection_confidence: palm-detector threshold of the ``full`` view.
+        rescue_detection_confidence: palm-detector threshold of the rescue and person views.
+        min_score: hands scoring below are dropped (``full`` and tile views).
+        min_rescue_score: hands from rescue and person views scoring below are dropped (stricter,
+            since low thresholds find more false positives).
+        confident_score: a hand at least this confident, and large, needs no search for others.
+        small_hand_fraction: a hand whose box side is below this fraction of the photo's longer
+            side is *small*: small hands suggest more small hands the full view missed.
+        rescue: run the rescue stage (rotations, low threshold, contrast) when nothing is found.
+        rotations: quarter-turn angles in degrees tried by the rescue stage, in order.
+        use_pose: run the person-guided stage.
+        pose_min_visibility: a pose wrist below this visibility is not searched.
+        person_crop_size: side of the person-guided crops given to MediaPipe, pixels.
+        tile_grids: grid sizes of the tile stage (``(2,)`` = 2 x 2 tiles); empty disables it.
+        tile_overlap: overlap between neighbouring tiles, fraction of a tile.
+        tile_min_side: photos whose longer side is shorter are not tiled.
+        duplicate_distance: two hands closer than this mean keypoint distance (fraction of the box
+            side) are the same hand.
+        duplicate_iou: two hands whose boxes overlap more are the same hand.
+        min_hand_side_px: hands with a smaller 2D box are rejected.
+        min_inside_fraction: hands with fewer keypoints inside the photo are rejected.
+        mirrored_input: the photos are mirrored selfies (keep MediaPipe's labels as they are).
+    """
+
+    max_hands: int = 2
+    model_complexity: int = 1
+    min_detection_confidence: float = 0.5
+    rescue_detection_confidence: float = 0.2
+    min_score: float = 0.5
+    min_rescue_score: float = 0.7
+    confident_score: float = 0.9
+    small_hand_fraction: float = 0.2
+    rescue: bool = True
+    rotations: tuple[int, ...] = (90, 270, 180)
+    use_pose: bool = True
+    pose_min_visibility: float = 0.3
+    person_crop_size: int = 256
+    tile_grids: tuple[int, ...] = (2,)
+    tile_overlap: float = 0.25
+    tile_min_side: int = 480
+    duplicate_distance: float = 0.25
+    duplicate_iou: float = 0.6
+    min_hand_side_px: float = 8.0
+    min_inside_fraction: float = 0.5
+    mirrored_input: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_hands < 1:
+            raise ValueError(f"max_hands must be >= 1, got {self.max_hands}")
+        if self.model_complexity not in (0, 1):
+            raise ValueError(f"model_complexity must be 0 or 1 (bundled models), got {self.model_complexity}")
+        for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "min_rescue_score",
+                     "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if any(angle % 90 for angle in self.rotations):
+            raise ValueError(f"rotations must be multiples of 90 degrees, got {self.rotations}")
+        if any(grid < 2 for grid in self.tile_grids):
+            raise ValueError(f"tile_grids must be >= 2, got {self.tile_grids}")
+        if not 0.0 <= self.tile_overlap < 1.0:
+            raise ValueError(f"tile_overlap must be in [0, 1), got {self.tile_overlap}")
+        if self.person_crop_size < 64:
+            raise ValueError(f"person_crop_size must be >= 64, got {self.person_crop_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def digest(self) -> str:
+        """Short stable hash of the options (cache keys)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class MediaPipeEstimator:
+    """Robust multi-view MediaPipe hand estimator; see the module docstring.
+
+    MediaPipe graphs are created on first use and reused across calls (creating one takes
+    about 0.1-0.5 s). Use as a context manager or call :meth:`close`.
+
+    Example:
+        >>> with MediaPipeEstimator(MediaPipeOptions(max_hands=2)) as estimator:  # doctest: +SKIP
+        ...     hands = estimator.predict(image)
+    """
+
+    name = "mediapipe"
+
+    def __init__(self, options: MediaPipeOptions | None = None) -> None:
+        self.options = options or MediaPipeOptions()
+        self._graphs: dict[tuple, Any] = {}
+
+    def __enter__(self) -> "MediaPipeEstimator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the MediaPipe graphs."""
+        for graph in self._graphs.values():
+            graph.close()
+        self._graphs.clear()
+
+    # -- graphs -------------------------------------------------------------------------------
+
+    def _hands(self, max_hands: int, confidence: float) -> Any:
+        key = ("hands", max_hands, confidence)
+        if key not in self._graphs:
+            import mediapipe as mp
+
+            self._graphs[key] = mp.solutions.hands.Hands(
+                static_image_mode=True, max_num_hands=max_hands, model_complexity=self.options.model_complexity,
+                min_detection_confidence=confidence)
+        return self._graphs[key]
+
+    def _pose(self) -> Any:
+        key = ("pose",)
+        if key not in self._graphs:
+            import mediapipe as mp
+
+            # model_complexity=1 is the pose model shipped in the wheel (0 and 2 would be downloaded).
+            self._graphs[key] = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                                       min_detection_confidence=0.5)
+        return self._graphs[key]
+
+    # -- one view -----------------------------------------------------------------------------
+
+    def _run_view(self, view: View, max_hands: int, confidence: float, min_score: float) -> list[HandPrediction]:
+        """Hands found by MediaPipe in one view, mapped back to the photo."""
+        if min(view.image.shape[:2]) < 8:
+            return []
+        result = self._hands(max_hands, confidence).process(view.image)
+        if not result.multi_hand_landmarks:
+            return []
+        h, w = view.image.shape[:2]
+        back = view.rotation_to_photo()
+        hands = []
+        for landmarks, world, handed in zip(result.multi_hand_landmarks, result.multi_hand_world_landmarks,
+                                            result.multi_handedness):
+            label = handed.classification[0]
+            if label.score < min_score:
+                continue
+            uv = np.array([[p.x * w, p.y * h] for p in landmarks.landmark])
+            xyz = np.array([[p.x, p.y, p.z] for p in world.landmark]) * 1000.0  # metres -> mm
+            xyz = (xyz - xyz[WRIST]) @ back.T
+            mp_label = label.label.lower()
+            handedness = mp_label if self.options.mirrored_input else {"left": "right", "right": "left"}[mp_label]
+            hands.append(HandPrediction(keypoints_2d=view.to_photo(uv), keypoints_3d=xyz, handedness=handedness,
+                                        score=label.score, source=f"mediapipe:{view.name}"))
+        return hands
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def _person_views(self, image: np.ndarray, found: list[HandPrediction]) -> list[View]:
+        """Crops around the pose wrists that no found hand explains."""
+        h, w = image.shape[:2]
+        result = self._pose().process(image)
+        if not result.pose_landmarks:
+            return []
+        pose = np.array([[p.x * w, p.y * h, p.visibility] for p in result.pose_landmarks.landmark])
+        shoulder = np.linalg.norm(pose[_POSE_SHOULDERS[0], :2] - pose[_POSE_SHOULDERS[1], :2])
+        views = []
+        for side in ("left", "right"):
+            wrist = pose[_POSE_WRIST[side]]
+            if wrist[2] < self.options.pose_min_visibility:
+                continue
+            knuckles = (pose[_POSE_PINKY[side], :2] + pose[_POSE_INDEX[side], :2]) / 2.0
+            forearm = wrist[:2] - pose[_POSE_ELBOW[side], :2]
+            # Hand centre a little past the wrist towards the knuckles; crop side from the larger of
+            # the hand (wrist->knuckles), forearm and shoulder scales, so it holds the whole hand.
+            center = wrist[:2] + 0.7 * (knuckles - wrist[:2])
+            side_px = max(4.0 * np.linalg.norm(knuckles - wrist[:2]), 0.9 * np.linalg.norm(forearm),
+                          0.7 * shoulder, 32.0)
+            if any(np.all((hand.box_xyxy[:2] <= center) & (center <= hand.box_xyxy[2:])) for hand in found):
+                continue
+            # Turn the crop so the forearm points up (fingers up): the palm detector's easiest pose.
+            direction = knuckles - wrist[:2] if np.linalg.norm(knuckles - wrist[:2]) > 1 else forearm
+            angle = np.degrees(np.arctan2(direction[0], -direction[1])) if np.linalg.norm(direction) > 1 else 0.0
+            angle = 90.0 * round(angle / 90.0)
+            views.append(detect.square_crop_view(image, center, side_px, self.options.person_crop_size,
+                                                 angle_deg=angle, name=f"person-{side}"))
+        return views
+
+    def _tile_views(self, image: np.ndarray) -> list[View]:
+        h, w = image.shape[:2]
+        views = []
+        for grid in self.options.tile_grids:
+            for i, box in enumerate(detect.tile_boxes(w, h, grid, self.options.tile_overlap)):
+                views.append(detect.crop_view(image, box, f"tile{grid}x{grid}-{i}"))
+        return views
+
+    # -- public -------------------------------------------------------------------------------
+
+    def _merge(self, hands: list[HandPrediction], width: int, height: int) -> list[HandPrediction]:
+        o = self.options
+        hands = [hand for hand in hands if detect.layout_is_plausible(
+            hand.keypoints_2d, hand.keypoints_3d, width, height, o.min_hand_side_px, o.min_inside_fraction)]
+        if not hands:
+            return []
+        keep = detect.suppress_duplicates(np.stack([hand.keypoints_2d for hand in hands]),
+                                          np.array([hand.score for hand in hands]),
+                                          o.duplicate_distance, o.duplicate_iou)
+        return [hands[i] for i in keep]
+
+    def _needs_more(self, hands: list[HandPrediction], longer_side: int) -> bool:
+        """More hands may be hiding: fewer than ``max_hands`` and some found hand is small or unsure
+        (or none was found)."""
+        o = self.options
+        if len(hands) >= o.max_hands:
+            return False
+        if not hands:
+            return True
+        return any(hand.score < o.confident_score
+                   or np.ptp(hand.keypoints_2d, axis=0).max() < o.small_hand_fraction * longer_side for hand in hands)
+
+    def predict(self, image: np.ndarray) -> list[HandPrediction]:
+        """Hands in one photo, best score first.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB.
+
+        Returns:
+            Up to ``options.max_hands`` :class:`~handpose.prediction.HandPrediction`, each with
+            ``extras["views"]`` the number of views run on this photo.
+        """
+        image = detect.check_image(image)
+        o = self.options
+        h, w = image.shape[:2]
+        longer = max(h, w)
+        found = self._merge(self._run_view(detect.identity_view(image), o.max_hands, o.min_detection_confidence,
+                                           o.min_score), w, h)
+        views_run = 1
+
+        def search(views: list[View], stop_at: int, confidence: float, min_score: float) -> None:
+            nonlocal found, views_run
+            for view in views:
+                candidates = self._run_view(view, o.max_hands, confidence, min_score)
+                views_run += 1
+                found = self._merge(found + candidates, w, h)
+                if len(found) >= stop_at:
+                    return
+
+        if o.rescue and not found:
+            same = detect.identity_view(image).matrix
+            rescue = [View(image, same, "low-threshold")] + [detect.rot90_view(image, a // 90) for a in o.rotations]
+            if detect.is_greyscale(image):
+                rescue.insert(1, View(detect.enhance_contrast(image), same, "contrast"))
+            search(rescue, 1, o.rescue_detection_confidence, o.min_rescue_score)
+        if o.use_pose and self._needs_more(found, longer):
+            search(self._person_views(image, found), o.max_hands, o.rescue_detection_confidence, o.min_rescue_score)
+        if o.tile_grids and longer >= o.tile_min_side and self._needs_more(found, longer):
+            search(self._tile_views(image), o.max_hands, o.min_detection_confidence, o.min_score)
+        for hand in found:
+            hand.extras["views"] = views_run
+        return found[: o.max_hands]

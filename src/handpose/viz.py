@@ -1,0 +1,166 @@
+"""2D skeleton overlays on photos (OpenCV, anti-aliased) and matplotlib image grids.
+
+Colours are :mod:`handpose.keypoints`' per-finger RGB colours; images are ``(H, W, 3)`` uint8 RGB
+and are never modified in place.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from handpose.keypoints import BONE_COLORS, BONES, KEYPOINT_COLORS, NUM_KEYPOINTS
+from handpose.prediction import HandPrediction
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+Color = tuple[int, int, int]
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be an (H, W, 3) uint8 array, got "
+                         f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image).__name__)}")
+    return image
+
+
+def _default_thickness(image: np.ndarray, keypoints_2d: np.ndarray) -> int:
+    """Line width from the hand's size (``1/40`` of its box side) within ``[1, 1/150`` of the photo]."""
+    finite = keypoints_2d[np.all(np.isfinite(keypoints_2d), axis=1)]
+    hand = float(np.ptp(finite, axis=0).max()) if len(finite) > 1 else 0.0
+    photo_cap = max(1, round(max(image.shape[:2]) / 150))
+    return int(np.clip(round(hand / 40), 1, max(photo_cap, 2)))
+
+
+def draw_keypoints(image: np.ndarray, keypoints_2d: np.ndarray, color: Color | None = None,
+                   radius: int | None = None, thickness: int | None = None, bones: bool = True) -> np.ndarray:
+    """Draw one hand's raw keypoints (e.g. ground truth beside a prediction).
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        keypoints_2d: ``(21, 2)`` pixels; rows with NaN (not annotated) are skipped, with their bones.
+        color: one RGB colour for everything, or ``None`` for the per-finger colours.
+        radius, thickness: dot radius and line width in pixels (``None``: from the hand's size).
+        bones: draw the 20 bones as well as the dots.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB copy with the skeleton drawn.
+    """
+    out = _check_image(image).copy()
+    points = np.asarray(keypoints_2d, dtype=np.float64)
+    if points.shape != (NUM_KEYPOINTS, 2):
+        raise ValueError(f"keypoints_2d must be (21, 2), got {points.shape}")
+    thickness = thickness or _default_thickness(out, points)
+    radius = radius or thickness + 1
+    valid = np.all(np.isfinite(points), axis=1)
+    # Sub-pixel positions: OpenCV draws with `shift` fractional bits.
+    shift = 4
+    fixed = np.round(np.where(valid[:, None], points, 0) * (1 << shift)).astype(np.int64)
+    if bones:
+        for (parent, child), bone_color in zip(BONES, BONE_COLORS):
+            if valid[parent] and valid[child]:
+                cv2.line(out, tuple(map(int, fixed[parent])), tuple(map(int, fixed[child])),
+                         color or bone_color, thickness, cv2.LINE_AA, shift)
+    for i in np.flatnonzero(valid):
+        center = tuple(map(int, fixed[i]))
+        cv2.circle(out, center, radius << shift, color or KEYPOINT_COLORS[i], -1, cv2.LINE_AA, shift)
+        cv2.circle(out, center, radius << shift, (0, 0, 0), 1, cv2.LINE_AA, shift)
+    return out
+
+
+def draw_hands(image: np.ndarray, hands: Sequence[HandPrediction], label: bool = True, box: bool = False,
+               thickness: int | None = None) -> np.ndarray:
+    """Draw predicted hands: finger-coloured skeleton, keypoint dots and a ``"right 0.97"`` label.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        hands: predictions in the image's pixel frame.
+        label: write handedness and score above each hand.
+        box: also draw each hand's ``box_xyxy``.
+        thickness: line width in pixels (``None``: from each hand's size).
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB copy.
+    """
+    out = _check_image(image).copy()
+    font_scale = max(0.4, max(out.shape[:2]) / 1400)
+    font_thick = max(1, round(font_scale * 2))
+    for hand in hands:
+        out = draw_keypoints(out, hand.keypoints_2d, thickness=thickness)
+        x1, y1, x2, y2 = (int(round(v)) for v in hand.box_xyxy)
+        if box:
+            cv2.rectangle(out, (x1, y1), (x2, y2), (255, 255, 255), 1, cv2.LINE_AA)
+        if label:
+            text = f"{hand.handedness} {hand.score:.2f}"
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, font_thick)
+            x = int(np.clip(x1, 0, max(out.shape[1] - tw, 0)))
+            y = int(np.clip(y1 - 4, th + 2, out.shape[0] - base))
+            cv2.rectangle(out, (x - 1, y - th - 2), (x + tw + 1, y + base), (0, 0, 0), -1)
+            cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), font_thick,
+                        cv2.LINE_AA)
+    return out
+
+
+def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int = 4,
+               cell_inches: float = 3.0) -> "Figure":
+    """A matplotlib figure showing ``images`` (each ``(H, W, 3)`` uint8) in a grid, axes off.
+
+    Args:
+        images: the images, row-major.
+        titles: optional one title per image.
+        ncols: columns (fewer when there are fewer images).
+        cell_inches: width of one cell in inches.
+    """
+    import matplotlib.pyplot as plt
+
+    if len(images) == 0:
+        raise ValueError("image_grid needs at least one image")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"{len(images)} images but {len(titles)} titles")
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    ncols = min(ncols, len(images))
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_inches * ncols, cell_inches * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, image in enumerate(images):
+        ax = axes.ravel()[i]
+        ax.imshow(image)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def hand_silhouette(size: int = 384, background: Color = (70, 90, 120)) -> np.ndarray:
+    """A procedural, shaded hand silhouette (open hand, fingers up, thumb to the image's left)
+    on a vertical-gradient background: an ``(size, size, 3)`` uint8 RGB test image that MediaPipe
+    detects at any quarter turn, for tests and demos that must not use real photos.
+
+    Palm: ellipse; fingers: round-capped strokes; shading: skin colour darkened towards the
+    outline, ``skin * (0.65 + 0.35 min(d / 12 px, 1))`` with ``d`` the distance to the outline.
+    """
+    if size < 64:
+        raise ValueError(f"size must be >= 64, got {size}")
+    s = size / 384.0
+    rows = np.linspace(0.8, 1.2, size)[:, None, None]
+    canvas = np.clip(np.broadcast_to(np.array(background, np.float64), (size, size, 3)) * rows, 0, 255)
+    mask = np.zeros((size, size), np.uint8)
+    cv2.ellipse(mask, (round(192 * s), round(250 * s)), (round(62 * s), round(72 * s)), 0, 0, 360, 255, -1)
+    cv2.rectangle(mask, (round(150 * s), round(290 * s)), (round(234 * s), size), 255, -1)  # forearm
+    # (base x, base y, tip x, tip y, width) in a 384-pixel frame: thumb, index, middle, ring, pinky.
+    strokes = ((138, 255, 63, 210, 28), (160, 200, 135, 83, 24), (190, 200, 190, 70, 25),
+               (218, 200, 239, 82, 23), (243, 200, 279, 112, 20))
+    for x1, y1, x2, y2, width in strokes:
+        cv2.line(mask, (round(x1 * s), round(y1 * s)), (round(x2 * s), round(y2 * s)), 255, round(width * s),
+                 cv2.LINE_AA)
+    inside = (mask > 127).astype(np.uint8)
+    distance = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
+    shade = 0.65 + 0.35 * np.minimum(distance / (12.0 * s), 1.0)
+    skin = np.array([224.0, 172.0, 140.0]) * shade[..., None]
+    alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 1.2)[..., None]
+    return np.clip(canvas * (1 - alpha) + skin * alpha, 0, 255).astype(np.uint8)

@@ -1,0 +1,142 @@
+"""The default estimator on images the tests draw (never real photos)."""
+import numpy as np
+import pytest
+
+from handpose.detect import rot90_view
+from handpose.keypoints import MIDDLE_MCP, TIPS, WRIST
+from handpose.models.mediapipe import MediaPipeEstimator, MediaPipeOptions
+from handpose.viz import hand_silhouette
+
+PLAIN = MediaPipeOptions(rescue=False, use_pose=False, tile_grids=())
+
+
+@pytest.fixture(scope="module")
+def hand_image():
+    return hand_silhouette(384)
+
+
+@pytest.fixture(scope="module")
+def plain():
+    with MediaPipeEstimator(PLAIN) as estimator:
+        yield estimator
+
+
+@pytest.fixture(scope="module")
+def robust():
+    with MediaPipeEstimator() as estimator:
+        yield estimator
+
+
+@pytest.fixture(scope="module")
+def reference(plain, hand_image):
+    hands = plain.predict(hand_image)
+    assert len(hands) == 1
+    return hands[0]
+
+
+def test_options_validation():
+    with pytest.raises(ValueError, match="max_hands"):
+        MediaPipeOptions(max_hands=0)
+    with pytest.raises(ValueError, match="model_complexity"):
+        MediaPipeOptions(model_complexity=2)
+    with pytest.raises(ValueError, match="multiples of 90"):
+        MediaPipeOptions(rotations=(45,))
+    assert MediaPipeOptions().digest() == MediaPipeOptions().digest() != MediaPipeOptions(max_hands=3).digest()
+
+
+def test_rejects_bad_images(plain):
+    with pytest.raises(ValueError, match="uint8"):
+        plain.predict(np.zeros((64, 64, 3), np.float32))
+    with pytest.raises(ValueError):
+        plain.predict(np.zeros((64, 64), np.uint8))
+
+
+def test_blank_image_has_no_hands(robust):
+    assert robust.predict(np.full((240, 320, 3), 128, np.uint8)) == []
+
+
+def test_drawn_hand_keypoints_lie_on_the_hand(reference, hand_image):
+    kp = reference.keypoints_2d
+    skin = np.array([224, 172, 140])
+    # every keypoint falls on the skin-coloured silhouette (shading darkens it by up to 35 %)
+    colours = hand_image[kp[:, 1].astype(int), kp[:, 0].astype(int)].astype(float)
+    ratio = colours / skin
+    assert np.all(np.abs(ratio - ratio.mean(1, keepdims=True)) < 0.08), "a keypoint is off the hand"
+    assert np.all(kp[list(TIPS[1:]), 1] < kp[WRIST, 1] - 100)  # fingers point up
+    np.testing.assert_allclose(reference.keypoints_3d[WRIST], 0.0)
+    assert 50 < np.linalg.norm(reference.keypoints_3d[MIDDLE_MCP]) < 130  # mm
+    np.testing.assert_allclose(reference.box_xyxy, [*kp.min(0), *kp.max(0)])
+    assert reference.source == "mediapipe:full" and 0.5 <= reference.score <= 1.0
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_rotated_copy_gives_the_same_keypoints_rotated(plain, reference, hand_image, k):
+    view = rot90_view(hand_image, k)
+    (hand,) = plain.predict(view.image)
+    size = np.ptp(reference.keypoints_2d, axis=0).max()
+    # 2D: the prediction on the turned copy, turned back, is the prediction on the original.
+    error = np.linalg.norm(view.to_photo(hand.keypoints_2d) - reference.keypoints_2d, axis=1)
+    assert error.mean() < 0.03 * size
+    # 3D: world landmarks are camera-aligned, so they turn with the image and turn back.
+    back = hand.keypoints_3d @ view.rotation_to_photo().T
+    assert np.linalg.norm(back - reference.keypoints_3d, axis=1).mean() < 10.0
+    assert np.linalg.norm(hand.keypoints_3d - reference.keypoints_3d, axis=1).mean() > 50.0
+    assert hand.handedness == reference.handedness
+
+
+def test_mirrored_copy_flips_handedness(plain, reference, hand_image):
+    (hand,) = plain.predict(np.ascontiguousarray(hand_image[:, ::-1]))
+    assert {hand.handedness, reference.handedness} == {"left", "right"}
+    mirrored = hand.keypoints_2d * [-1, 1] + [hand_image.shape[1], 0]
+    assert np.linalg.norm(mirrored - reference.keypoints_2d, axis=1).mean() < 0.03 * np.ptp(mirrored, 0).max()
+
+
+def test_mirrored_input_option_keeps_mediapipe_labels(reference, hand_image):
+    with MediaPipeEstimator(MediaPipeOptions(rescue=False, use_pose=False, tile_grids=(),
+                                             mirrored_input=True)) as selfie:
+        (hand,) = selfie.predict(hand_image)
+    assert hand.handedness != reference.handedness
+
+
+def test_rotated_view_inside_the_estimator_is_mapped_back(robust, reference, hand_image):
+    # A hand the full view cannot see is found by a rescue view; its outputs are in photo axes.
+    found = robust._run_view(rot90_view(hand_image, 1), 1, 0.5, 0.5)[0]
+    assert found.source == "mediapipe:rot90"
+    assert np.linalg.norm(found.keypoints_2d - reference.keypoints_2d, axis=1).mean() < 5.0
+    assert np.linalg.norm(found.keypoints_3d - reference.keypoints_3d, axis=1).mean() < 10.0
+
+
+def test_small_hand_in_a_large_photo_is_found_by_tiles(plain, robust, hand_image):
+    import cv2
+
+    photo = np.full((720, 1280, 3), 60, np.uint8)
+    photo[500:628, 1000:1128] = cv2.resize(hand_image, (128, 128), interpolation=cv2.INTER_AREA)
+    assert plain.predict(photo) == []
+    (hand,) = robust.predict(photo)
+    assert hand.source.startswith("mediapipe:tile")
+    assert np.all(hand.keypoints_2d >= [995, 495]) and np.all(hand.keypoints_2d <= [1133, 633])
+
+
+def test_max_hands_keeps_the_best(hand_image):
+    two = np.concatenate([hand_image, hand_image[:, ::-1]], axis=1)
+    with MediaPipeEstimator(MediaPipeOptions(max_hands=2, use_pose=False)) as both:
+        hands = both.predict(two)
+    assert len(hands) == 2 and {h.handedness for h in hands} == {"left", "right"}
+    assert hands[0].score >= hands[1].score
+    with MediaPipeEstimator(MediaPipeOptions(max_hands=1, use_pose=False)) as one:
+        assert len(one.predict(two)) == 1
+
+
+def test_nothing_is_downloaded(monkeypatch, hand_image):
+    import urllib.request
+
+    from mediapipe.python.solutions import download_utils
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(download_utils, "download_oss_model", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    with MediaPipeEstimator() as estimator:
+        estimator.predict(hand_image)
+        estimator._pose().process(hand_image)  # the person-guided stage's model

@@ -1,0 +1,69 @@
+"""The handpose command: predict writes predictions.json + overlays; doctor reports models and weights."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from handpose import cli, models
+from handpose.viz import hand_silhouette
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "hand.png"), hand_silhouette(256)[..., ::-1])
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    return folder
+
+
+def test_predict_writes_json_and_overlays(photos, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = cli.main(["predict", str(photos), "--out", str(out), "--no-cache", "--max-hands", "1"])
+    assert code == 0
+    data = {entry["image"].rsplit("/", 1)[-1]: entry for entry in json.loads((out / "predictions.json").read_text())}
+    assert len(data["hand.png"]["hands"]) == 1 and "error" not in data["hand.png"]
+    assert data["broken.jpg"]["hands"] == [] and data["broken.jpg"]["error"]
+    assert cv2.imread(str(out / "overlays" / "hand.png")).shape == (256, 256, 3)
+    captured = capsys.readouterr()
+    assert "2 photos, 1 hands, 1 failed" in captured.out and "broken.jpg" in captured.err
+
+
+def test_predict_unknown_model_and_missing_weights(photos, tmp_path, monkeypatch, capsys):
+    assert cli.main(["predict", str(photos), "--out", str(tmp_path / "o"), "--model", "nope"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+
+    class NeedsWeights:
+        def __init__(self, options=None):
+            raise FileNotFoundError("weights/snapshot_99.pth.tar not found")
+
+    monkeypatch.setitem(models._REGISTRY, "gated", f"{__name__}:NeedsWeights")
+    monkeypatch.setattr(sys.modules[__name__], "NeedsWeights", NeedsWeights, raising=False)
+    assert cli.main(["predict", str(photos), "--out", str(tmp_path / "o"), "--model", "gated", "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert "snapshot_99.pth.tar" in err and "weights/README.md" in err
+
+
+def test_doctor_reports_versions_models_and_weights(tmp_path, capsys):
+    (tmp_path / "MANO_RIGHT.pkl").write_bytes(b"")
+    assert cli.main(["doctor", "--weights", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for text in ("python", "torch", "numpy", "mediapipe", "opencv"):
+        assert text in out
+    assert "hands     found" in out and "pose      found" in out
+    assert "MANO_RIGHT.pkl    found" in out and "MANO_LEFT.pkl     missing" in out
+    assert "snapshot_99.pth.tar" in out and "weights/README.md" in out
+
+
+def test_doctor_uses_the_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("HANDPOSE_WEIGHTS", str(tmp_path))
+    assert cli.default_weights_dir() == tmp_path
+
+
+def test_entry_point_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "handpose.cli", "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "predict" in result.stdout and "doctor" in result.stdout

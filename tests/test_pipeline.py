@@ -1,0 +1,122 @@
+"""Pipeline: predict_image / predict_folder, predictions.json schema, cache, bad files, registry."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from handpose import models, pipeline
+from handpose.prediction import HandPrediction
+from handpose.viz import hand_silhouette
+
+
+class CountingEstimator:
+    """Fake model: one hand whose x offset is the image's mean brightness; counts its calls."""
+
+    name = "counting"
+
+    def __init__(self, options=None):
+        self.calls = 0
+        self.options = options
+
+    def predict(self, image):
+        self.calls += 1
+        if image.mean() > 250:
+            raise RuntimeError("too bright")
+        kp = np.stack([np.linspace(0, 20, 21) + image.mean(), np.linspace(0, 30, 21)], axis=1)
+        return [HandPrediction(kp, np.zeros((21, 3)), "right", 0.9, source="counting")]
+
+    def close(self):
+        pass
+
+
+def write_png(path, image):
+    assert cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1]))
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_png(photos / "a.png", np.full((40, 60, 3), 10, np.uint8))
+    write_png(photos / "b.png", np.full((50, 30, 3), 100, np.uint8))
+    (photos / "c.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    return photos
+
+
+def test_predict_image_from_array_and_path(tmp_path):
+    image = hand_silhouette(256)
+    path = write_png(tmp_path / "hand.png", image)
+    from_array = pipeline.predict_image(image)
+    from_path = pipeline.predict_image(path)
+    assert len(from_array) == 1 and len(from_path) == 1
+    np.testing.assert_allclose(from_array[0].keypoints_2d, from_path[0].keypoints_2d)
+
+
+def test_folder_schema_overlays_and_bad_file(folder, tmp_path):
+    out = tmp_path / "out"
+    results = pipeline.predict_folder(folder, out, model=CountingEstimator(), use_cache=False, progress=False)
+    assert [r.image.name for r in results] == ["a.png", "b.png", "c.jpg"]
+    assert results[2].error and "c.jpg" in results[2].error and results[2].hands == []
+    data = json.loads((out / "predictions.json").read_text())
+    assert [set(e) for e in data] == [{"image", "width", "height", "hands"}] * 2 + [
+        {"image", "width", "height", "hands", "error"}]
+    assert (data[0]["width"], data[0]["height"], data[1]["width"]) == (60, 40, 30)
+    hand = data[0]["hands"][0]
+    assert {"keypoints_2d", "keypoints_3d", "handedness", "score", "box_xyxy"} <= set(hand)
+    assert np.asarray(hand["keypoints_2d"]).shape == (21, 2) and np.asarray(hand["keypoints_3d"]).shape == (21, 3)
+    assert hand["handedness"] in ("left", "right") and isinstance(hand["score"], float)
+    assert len(hand["box_xyxy"]) == 4
+    overlay = cv2.imread(str(out / "overlays" / "a.png"))
+    assert overlay.shape == (40, 60, 3)
+    assert not (out / "overlays" / "c.png").exists()
+    round_trip = pipeline.read_predictions(out / "predictions.json")
+    np.testing.assert_allclose(round_trip[1].hands[0].keypoints_2d, results[1].hands[0].keypoints_2d, atol=1e-3)
+
+
+def test_an_estimator_failure_is_recorded_and_the_batch_goes_on(folder, tmp_path):
+    write_png(folder / "white.png", np.full((8, 8, 3), 255, np.uint8))
+    results = pipeline.predict_folder(folder, None, model=CountingEstimator(), use_cache=False, progress=False)
+    errors = {r.image.name: r.error for r in results}
+    assert "too bright" in errors["white.png"] and errors["a.png"] is None and errors["b.png"] is None
+
+
+def test_cache_hits_and_invalidation(folder, tmp_path):
+    cache = tmp_path / "cache"
+    model = CountingEstimator()
+    run = lambda options=None: pipeline.predict_folder(  # noqa: E731
+        [folder / "a.png", folder / "b.png"], None, model=model, options=options, cache_dir=cache, progress=False)
+    first = run()
+    assert model.calls == 2 and not any(r.cached for r in first)
+    second = run()
+    assert model.calls == 2 and all(r.cached for r in second)
+    np.testing.assert_allclose(second[0].hands[0].keypoints_2d, first[0].hands[0].keypoints_2d, atol=1e-3)
+    write_png(folder / "b.png", np.full((50, 30, 3), 200, np.uint8))  # file content changes
+    third = run()
+    assert model.calls == 3 and [r.cached for r in third] == [True, False]
+    assert third[1].hands[0].keypoints_2d[0, 0] == pytest.approx(200.0)
+    run(options={"max_hands": 1})  # other options: other cache entries
+    assert model.calls == 5
+
+
+def test_overlay_names_are_unique(tmp_path):
+    names = pipeline._overlay_names([tmp_path / "x" / "a.jpg", tmp_path / "y" / "a.png", tmp_path / "b.jpg"])
+    assert names == ["a.png", "a_2.png", "b.png"]
+
+
+def test_missing_input_raises(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        pipeline.expand_inputs([tmp_path / "nowhere"])
+
+
+def test_registry(monkeypatch):
+    assert {"mediapipe", "iccv21"} <= set(models.available_models())
+    with pytest.raises(ValueError, match="unknown model"):
+        models.get_estimator("nope")
+    monkeypatch.setitem(models._REGISTRY, "counting", f"{__name__}:CountingEstimator")
+    estimator = models.get_estimator("counting", options={"a": 1})
+    assert type(estimator).__name__ == "CountingEstimator" and estimator.options == {"a": 1}
+    monkeypatch.setitem(models._REGISTRY, "broken", f"{__name__}:Missing")
+    with pytest.raises(ImportError, match="Missing"):
+        models.get_estimator("broken")
