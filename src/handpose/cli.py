@@ -2,6 +2,7 @@
 
     handpose predict IMAGES_OR_FOLDERS... --out DIR [--model mediapipe|iccv21] [--max-hands N]
     handpose doctor [--weights DIR]
+    handpose demo-data [--out data/demo] [--seed 0] [--only NAME ...] [--count N]
 
 Each subcommand is one ``add_<name>(subparsers)`` function registering its arguments and a
 ``run`` callable ``(args) -> exit code``; add new ones to :data:`COMMANDS`.
@@ -16,6 +17,8 @@ import platform
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from handpose.demo_data import add_demo_data_parser
 
 #: Files of the ``mediapipe`` wheel that the default estimator uses, relative to the package.
 BUNDLED_MEDIAPIPE_FILES: dict[str, tuple[str, ...]] = {
@@ -150,7 +153,7 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 # -- main -----------------------------------------------------------------------------------------
 
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_predict, add_doctor)
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_predict, add_doctor, add_demo_data_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

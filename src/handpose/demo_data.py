@@ -1,0 +1,787 @@
+"""The 20 default demo images: rendered hands with full ground truth (``handpose demo-data``).
+
+:func:`generate` renders the scenes of :data:`SCENES` with the open hand model
+(:mod:`handpose.handmodel`), a forearm and sleeve, objects, lights and backgrounds
+(:mod:`handpose.scene`), through a phone-like pinhole camera (4:3, ``f`` about the image width),
+and writes ``<out>/<name>.jpg``, ``<out>/gt.json`` (the format of ``../shared/photos/gt.json``) and
+``<out>/metadata.csv`` (columns :data:`handpose.io.METADATA_COLUMNS`). Everything is a pure function
+of the seed: the scene list fixes the composition, the seed the jitter (pose, shape, light,
+textures, noise).
+
+Ground truth per hand: ``keypoints_3d_cam_mm`` (camera frame), ``keypoints_2d = project(K, X)``,
+``K`` and ``visibility`` from the rendered depth buffer (:func:`keypoint_visibility`): a keypoint is
+visible when it projects inside the image and no surface lies more than its skin depth in front of
+it, so the other hand, an object or the hand's own fingers hide it.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io as _stdio
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from handpose import scene as sc
+from handpose.camera import intrinsics, project
+from handpose.keypoints import NAMES
+from handpose.render import rasterize, vertex_normals
+
+if TYPE_CHECKING:
+    from handpose.handmodel import OpenHandModel
+
+#: Image size (4:3) and focal length of the demo camera, pixels.
+WIDTH, HEIGHT = 800, 600
+FOCAL = 0.95 * WIDTH
+#: Samples per pixel side when rendering (anti-aliasing).
+SUPERSAMPLE = 2
+JPEG_QUALITY = 92
+#: Slack (mm) of the depth test of a keypoint's visibility beyond its own skin thickness.
+VISIBILITY_MARGIN_MM = 3.0
+#: Deepest each keypoint can sit under the skin that faces the camera, mm: 35 for the wrist and
+#: the thumb CMC (inside the wrist and the thenar muscle), 25 for finger joints. Deeper ray entries
+#: come from fingers pressed into the palm (a fist), which hide the joint.
+MAX_SKIN_DEPTH_MM = np.array([35.0, 35.0] + [25.0] * 19)
+
+# ------------------------------------------------------------------------------------------------
+# Gestures: (flexion, twist, abduction) degrees per joint, course order (thumb CMC, MCP, IP; index
+# MCP, PIP, DIP; middle; ring; pinky), within the open hand's limits (handmodel.joint_ranges).
+# ------------------------------------------------------------------------------------------------
+_EXTENDED = ((0, 0, 0), (0, 0, 0), (0, 0, 0))
+_CURLED = ((80, 0, 0), (95, 0, 0), (55, 0, 0))
+GESTURES: dict[str, tuple[tuple[tuple[float, float, float], ...], ...]] = {
+    "open": (((-20, 0, -20), (-5, 0, 0), (-5, 0, 0)), ((-5, 0, -10), (0, 0, 0), (0, 0, 0)),
+             ((-5, 0, 0), (0, 0, 0), (0, 0, 0)), ((-5, 0, 8), (0, 0, 0), (0, 0, 0)),
+             ((-5, 0, 15), (0, 0, 0), (0, 0, 0))),
+    "relaxed": (((0, 0, 0), (5, 0, 0), (10, 0, 0)), ((10, 0, 0), (15, 0, 0), (10, 0, 0)),
+                ((15, 0, 0), (20, 0, 0), (10, 0, 0)), ((20, 0, 0), (25, 0, 0), (15, 0, 0)),
+                ((25, 0, 0), (30, 0, 0), (15, 0, 0))),
+    "fist": (((30, 0, 10), (45, 0, 0), (40, 0, 0)), _CURLED, _CURLED, _CURLED, _CURLED),
+    "point": (((30, 0, 10), (40, 0, 0), (30, 0, 0)), _EXTENDED, _CURLED, _CURLED, _CURLED),
+    "count2": (((30, 0, 10), (40, 0, 0), (30, 0, 0)), ((0, 0, -10), (0, 0, 0), (0, 0, 0)),
+               ((0, 0, 8), (0, 0, 0), (0, 0, 0)), _CURLED, _CURLED),
+    "count3": (((-15, 0, -15), (0, 0, 0), (0, 0, 0)), ((0, 0, -8), (0, 0, 0), (0, 0, 0)),
+               ((0, 0, 5), (0, 0, 0), (0, 0, 0)), _CURLED, _CURLED),
+    "pinch": (((25, 0, 15), (20, 0, 0), (15, 0, 0)), ((35, 0, 0), (50, 0, 0), (20, 0, 0)),
+              ((15, 0, 0), (20, 0, 0), (10, 0, 0)), ((20, 0, 0), (25, 0, 0), (15, 0, 0)),
+              ((25, 0, 0), (30, 0, 0), (15, 0, 0))),
+}
+#: ``metadata.csv`` gesture tag of each gesture.
+#: ``metadata.csv`` background tag of each background kind.
+BACKGROUND_TAGS = {"plain": "plain", "wood": "textured", "fabric": "textured", "clutter": "cluttered",
+                   "photo": "cluttered"}
+GESTURE_TAGS = {"open": "open", "relaxed": "other", "fist": "fist", "point": "point",
+                "count2": "count", "count3": "count", "pinch": "pinch"}
+
+
+def gesture_pose(name: str, rng: np.random.Generator | None = None, jitter_deg: float = 4.0,
+                 limits: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """The ``(45,)`` pose (radians) of gesture ``name``, optionally jittered and clipped to ``limits``.
+
+    Jitter: ``N(0, jitter_deg)`` on flexion, a third of it on twist and abduction.
+    """
+    if name not in GESTURES:
+        raise ValueError(f"unknown gesture {name!r}; known: {', '.join(GESTURES)}")
+    pose = np.radians(np.asarray(GESTURES[name], dtype=np.float64).reshape(-1))
+    if rng is not None:
+        scale = np.tile([1.0, 1 / 3, 1 / 3], 15) * np.radians(jitter_deg)
+        pose = pose + scale * rng.standard_normal(45)
+    if limits is not None:
+        pose = np.clip(pose, limits[0], limits[1])
+    return pose
+
+
+# ------------------------------------------------------------------------------------------------
+# Scene descriptions
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HandSpec:
+    """One hand in a scene (camera frame, mm).
+
+    Attributes:
+        side: ``"right"`` or ``"left"``.
+        gesture: key of :data:`GESTURES`.
+        forward: ``(3,)`` direction wrist -> middle knuckle.
+        normal: ``(3,)`` direction the palm faces (made orthogonal to ``forward``).
+        at: ``(u, v, z)``: the palm centre (midway between the wrist and the middle knuckle) is
+            placed at depth ``z`` mm on the ray through the image point ``(u W, v H)``.
+        bend: wrist flexion relative to the forearm, degrees (positive: hand bent towards the palm).
+        sleeve_at: forearm length before the sleeve starts, mm.
+    """
+
+    side: str
+    gesture: str
+    forward: tuple[float, float, float]
+    normal: tuple[float, float, float]
+    at: tuple[float, float, float]
+    bend: float = 0.0
+    sleeve_at: float = 160.0
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """An occluding object: a ``"box"`` (phone, book) or a ``"cylinder"`` (mug, bottle).
+
+    Attributes:
+        kind: ``"box"`` or ``"cylinder"``.
+        center: ``(3,)`` mm, camera frame.
+        size: box ``(3,)`` edge lengths, cylinder ``(radius, height, 0)``, mm.
+        tilt: rotation about the camera z axis, degrees.
+        color: sRGB 0-255.
+    """
+
+    kind: str
+    center: tuple[float, float, float]
+    size: tuple[float, float, float]
+    tilt: float
+    color: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """One demo image: its hands, surroundings and tags (the ``metadata.csv`` row)."""
+
+    name: str
+    view: str
+    hands: tuple[HandSpec, ...]
+    background: str
+    lighting: str
+    skin: str
+    objects: tuple[ObjectSpec, ...] = ()
+    occlusion: str = "none"
+    blur: float = 0.0
+    noise: float = 0.004
+    shadow: float = 0.0
+    hard: bool = False
+    notes: str = ""
+
+    def metadata(self) -> dict[str, str]:
+        """The ``metadata.csv`` row of this scene (``image`` filled in by the caller)."""
+        tags = {GESTURE_TAGS[h.gesture] for h in self.hands}
+        return {"view": self.view, "gesture": "+".join(sorted(tags)), "hands": str(len(self.hands)),
+                "occlusion": self.occlusion, "background": BACKGROUND_TAGS[self.background.split(":")[0]],
+                "lighting": self.lighting, "skin_tone": sc.SKIN_TONES[self.skin][2],
+                "hard": str(int(self.hard)), "notes": self.notes}
+
+
+# Directions in the camera frame (x right, y down, z forward).
+_UP, _DOWN, _LEFT, _RIGHT = (0, -1, 0), (0, 1, 0), (-1, 0, 0), (1, 0, 0)
+_TO_CAM, _AWAY = (0, 0, -1), (0, 0, 1)
+
+SCENES: tuple[SceneSpec, ...] = (
+    SceneSpec("01_palm_open", "palm",
+              (HandSpec("right", "open", (0.05, -1, 0.1), _TO_CAM, (0.5, 0.52, 480)),),
+              "plain:wall", "daylight", "II", notes="reference: open palm facing the camera"),
+    SceneSpec("02_back_open", "back",
+              (HandSpec("left", "open", (-0.1, -1, 0.05), _AWAY, (0.45, 0.5, 450)),),
+              "fabric:blue", "indoor", "IV"),
+    SceneSpec("03_palm_fist", "palm",
+              (HandSpec("right", "fist", (0.15, -1, 0.3), _TO_CAM, (0.55, 0.45, 380)),),
+              "wood", "daylight", "III"),
+    SceneSpec("04_side_point", "side",
+              (HandSpec("right", "point", (1, -0.15, 0.1), (0, 0.3, -1), (0.42, 0.5, 400), bend=-10),),
+              "clutter:room", "indoor", "I", notes="index finger points to the right"),
+    SceneSpec("05_back_count2", "back",
+              (HandSpec("right", "count2", (0, -1, 0.1), _AWAY, (0.52, 0.5, 430)),),
+              "plain:grey", "indoor", "VI", notes="V sign seen from the back"),
+    SceneSpec("06_palm_count3", "palm",
+              (HandSpec("left", "count3", (-0.15, -1, 0.1), _TO_CAM, (0.72, 0.55, 380)),),
+              "photo:grace_hopper.jpg", "daylight", "V", notes="thumb, index and middle up"),
+    SceneSpec("07_side_pinch", "side",
+              (HandSpec("right", "pinch", (0.7, -0.7, 0.1), (-0.4, -0.2, -1), (0.45, 0.5, 380)),),
+              "wood", "indoor", "II", shadow=0.3, notes="thumb and index tips touch"),
+    SceneSpec("08_topdown_open", "top-down",
+              (HandSpec("right", "relaxed", (0.1, -1, 0.1), _AWAY, (0.5, 0.5, 380), bend=10),),
+              "wood", "indoor", "III", shadow=0.55, notes="hand resting on a table, seen from above"),
+    SceneSpec("09_ego_relaxed", "egocentric",
+              (HandSpec("right", "relaxed", (-0.2, -0.7, 0.7), (0, 0.7, 0.7), (0.55, 0.55, 330), sleeve_at=120),),
+              "fabric:beige", "indoor", "IV", shadow=0.3, notes="own hand seen from the eyes, forearm from the bottom"),
+    SceneSpec("10_ego_point", "egocentric",
+              (HandSpec("right", "point", (-0.3, -0.6, 0.75), (0.1, 0.75, 0.6), (0.5, 0.55, 330), sleeve_at=110),),
+              "clutter:desk", "indoor", "I", shadow=0.3),
+    SceneSpec("11_two_open", "palm",
+              (HandSpec("right", "open", (0.2, -1, 0.1), _TO_CAM, (0.33, 0.5, 500)),
+               HandSpec("left", "open", (-0.2, -1, 0.1), _TO_CAM, (0.67, 0.5, 500))),
+              "plain:wall", "daylight", "III", notes="two hands side by side"),
+    SceneSpec("12_two_interacting", "palm",
+              (HandSpec("right", "pinch", (0.7, -0.7, 0.1), (-0.2, 0, -1), (0.38, 0.55, 430)),
+               HandSpec("left", "relaxed", (-0.7, -0.7, 0.2), (0.2, 0, -1), (0.64, 0.55, 450))),
+              "clutter:room", "indoor", "II", occlusion="other-hand",
+              notes="hands reach towards each other, fingers overlap"),
+    SceneSpec("13_two_fist_count", "back",
+              (HandSpec("left", "fist", (0, -1, 0.2), _AWAY, (0.32, 0.55, 460)),
+               HandSpec("right", "count3", (0, -1, 0.1), _AWAY, (0.68, 0.5, 480))),
+              "fabric:green", "dim", "V"),
+    SceneSpec("14_far_small", "palm",
+              (HandSpec("right", "open", (0.1, -1, 0.05), _TO_CAM, (0.62, 0.4, 1600)),),
+              "clutter:room", "daylight", "III", notes="small hand far away (~90 px)"),
+    SceneSpec("15_object_mug", "side",
+              (HandSpec("right", "relaxed", (0.3, -1, 0.2), (-0.6, 0, -1), (0.5, 0.5, 420)),),
+              "wood", "indoor", "IV",
+              objects=(ObjectSpec("cylinder", (25, 70, 350), (40, 100, 0), 0, (200, 60, 50)),),
+              occlusion="object", notes="a mug in front of the palm"),
+    SceneSpec("16_object_phone", "back",
+              (HandSpec("left", "count2", (0, -1, 0.1), _AWAY, (0.5, 0.5, 430)),),
+              "plain:grey", "daylight", "I",
+              objects=(ObjectSpec("box", (-45, 80, 360), (70, 145, 8), 20, (30, 30, 35)),),
+              occlusion="object", notes="a phone hides the thumb side"),
+    SceneSpec("17_border_cut", "palm",
+              (HandSpec("right", "open", (0.5, -1, 0.1), _TO_CAM, (0.9, 0.4, 400)),),
+              "fabric:red", "indoor", "II", occlusion="border", notes="fingers cut by the right border"),
+    SceneSpec("18_backlit_hard", "palm",
+              (HandSpec("left", "open", (0.1, -1, 0.1), _TO_CAM, (0.5, 0.5, 430)),),
+              "plain:bright", "backlit", "VI", hard=True, notes="dark hand against a bright window"),
+    SceneSpec("19_blur_fist_hard", "side",
+              (HandSpec("right", "fist", (0.5, -1, 0.4), (-1, 0, -0.4), (0.5, 0.5, 370)),),
+              "clutter:desk", "dim", "III", blur=2.5, noise=0.02, hard=True,
+              notes="side fist, defocused and noisy in dim light"),
+    SceneSpec("20_crossed_hard", "back",
+              (HandSpec("right", "open", (0.5, -1, 0.1), _AWAY, (0.43, 0.52, 440)),
+               HandSpec("left", "open", (-0.5, -1, 0.1), _AWAY, (0.57, 0.52, 410))),
+              "fabric:beige", "indoor", "II", occlusion="other-hand", hard=True,
+              notes="crossed hands, one over the other"),
+)
+
+# ------------------------------------------------------------------------------------------------
+# Lights and backgrounds by tag
+# ------------------------------------------------------------------------------------------------
+#: lighting tag -> (key direction, key colour, sky, ground, background gain, exposure)
+_LIGHTS: dict[str, tuple[tuple[float, ...], ...]] = {
+    "daylight": ((-0.4, -0.6, -0.7), (0.85, 0.84, 0.82), (0.30, 0.32, 0.36), (0.14, 0.13, 0.12), (1.0,), (1.0,)),
+    "indoor": ((0.5, -0.7, -0.5), (0.85, 0.72, 0.55), (0.26, 0.24, 0.22), (0.12, 0.10, 0.08), (0.9,), (1.05,)),
+    "dim": ((-0.6, -0.5, -0.6), (0.30, 0.26, 0.22), (0.10, 0.10, 0.11), (0.05, 0.05, 0.05), (0.35,), (2.2,)),
+    "backlit": ((0.2, -0.5, 1.0), (1.2, 1.15, 1.1), (0.12, 0.13, 0.15), (0.06, 0.06, 0.06), (2.5,), (1.0,)),
+}
+_COLORS = {"wall": (236, 230, 218), "grey": (150, 152, 155), "bright": (250, 250, 248), "blue": (60, 85, 140),
+           "beige": (200, 180, 150), "green": (70, 110, 80), "red": (150, 45, 50), "room": (215, 205, 190),
+           "desk": (150, 105, 70)}
+
+
+def scene_lighting(tag: str, rng: np.random.Generator) -> tuple[sc.Lighting, float, float]:
+    """``(Lighting, background gain, exposure)`` of a lighting tag, the key direction jittered."""
+    if tag not in _LIGHTS:
+        raise ValueError(f"unknown lighting {tag!r}; known: {', '.join(_LIGHTS)}")
+    direction, key, sky, ground, (gain,), (exposure,) = _LIGHTS[tag]
+    direction = tuple(sc.normalize(np.asarray(direction) + 0.15 * rng.standard_normal(3)))
+    return sc.Lighting(direction, key, sky, ground), gain, exposure
+
+
+def scene_background(tag: str, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """Linear RGB ``(H, W, 3)`` background of a tag ``kind[:variant]`` (see :data:`SCENES`)."""
+    kind, _, variant = tag.partition(":")
+    color = sc.srgb_to_linear(np.asarray(_COLORS.get(variant, (160, 120, 80))) / 255.0)
+    if kind == "plain":
+        return sc.gradient_background(height, width, color * 1.05, color * 0.8, rng)
+    if kind == "wood":
+        return sc.wood_background(height, width, color, rng)
+    if kind == "fabric":
+        return sc.fabric_background(height, width, color, rng)
+    if kind == "clutter":
+        base = (sc.wood_background(height, width, color, rng) if variant == "desk"
+                else sc.gradient_background(height, width, color, color * 0.75, rng))
+        return sc.clutter_background(height, width, base, rng)
+    if kind == "photo":
+        return sc.sample_photo_background(variant, height, width, rng)
+    raise ValueError(f"unknown background {tag!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Hands with forearms
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class PosedHand:
+    """One posed hand in the camera frame.
+
+    Attributes:
+        side: ``"right"`` or ``"left"``.
+        keypoints: ``(21, 3)`` mm, course order.
+        skin_depth: ``(21,)`` mm, depth of each keypoint under its own skin along the camera ray
+            (:func:`skin_thickness`).
+        mesh: the hand, forearm and sleeve as one :class:`handpose.scene.Mesh`.
+    """
+
+    side: str
+    keypoints: np.ndarray
+    skin_depth: np.ndarray
+    mesh: sc.Mesh
+
+
+def skin_thickness(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Depth ``(N,)`` (mm, along ``z``) of points ``(N, 3)`` under the surface that encloses them,
+    seen from a camera at the origin.
+
+    The ray ``t X`` (``0 < t < 1``) from the camera to each point is intersected with every face
+    (Moller-Trumbore); the last crossing ``t*`` before the point is where the ray enters the skin
+    around it, and the thickness is ``(1 - t*) Z``; 0 when nothing is crossed.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    tri = np.asarray(vertices, dtype=np.float64)[np.asarray(faces)]  # (F, 3, 3)
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]  # (F, 3)
+    # Solve t d = v0 + u e1 + w e2 with d = X: p = d x e2, det = e1 . p, u = (-v0) . p / det, ...
+    p = np.cross(points[:, None], e2[None])  # (N, F, 3)
+    det = np.einsum("fc,nfc->nf", e1, p)
+    ok = np.abs(det) > 1e-12
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    s = -tri[:, 0]  # origin - v0
+    u = np.einsum("fc,nfc->nf", s, p) * inv
+    q = np.cross(s, e1)  # (F, 3)
+    w = np.einsum("nc,fc->nf", points, q) * inv
+    t = np.einsum("fc,fc->f", e2, q)[None] * inv
+    hit = ok & (u >= 0) & (w >= 0) & (u + w <= 1) & (t > 1e-9) & (t < 1.0)
+    last = np.where(hit, t, 0.0).max(1)
+    return np.where(hit.any(1), (1.0 - last) * points[:, 2], 0.0)
+
+
+class HandFactory:
+    """Posed open hands with forearm, sleeve and skin material (models loaded once per side)."""
+
+    def __init__(self) -> None:
+        from handpose.handmodel import load_hand_model
+
+        self.models = {side: load_hand_model("open", side) for side in ("right", "left")}
+        model = self.models["right"]
+        self.loop = sc.boundary_loop(model.faces.numpy())
+        self.materials = {side: self._skin_weights(m) for side, m in self.models.items()}
+
+    @staticmethod
+    def _skin_weights(model: "OpenHandModel") -> tuple[np.ndarray, np.ndarray]:
+        """Per rest vertex ``(V,)`` palm weight (palm side 1, back 0) and nail weight."""
+        import torch
+
+        from handpose.handmodel import load_open_hand_arrays
+
+        with torch.no_grad():
+            rest = model().vertices[0].double().numpy()
+        faces = model.faces.numpy()
+        normals = vertex_normals(rest, faces)
+        palm = sc.smoothstep(normals[:, 2], -0.15, 0.45)
+        # Nails: on the distal phalanx, facing away from where it flexes, near the tip.
+        weights = model.weights.numpy()
+        labels = {f"finger{f}-3": f for f in range(1, 6)}
+        bone = weights.argmax(1)
+        frames = model.frames.numpy()
+        tails = model.tails.numpy()
+        nail = np.zeros(len(rest))
+        names = [str(b) for b in load_open_hand_arrays()["bone_labels"]]
+        heads = model.heads.numpy()
+        for label, f in labels.items():
+            k = names.index(label)
+            dorsal = -frames[3 * (f - 1) + 2][:, 2]
+            axis = tails[k] - heads[k]
+            length = np.linalg.norm(axis)
+            t = (rest - heads[k]) @ axis / length**2  # 0 at the DIP, 1 at the tip
+            on = (bone == k) | (weights[:, k] > 0.5)
+            nail += on * sc.smoothstep(normals @ dorsal, 0.35, 0.7) * sc.smoothstep(t, 0.3, 0.5)
+        return palm, np.clip(nail, 0.0, 1.0)
+
+    def build(self, spec: HandSpec, skin: str, sleeve_rgb: tuple[int, int, int], shape: np.ndarray,
+              pose: np.ndarray, K: np.ndarray, width: int, height: int) -> PosedHand:
+        """Pose the hand of ``spec`` (pose ``(45,)`` rad, shape ``(4,)``) for the camera ``K`` of a
+        ``width x height`` image, and attach its forearm."""
+        import torch
+        from scipy.spatial.transform import Rotation
+
+        model = self.models[spec.side]
+        rotation = sc.look_rotation(np.asarray(spec.forward, float), np.asarray(spec.normal, float))
+        orient = Rotation.from_matrix(rotation).as_rotvec()
+        with torch.no_grad():
+            out = model(pose=torch.as_tensor(pose, dtype=torch.float32)[None],
+                        shape=torch.as_tensor(shape, dtype=torch.float32)[None],
+                        global_orient=torch.as_tensor(orient, dtype=torch.float32)[None])
+        # move the palm centre onto the ray through `at`: target = z K^-1 (u W, v H, 1)
+        u, v, z = spec.at
+        target = z * np.linalg.solve(K, np.array([u * width, v * height, 1.0]))
+        keypoints = out.keypoints[0].double().numpy()
+        shift = target - 0.5 * (keypoints[0] + keypoints[9])
+        keypoints = keypoints + shift
+        verts = out.vertices[0].double().numpy() + shift
+        faces = model.faces.numpy().astype(np.int64)
+        palm, nail = self.materials[spec.side]
+
+        # Forearm: the wrist loop continued along the arm axis, hand bent by `bend` about its x axis:
+        # arm axis (wrist -> elbow) = R (-cos b e_y + sin b e_z). Ring distances start past the
+        # loop's own extent along the axis, so the tube never folds back into the wrist.
+        b = np.radians(spec.bend)
+        axis = rotation @ np.array([0.0, -np.cos(b), np.sin(b)])
+        loop = self.loop
+        arm_d = np.array([5.0, 14.0, 30.0, 55.0, 85.0, 120.0, spec.sleeve_at + 10.0])
+        follow = 1.0 - sc.smoothstep(arm_d, 0.0, 40.0)
+        arm_s = 1.0 + 0.3 * sc.smoothstep(arm_d, 0.0, 140.0)
+        rings = sc.forearm_rings(verts[loop], axis, arm_d, arm_s, follow)  # (R, L, 3)
+        # the sleeve runs 400 mm towards the elbow, stopping 80 mm in front of the camera plane
+        centre_z, axis_z = verts[loop].mean(0)[2], axis[2]
+        reach = 400.0 if axis_z >= 0 else min(400.0, (centre_z - 80.0) / -axis_z - 20.0 - spec.sleeve_at)
+        sleeve_d = spec.sleeve_at + np.array([-8.0, 0.0, 12.0, max(reach, 20.0)])
+        sleeve_s = (1.0 + 0.3 * sc.smoothstep(spec.sleeve_at, 0.0, 140.0)) * np.array([1.02, 1.45, 1.5, 1.6])
+        sleeve = sc.forearm_rings(verts[loop], axis, sleeve_d, sleeve_s)
+        n_hand, n_loop = len(verts), len(loop)
+        # ring 0 of the forearm is the hand's own wrist loop (shared vertices: smooth normals)
+        arm_faces = sc.tube_faces(n_loop, len(arm_d) + 1, offset=n_hand)
+        ring_index = np.concatenate([loop, n_hand + np.arange(len(arm_d) * n_loop)])
+        arm_faces = ring_index[arm_faces - n_hand]
+        sleeve_faces = sc.tube_faces(n_loop, len(sleeve_d), offset=n_hand + len(arm_d) * n_loop)
+        vertices = np.concatenate([verts, rings.reshape(-1, 3), sleeve.reshape(-1, 3)])
+        all_faces = np.concatenate([faces, arm_faces[:, ::-1], sleeve_faces[:, ::-1]])
+        skin_normals = vertex_normals(vertices[: n_hand + len(arm_d) * n_loop],
+                                      np.concatenate([faces, arm_faces[:, ::-1]]))
+        near_seam = np.linalg.norm(vertices[:, None] - verts[loop][None], axis=-1).min(1) < 28.0
+        near_seam[n_hand + len(arm_d) * n_loop:] = False
+        skin_normals = sc.smooth_normals(skin_normals, np.concatenate([faces, arm_faces]),
+                                         near_seam[: len(skin_normals)], iterations=8)
+        sleeve_normals = vertex_normals(vertices, all_faces)[n_hand + len(arm_d) * n_loop:]
+        normals = np.concatenate([skin_normals, sleeve_normals])
+
+        back_rgb, palm_rgb, _ = sc.SKIN_TONES[skin]
+        back_lin = sc.srgb_to_linear(np.asarray(back_rgb) / 255.0)
+        palm_lin = sc.srgb_to_linear(np.asarray(palm_rgb) / 255.0)
+        nail_lin = sc.srgb_to_linear(np.asarray(sc.NAIL_SRGB) / 255.0)
+        # forearm: the palm-side colour fades to half along the inner forearm
+        arm_palm = palm[loop][None, :] * (1.0 - 0.5 * sc.smoothstep(arm_d, 0.0, 80.0))[:, None]
+        w_palm = np.concatenate([palm, arm_palm.reshape(-1)])[:, None]
+        w_nail = np.concatenate([nail, np.zeros(len(arm_d) * n_loop)])[:, None]
+        albedo = (1 - w_palm) * back_lin + w_palm * palm_lin
+        albedo = (1 - 0.55 * w_nail) * albedo + 0.55 * w_nail * nail_lin
+        n_sleeve = len(sleeve_d) * n_loop
+        sleeve_lin = np.broadcast_to(sc.srgb_to_linear(np.asarray(sleeve_rgb) / 255.0), (n_sleeve, 3))
+        albedo = np.concatenate([albedo, sleeve_lin])
+        specular = np.concatenate([0.05 + 0.25 * w_nail[:, 0], np.full(n_sleeve, 0.01)])
+        subsurface = np.concatenate([np.full(len(w_nail), 0.45), np.zeros(n_sleeve)])
+
+        mesh = sc.Mesh(vertices, all_faces, albedo, specular, subsurface, normals)
+        return PosedHand(spec.side, keypoints, skin_thickness(keypoints, vertices, all_faces), mesh)
+
+
+# ------------------------------------------------------------------------------------------------
+# Rendering, visibility, ground truth
+# ------------------------------------------------------------------------------------------------
+def supersampled_intrinsics(K: np.ndarray, s: int) -> np.ndarray:
+    """Intrinsics of the same camera on an ``s`` times finer pixel grid.
+
+    Pixel centres are integers, so pixel ``u`` covers sub-pixels ``s u + (0 .. s-1)`` centred at
+    ``u_s = s (u + 1/2) - 1/2``: ``f_s = s f``, ``c_s = s c + (s - 1) / 2``.
+    """
+    Ks = np.array(K, dtype=np.float64)
+    Ks[:2, :2] *= s
+    Ks[:2, 2] = s * Ks[:2, 2] + (s - 1) / 2.0
+    return Ks
+
+
+def keypoint_visibility(points: np.ndarray, K: np.ndarray, depth: np.ndarray,
+                        tolerance: np.ndarray | float) -> np.ndarray:
+    """Visibility ``(N,)`` bool of camera-frame points ``(N, 3)`` mm against a depth buffer ``(H, W)``.
+
+    A point is visible when it is in front of the camera, its projection ``u = K X / Z`` rounds to a
+    pixel inside the image, and the rendered depth there is at most ``tolerance`` (scalar or
+    ``(N,)``, mm) in front of it: ``Z - depth[v, u] <= tolerance``. Joints sit inside the skin, so
+    the tolerance is the skin depth plus a margin.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    depth = np.asarray(depth)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"points must be (N, 3), got {points.shape}")
+    if depth.ndim != 2:
+        raise ValueError(f"depth must be (H, W), got {depth.shape}")
+    tolerance = np.broadcast_to(np.asarray(tolerance, dtype=np.float64), points.shape[:1])
+    height, width = depth.shape
+    z = points[:, 2]
+    uv = np.asarray(project(np.where(z[:, None] > 0, points, 1.0), K))
+    col, row = np.rint(uv[:, 0]), np.rint(uv[:, 1])
+    inside = (z > 0) & (col >= 0) & (col < width) & (row >= 0) & (row < height)
+    seen = np.full(len(points), np.inf)
+    seen[inside] = depth[row[inside].astype(int), col[inside].astype(int)]
+    return inside & (z - seen <= tolerance)
+
+
+@dataclass
+class RenderedScene:
+    """One rendered demo image and its ground truth.
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8 sRGB.
+        K: ``(3, 3)`` intrinsics.
+        hands: the posed hands (keypoints in the camera frame).
+        visibility: per hand ``(21,)`` bool.
+        depth: ``(s H, s W)`` rendered depth (mm) at the supersampled resolution, ``inf`` if empty.
+        K_depth: ``(3, 3)`` intrinsics of ``depth``.
+        spec: the scene.
+    """
+
+    image: np.ndarray
+    K: np.ndarray
+    hands: list[PosedHand]
+    visibility: list[np.ndarray]
+    depth: np.ndarray
+    K_depth: np.ndarray
+    spec: SceneSpec
+
+
+def _object_mesh(obj: ObjectSpec) -> sc.Mesh:
+    c, t = np.cos(np.radians(obj.tilt)), np.sin(np.radians(obj.tilt))
+    rotation = np.array([[c, -t, 0.0], [t, c, 0.0], [0.0, 0.0, 1.0]])
+    if obj.kind == "box":
+        verts, faces, normals = sc.box_mesh(np.asarray(obj.center, float), rotation, np.asarray(obj.size, float))
+    elif obj.kind == "cylinder":
+        verts, faces, normals = sc.cylinder_mesh(np.asarray(obj.center, float), rotation, obj.size[0], obj.size[1])
+    else:
+        raise ValueError(f"unknown object kind {obj.kind!r}")
+    albedo = np.broadcast_to(sc.srgb_to_linear(np.asarray(obj.color) / 255.0), verts.shape)
+    return sc.Mesh(verts, faces, albedo, np.full(len(verts), 0.25), np.zeros(len(verts)), normals)
+
+
+def shade_meshes(meshes: Sequence[sc.Mesh], K: np.ndarray, height: int, width: int, light: sc.Lighting,
+                 occlusion: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render meshes with one z-buffer: ``(colour (H, W, 3) linear, coverage (H, W) bool, depth (H, W))``.
+
+    Per pixel: perspective-correct barycentrics ``b`` of the nearest face interpolate the vertex
+    normal (Phong shading, turned towards the camera), position and material, then
+    :func:`handpose.scene.shade`. ``K`` is the intrinsics of this (already supersampled) grid.
+    """
+    offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
+    verts = np.concatenate([m.vertices for m in meshes])
+    faces = np.concatenate([m.faces + o for m, o in zip(meshes, offsets)])
+    normals = np.concatenate([m.normals if m.normals is not None else vertex_normals(m.vertices, m.faces)
+                              for m in meshes])
+    ao = np.concatenate([sc.ambient_occlusion(m.vertices, sc.normalize(m.normals)) if occlusion and m.subsurface.any()
+                         else np.ones(len(m.vertices)) for m in meshes])
+    albedo = np.concatenate([m.albedo for m in meshes])
+    specular = np.concatenate([m.specular for m in meshes])
+    subsurface = np.concatenate([m.subsurface for m in meshes])
+    # vertices behind the near plane get a dummy pixel and z = -1: rasterize drops their faces
+    front = verts[:, 2] > 1.0
+    screen = np.concatenate([np.asarray(project(np.where(front[:, None], verts, 1.0), K)),
+                             np.where(front, verts[:, 2], -1.0)[:, None]], axis=1)
+    raster = rasterize(screen, faces, height, width)
+    covered = raster.face_id >= 0
+    fv = faces[raster.face_id[covered]]  # (N, 3)
+    b = raster.barycentrics[covered]  # (N, 3)
+
+    def interp(values: np.ndarray) -> np.ndarray:
+        return np.einsum("nk,nk...->n...", b, values[fv])
+
+    position = interp(verts)
+    normal = sc.normalize(interp(normals))
+    # two-sided: a normal pointing away from the camera (n . p > 0) is flipped
+    normal *= np.where(np.einsum("nc,nc->n", normal, position) > 0, -1.0, 1.0)[:, None]
+    color = np.zeros((height, width, 3))
+    color[covered] = sc.shade(normal, position, interp(albedo), interp(specular), interp(subsurface),
+                              interp(ao), light)
+    return color, covered, raster.depth
+
+
+_SLEEVES = ((40, 50, 70), (120, 120, 125), (170, 40, 40), (30, 30, 30), (90, 110, 60), (200, 200, 205),
+            (60, 90, 150))
+
+
+def _downsample(image: np.ndarray, s: int) -> np.ndarray:
+    """Box filter: mean over ``s x s`` blocks, ``(s H, s W, ...)`` -> ``(H, W, ...)``."""
+    h, w = image.shape[0] // s, image.shape[1] // s
+    return image.reshape(h, s, w, s, *image.shape[2:]).mean(axis=(1, 3))
+
+
+def render_scene(spec: SceneSpec, seed: int = 0, index: int = 0, factory: HandFactory | None = None,
+                 width: int = WIDTH, height: int = HEIGHT) -> RenderedScene:
+    """Render one scene; the jitter comes from ``numpy.random.default_rng([seed, index])``."""
+    import cv2
+
+    rng = np.random.default_rng([seed, index])
+    factory = factory or HandFactory()
+    K = intrinsics(FOCAL * width / WIDTH, (width - 1) / 2.0, (height - 1) / 2.0)
+    s = SUPERSAMPLE
+    Ks = supersampled_intrinsics(K, s)
+    light, gain, exposure = scene_lighting(spec.lighting, rng)
+    hands = []
+    for hand in spec.hands:
+        limits = tuple(x.numpy().astype(np.float64) for x in factory.models[hand.side].pose_limits())
+        pose = gesture_pose(hand.gesture, rng, limits=limits)
+        shape = np.clip(0.6 * rng.standard_normal(4), -1.5, 1.5)
+        sleeve = _SLEEVES[rng.integers(len(_SLEEVES))]
+        hands.append(factory.build(hand, spec.skin, sleeve, shape, pose, K, width, height))
+    meshes = [h.mesh for h in hands] + [_object_mesh(o) for o in spec.objects]
+    color, covered, depth = shade_meshes(meshes, Ks, s * height, s * width, light)
+
+    background = scene_background(spec.background, height, width, rng) * gain
+    sharp = spec.background.startswith(("wood", "fabric", "plain"))
+    if not sharp:  # depth of field: the room behind the hand is out of focus
+        background = cv2.GaussianBlur(background.astype(np.float32), (0, 0), 1.8).astype(np.float64)
+    coverage = _downsample(covered.astype(np.float64), s)
+    if spec.shadow > 0:
+        l = np.asarray(light.direction)
+        shift = np.float32([[1, 0, -60 * l[0]], [0, 1, -60 * l[1] + 25]])
+        cast = cv2.warpAffine(coverage.astype(np.float32), shift, (width, height))
+        cast = cv2.GaussianBlur(cast, (0, 0), 12)
+        background = background * (1.0 - spec.shadow * cast[..., None])
+    linear = _downsample(color, s) + (1.0 - coverage[..., None]) * background
+    image = sc.camera_finish(linear, rng, exposure=exposure, blur=spec.blur, noise=spec.noise)
+    visibility = [keypoint_visibility(h.keypoints, Ks, depth, np.minimum(h.skin_depth, MAX_SKIN_DEPTH_MM)
+                                     + VISIBILITY_MARGIN_MM)
+                  for h in hands]
+    return RenderedScene(image, K, hands, visibility, depth, Ks, spec)
+
+
+def scene_gt(rendered: RenderedScene, image_name: str) -> dict:
+    """The ``gt.json`` entry of a rendered scene (format of ``../shared/photos/gt.json``)."""
+    height, width = rendered.image.shape[:2]
+    hands = []
+    for hand, visible in zip(rendered.hands, rendered.visibility):
+        uv = np.asarray(project(hand.keypoints, rendered.K))
+        hands.append({
+            "handedness": hand.side,
+            "keypoints_2d": np.round(uv, 4).tolist(),
+            "visibility": visible.astype(int).tolist(),
+            "keypoints_3d_cam_mm": np.round(hand.keypoints, 4).tolist(),
+            "K": np.round(rendered.K, 6).tolist(),
+        })
+    return {"image": image_name, "width": int(width), "height": int(height),
+            "source": "handpose demo-data (rendered open hand model)", "gt_type": "rendered_exact_3d",
+            "hands": hands}
+
+
+# ------------------------------------------------------------------------------------------------
+# The data set on disk
+# ------------------------------------------------------------------------------------------------
+def image_name(spec: SceneSpec) -> str:
+    """File name of a scene's image."""
+    return f"{spec.name}.jpg"
+
+
+def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    """JPEG bytes of an ``(H, W, 3)`` uint8 RGB image (OpenCV's libjpeg, 4:2:0, deterministic)."""
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return data.tobytes()
+
+
+def select_scenes(only: Sequence[str | int] | None = None, count: int | None = None) -> list[int]:
+    """Indices into :data:`SCENES`: those in ``only`` (names, name prefixes like ``"07"``, or
+    0-based ``int`` indices), else the first ``count`` (all when ``None``)."""
+    if only:
+        names = [s.name for s in SCENES]
+        picked = []
+        for item in only:
+            if isinstance(item, (int, np.integer)):
+                index = int(item)
+                if not 0 <= index < len(SCENES):
+                    raise ValueError(f"scene index {index} is outside 0..{len(SCENES) - 1}")
+            else:
+                matches = [i for i, n in enumerate(names) if n == item or n.startswith(f"{item}_")]
+                if len(matches) != 1:
+                    raise ValueError(f"no single scene named {item!r}; scenes: {', '.join(names)}")
+                index = matches[0]
+            picked.append(index)
+        return sorted(set(picked))
+    if count is not None and count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    return list(range(len(SCENES) if count is None else min(count, len(SCENES))))
+
+
+@dataclass
+class GenerationResult:
+    """What :func:`generate` wrote: ``gt`` (the ``gt.json`` content), ``metadata`` rows,
+    ``paths`` of the images and ``seconds`` taken."""
+
+    gt: dict
+    metadata: list[dict[str, str]]
+    paths: list[Path]
+    seconds: float
+
+
+def gt_document(images: list[dict]) -> dict:
+    """The whole ``gt.json``: key order and conventions of ``../shared/photos/gt.json``."""
+    return {
+        "keypoint_order": [name.lower() for name in NAMES],
+        "conventions": {
+            "keypoints_2d": "pixel coords (x right, y down) in the stored image file, MediaPipe order; "
+                            "pixel centres at integer coordinates",
+            "keypoints_3d_cam_mm": "camera-space 3D in millimetres (x right, y down, z forward), consistent "
+                                   "with K so that uv = K X / Z",
+            "K": "3x3 intrinsics for the stored image",
+            "visibility": "1 = the keypoint projects inside the image and no surface (other hand, object, "
+                          "own fingers) lies in front of the skin around it, from the rendered depth buffer",
+            "gt_type": "rendered_exact_3d = rendered from the open hand model: exact 2D and 3D",
+        },
+        "images": images,
+    }
+
+
+def generate(out_dir: str | Path = "data/demo", seed: int = 0, only: Sequence[str | int] | None = None,
+             count: int | None = None, progress: bool = False) -> GenerationResult:
+    """Render the demo scenes into ``out_dir``: ``<name>.jpg``, ``gt.json`` and ``metadata.csv``.
+
+    Each scene's jitter depends only on ``(seed, scene index)``, so a subset (``only``: names or
+    ``int`` indices; ``count``: the first N) renders exactly as in the full set. ``gt.json`` and
+    ``metadata.csv`` list the scenes rendered in this call. All files are written atomically.
+    """
+    from handpose import io
+
+    start = time.perf_counter()
+    indices = select_scenes(only, count)
+    out = Path(out_dir)
+    factory = HandFactory()
+    images, rows, paths = [], [], []
+    for index in indices:
+        spec = SCENES[index]
+        rendered = render_scene(spec, seed, index, factory)
+        name = image_name(spec)
+        paths.append(io.write_atomic(out / name, encode_jpeg(rendered.image)))
+        images.append(scene_gt(rendered, name))
+        rows.append({"image": name, **spec.metadata()})
+        if progress:
+            print(f"  {name}: {len(spec.hands)} hand(s), {sum(int(v.sum()) for v in rendered.visibility)} "
+                  f"visible keypoints", flush=True)
+    gt = gt_document(images)
+    io.write_atomic(out / "gt.json", json.dumps(gt, indent=1))
+    io.write_atomic(out / "metadata.csv", metadata_csv(rows))
+    return GenerationResult(gt, rows, paths, time.perf_counter() - start)
+
+
+def metadata_csv(rows: Sequence[dict[str, str]]) -> str:
+    """CSV text with the columns :data:`handpose.io.METADATA_COLUMNS`, in that order."""
+    from handpose.io import METADATA_COLUMNS
+
+    buffer = _stdio.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(METADATA_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        missing = set(METADATA_COLUMNS) - set(row)
+        if missing:
+            raise ValueError(f"metadata row for {row.get('image')!r} misses {sorted(missing)}")
+        writer.writerow({k: row[k] for k in METADATA_COLUMNS})
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------------------------------------
+# Command line: handpose demo-data
+# ------------------------------------------------------------------------------------------------
+def add_demo_data_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``handpose demo-data [--out DIR] [--seed N] [--only NAME ...] [--count N]``."""
+    p = subparsers.add_parser("demo-data", help="render the 20 demo images with ground truth",
+                              description="Render the demo hand images with exact ground truth into "
+                                          "DIR/<name>.jpg, DIR/gt.json and DIR/metadata.csv.")
+    p.add_argument("--out", type=Path, default=Path("data/demo"), metavar="DIR",
+                   help="output folder (default data/demo)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the jitter (default 0)")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                   help="render only these scenes (names like 07_side_pinch, or their number 07)")
+    p.add_argument("--count", type=int, default=None, metavar="N", help="render only the first N scenes")
+    p.set_defaults(run=run_demo_data)
+
+
+def run_demo_data(args: argparse.Namespace) -> int:
+    """Run ``handpose demo-data``; prints what was written and how long it took."""
+    try:
+        result = generate(args.out, seed=args.seed, only=args.only, count=args.count, progress=True)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    hands = sum(len(im["hands"]) for im in result.gt["images"])
+    print(f"wrote {len(result.paths)} images ({hands} hands), gt.json and metadata.csv to {args.out} "
+          f"in {result.seconds:.1f} s")
+    return 0

@@ -1,0 +1,401 @@
+"""Pieces of a photo-like scene for the rendered demo set: skin, meshes, lights, backgrounds, camera.
+
+Pure numpy. Colours are linear RGB in ``[0, 1]`` inside this module (shading is done in linear
+light) and sRGB only at the edges (:func:`srgb_to_linear`, :func:`linear_to_srgb`). Geometry is in
+the camera frame (x right, y down, z forward, mm), as in :mod:`handpose.render`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Fitzpatrick-like skin palette: type -> (back-of-hand sRGB, palm sRGB, tag for ``metadata.csv``).
+#: Palms are lighter and pinker than the back, much more so for dark skin.
+SKIN_TONES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int], str]] = {
+    "I": ((238, 200, 178), (240, 196, 180), "light"),
+    "II": ((226, 178, 146), (232, 182, 160), "light"),
+    "III": ((202, 150, 112), (218, 164, 138), "medium"),
+    "IV": ((168, 118, 82), (200, 146, 118), "medium"),
+    "V": ((122, 82, 56), (184, 130, 104), "dark"),
+    "VI": ((82, 54, 38), (168, 116, 92), "dark"),
+}
+#: Nail plate colour (sRGB) blended over the skin on the nail bed.
+NAIL_SRGB = (236, 204, 198)
+
+
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    """sRGB in ``[0, 1]`` -> linear: ``c / 12.92`` below 0.04045, else ``((c + 0.055) / 1.055)^2.4``."""
+    c = np.asarray(c, dtype=np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(c: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`srgb_to_linear`, clipped to ``[0, 1]``."""
+    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
+    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1 / 2.4) - 0.055)
+
+
+def smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``t^2 (3 - 2 t)`` with ``t = clip((x - lo) / (hi - lo), 0, 1)``."""
+    t = np.clip((np.asarray(x, dtype=np.float64) - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def normalize(v: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """``v / |v|`` along the last axis (zero vectors stay zero)."""
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(n, eps)
+
+
+def look_rotation(forward: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """Rotation ``(3, 3)`` taking the hand's canonical axes to the camera frame.
+
+    Canonical hand frame (:mod:`handpose.handmodel`): ``+y`` wrist -> middle MCP, ``+z`` out of the
+    palm. ``R e_y = forward``, ``R e_z = normal`` made orthogonal to it (Gram-Schmidt), and
+    ``R e_x = R e_y x R e_z``.
+    """
+    y = normalize(np.asarray(forward, dtype=np.float64))
+    z = np.asarray(normal, dtype=np.float64)
+    z = normalize(z - (z @ y) * y)
+    if not np.isfinite(z).all() or np.linalg.norm(z) < 0.5:
+        raise ValueError("forward and normal must not be parallel")
+    return np.stack([np.cross(y, z), y, z], axis=1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Meshes
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Mesh:
+    """A triangle mesh with per-vertex material, camera frame.
+
+    Attributes:
+        vertices: ``(V, 3)`` mm.
+        faces: ``(F, 3)`` vertex indices.
+        albedo: ``(V, 3)`` linear RGB.
+        specular: ``(V,)`` strength of the glossy highlight.
+        subsurface: ``(V,)`` share of wrapped, reddened light (skin ~0.5, cloth and objects 0).
+        normals: ``(V, 3)`` unit normals for smooth shading; ``None``: area-weighted vertex normals.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    albedo: np.ndarray
+    specular: np.ndarray
+    subsurface: np.ndarray
+    normals: np.ndarray | None = None
+
+
+def boundary_loop(faces: np.ndarray) -> np.ndarray:
+    """The single boundary loop ``(L,)`` of an open mesh, ordered along its edges.
+
+    Boundary edges are those used by one face; each is oriented as in its face, so walking them
+    follows the face winding. Raises ``ValueError`` unless they form exactly one loop.
+    """
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    key = np.sort(edges, axis=1)
+    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    boundary = edges[counts[inverse.reshape(-1)] == 1]
+    nxt = dict(zip(boundary[:, 0].tolist(), boundary[:, 1].tolist()))
+    if len(nxt) != len(boundary) or not boundary.size:
+        raise ValueError("the mesh has no boundary or a non-manifold one")
+    loop = [int(boundary[0, 0])]
+    while (v := nxt[loop[-1]]) != loop[0]:
+        loop.append(v)
+        if len(loop) > len(boundary):
+            raise ValueError("the boundary edges do not close into a loop")
+    if len(loop) != len(boundary):
+        raise ValueError(f"the mesh has several boundary loops ({len(boundary)} edges, first loop {len(loop)})")
+    return np.asarray(loop)
+
+
+def tube_faces(ring_size: int, rings: int, offset: int = 0) -> np.ndarray:
+    """Triangles ``(2 L (rings - 1), 3)`` joining consecutive rings of ``L`` vertices each.
+
+    Ring ``k`` vertex ``i`` has index ``offset + k L + i``; quad ``(k, i)`` is split along its diagonal.
+    """
+    k, i = np.meshgrid(np.arange(rings - 1), np.arange(ring_size), indexing="ij")
+    a = offset + k * ring_size + i
+    b = offset + k * ring_size + (i + 1) % ring_size
+    c, d = a + ring_size, b + ring_size
+    return np.concatenate([np.stack([a, b, d], -1).reshape(-1, 3), np.stack([a, d, c], -1).reshape(-1, 3)])
+
+
+def forearm_rings(loop_points: np.ndarray, axis: np.ndarray, distances: np.ndarray, scales: np.ndarray,
+                  follow: np.ndarray | None = None) -> np.ndarray:
+    """Rings ``(R, L, 3)`` of a tapered tube continuing a wrist loop ``(L, 3)`` along ``axis``.
+
+    With ``c`` the loop's centroid, ``a`` the unit axis, ``h_i = (p_i - c) . a`` each loop point's
+    height along the axis and ``q_i = p_i - c - h_i a`` its offset across it, ring ``k`` is
+    ``r_ki = c + (d_k + f_k h_i + (1 - f_k) max_j h_j) a + s_k q_i``: ``distances (R,)`` ``d_k``
+    beyond the loop, ``scales (R,)`` ``s_k`` and ``follow (R,)`` ``f_k`` (1: keep the loop's
+    slanted outline, 0: a flat ring past its highest point; default 0).
+    """
+    a = normalize(np.asarray(axis, dtype=np.float64))
+    c = loop_points.mean(0)
+    rel = loop_points - c
+    h = rel @ a
+    flat = rel - h[:, None] * a
+    f = np.zeros(len(distances)) if follow is None else np.asarray(follow, dtype=np.float64)
+    along = distances[:, None] + f[:, None] * h[None] + (1.0 - f[:, None]) * h.max()  # (R, L)
+    return c + along[..., None] * a + scales[:, None, None] * flat[None]
+
+
+def box_mesh(center: np.ndarray, rotation: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A box with flat faces: ``(24, 3)`` vertices (4 per side), ``(12, 3)`` faces, ``(24, 3)`` normals.
+
+    ``size`` ``(3,)`` full edge lengths along the columns of ``rotation`` ``(3, 3)``.
+    """
+    verts, faces, normals = [], [], []
+    for axis in range(3):
+        for sign in (-1.0, 1.0):
+            n = np.zeros(3)
+            n[axis] = sign
+            u, w = np.eye(3)[(axis + 1) % 3], np.eye(3)[(axis + 2) % 3]
+            quad = [n + su * u + sw * w for su, sw in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+            base = len(verts)
+            verts += [0.5 * q * size for q in quad]
+            normals += [n] * 4
+            faces += [[base, base + 1, base + 2], [base, base + 2, base + 3]]
+    verts = np.asarray(verts) @ rotation.T + center
+    return verts, np.asarray(faces), np.asarray(normals) @ rotation.T
+
+
+def cylinder_mesh(center: np.ndarray, rotation: np.ndarray, radius: float, height: float,
+                  segments: int = 48) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A capped cylinder along ``rotation[:, 1]``: vertices, faces and normals (smooth sides, flat caps)."""
+    t = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)
+    circle = np.stack([np.cos(t), np.zeros_like(t), np.sin(t)], -1)
+    side = np.concatenate([radius * circle + [0, -height / 2, 0], radius * circle + [0, height / 2, 0]])
+    side_n = np.concatenate([circle, circle])
+    faces = [tube_faces(segments, 2)]
+    caps, caps_n = [], []
+    for k, y in enumerate((-height / 2, height / 2)):
+        base = len(side) + len(caps)
+        caps += [np.array([0.0, y, 0.0])] + list(radius * circle + [0, y, 0])
+        caps_n += [np.array([0.0, np.sign(y), 0.0])] * (segments + 1)
+        i = np.arange(segments)
+        faces.append(np.stack([np.full(segments, base), base + 1 + i, base + 1 + (i + 1) % segments], -1))
+    verts = np.concatenate([side, np.asarray(caps)]) @ rotation.T + center
+    normals = np.concatenate([side_n, np.asarray(caps_n)]) @ rotation.T
+    return verts, np.concatenate(faces), normals
+
+
+def smooth_normals(normals: np.ndarray, faces: np.ndarray, mask: np.ndarray, iterations: int = 3) -> np.ndarray:
+    """Unit normals ``(V, 3)`` with the ``mask``-ed vertices ``(V,)`` replaced, ``iterations`` times,
+    by the normalised mean normal of their edge neighbours (and themselves): hides creases where
+    two meshes were stitched."""
+    from scipy.sparse import coo_matrix
+
+    v = len(normals)
+    i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2], np.arange(v)])
+    j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0], np.arange(v)])
+    adjacency = coo_matrix((np.ones(len(i)), (i, j)), shape=(v, v)).tocsr()
+    adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64)
+    out = normals.copy()
+    for _ in range(iterations):
+        out[mask] = normalize(adjacency @ out)[mask]
+    return out
+
+
+def ambient_occlusion(vertices: np.ndarray, normals: np.ndarray, radius: float = 18.0) -> np.ndarray:
+    """Cheap per-vertex ambient occlusion ``(V,)`` in ``[0, 1]`` (1 = open).
+
+    Counts the mesh's other vertices in the hemisphere above each vertex's tangent plane, weighted
+    by closeness: ``o_i = sum_j max(0, 1 - d_ij / r) [ (v_j - v_i) . n_i > 0.15 d_ij ]``, and maps it
+    to ``exp(-o_i / 6)``. Vertices ``(V, 3)`` and unit normals ``(V, 3)``; memory grows as ``V^2``.
+    """
+    diff = vertices[None, :, :] - vertices[:, None, :]  # (V, V, 3), v_j - v_i
+    dist = np.linalg.norm(diff, axis=-1)
+    above = np.einsum("ijc,ic->ij", diff, normals) > 0.15 * dist
+    weight = np.clip(1.0 - dist / radius, 0.0, None) * above
+    return np.exp(-weight.sum(1) / 6.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Lighting
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Lighting:
+    """One key light plus a sky/ground ambient, linear RGB intensities.
+
+    Attributes:
+        direction: ``(3,)`` from the surface towards the key light, camera frame.
+        key: ``(3,)`` key light colour times intensity.
+        sky: ``(3,)`` ambient from above (``-y``), ``ground``: from below.
+        ground: ``(3,)``.
+    """
+
+    direction: tuple[float, float, float]
+    key: tuple[float, float, float]
+    sky: tuple[float, float, float]
+    ground: tuple[float, float, float]
+
+
+def shade(normal: np.ndarray, position: np.ndarray, albedo: np.ndarray, specular: np.ndarray,
+          subsurface: np.ndarray, occlusion: np.ndarray, light: Lighting) -> np.ndarray:
+    """Linear RGB ``(N, 3)`` of surface samples: wrapped Lambert, hemispheric ambient, Blinn-Phong.
+
+    Args: unit ``normal (N, 3)`` facing the camera, ``position (N, 3)`` mm, ``albedo (N, 3)``,
+    ``specular (N,)``, ``subsurface (N,)``, ambient ``occlusion (N,)`` (1 = open).
+
+    ``diffuse = albedo key [(1 - s) max(0, n.l) + s tint (n.l + w) / (1 + w)]`` with wrap
+    ``w = 0.5`` and a red ``tint`` (light scattered under the skin comes out reddened and past
+    the terminator); ``ambient = albedo occ mix(ground, sky, (1 - n_y) / 2)``;
+    ``spec = specular key (n.h)^24`` with ``h = normalise(l + v)``.
+    """
+    l = normalize(np.asarray(light.direction, dtype=np.float64))
+    v = normalize(-position)
+    ndl = normal @ l
+    wrap = 0.5
+    s = subsurface[:, None]
+    tint = np.array([1.0, 0.55, 0.45])
+    scatter = np.clip((ndl + wrap) / (1.0 + wrap), 0.0, None)[:, None] ** 1.5
+    direct = (1.0 - s) * np.clip(ndl, 0.0, None)[:, None] + s * tint * scatter
+    up = ((1.0 - normal[:, 1]) / 2.0)[:, None]  # camera y points down: n_y = -1 faces the sky
+    ambient = np.asarray(light.ground) * (1.0 - up) + np.asarray(light.sky) * up
+    h = normalize(l + v)
+    spec = specular[:, None] * np.clip((normal * h).sum(-1), 0.0, None)[:, None] ** 24 * (ndl > 0)[:, None]
+    key = np.asarray(light.key)
+    return albedo * (key * direct + ambient * occlusion[:, None]) + key * spec
+
+
+# ------------------------------------------------------------------------------------------------
+# Backgrounds (linear RGB, (H, W, 3))
+# ------------------------------------------------------------------------------------------------
+def value_noise(height: int, width: int, cells: float, rng: np.random.Generator, octaves: int = 4) -> np.ndarray:
+    """Smooth fractal noise ``(H, W)`` in about ``[-1, 1]``: bicubically upsampled random grids,
+    each octave twice as fine and half as strong."""
+    import cv2
+
+    out = np.zeros((height, width))
+    amplitude, total = 1.0, 0.0
+    for o in range(octaves):
+        n = max(2, int(round(cells * 2**o)))
+        grid = rng.uniform(-1.0, 1.0, (max(2, int(n * height / width)) + 1, n + 1)).astype(np.float32)
+        out += amplitude * cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
+        total += amplitude
+        amplitude *= 0.5
+    return out / total
+
+
+def gradient_background(height: int, width: int, top: np.ndarray, bottom: np.ndarray,
+                        rng: np.random.Generator) -> np.ndarray:
+    """A plain wall: vertical gradient ``top -> bottom`` (linear RGB) with faint blotches."""
+    t = np.linspace(0.0, 1.0, height)[:, None, None]
+    base = (1 - t) * np.asarray(top) + t * np.asarray(bottom)
+    return base * (1.0 + 0.04 * value_noise(height, width, 3, rng)[..., None])
+
+
+def streak_noise(height: int, width: int, rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
+    """Noise ``(H, W)`` in about ``[-1, 1]`` stretched along x: a random ``rows x cols`` grid,
+    bicubically resized (long streaks when ``cols << rows``)."""
+    import cv2
+
+    grid = rng.uniform(-1.0, 1.0, (rows, cols)).astype(np.float32)
+    return cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float64)
+
+
+def wood_background(height: int, width: int, color: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A wooden table top: planks along x with their own tint, wavy growth lines from warped
+    stripes, long fine grain streaks and dark seams between planks."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    plank_h = height / rng.uniform(2.5, 3.5)
+    plank = np.floor(y / plank_h)
+    warp = 18.0 * value_noise(height, width, 1.5, rng, octaves=2) + 6.0 * streak_noise(height, width, 40, 5, rng)
+    lines = np.sin((y + warp + 37.0 * plank) / rng.uniform(3.0, 5.0)) ** 8
+    grain = (0.6 * streak_noise(height, width, height // 3, 12, rng)
+             + 0.4 * streak_noise(height, width, height // 6, 4, rng))
+    tint = 1.0 + 0.08 * np.sin(2.3 * plank + rng.uniform(0, 6))
+    value = tint * (1.0 - 0.18 * lines + 0.07 * grain)
+    seam = 1.0 - 0.5 * np.exp(-(((y + 1.0) % plank_h) ** 2) / 1.5)
+    hue = np.stack([value, value ** 1.15, value ** 1.3], -1)  # darker grain is also redder
+    return np.asarray(color) * hue * seam[..., None]
+
+
+def fabric_background(height: int, width: int, color: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A woven cloth: two crossed thread sine patterns, slow folds and colour noise."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    period = rng.uniform(3.0, 5.0)
+    weave = 0.5 * (np.sin(2 * np.pi * x / period) * np.sin(2 * np.pi * y / period) + 1.0)
+    folds = value_noise(height, width, 2.5, rng, octaves=2)
+    tint = 1.0 + 0.05 * np.stack([value_noise(height, width, 6, rng, 2) for _ in range(3)], -1)
+    return np.asarray(color) * tint * (0.85 + 0.1 * weave + 0.2 * folds)[..., None]
+
+
+def clutter_background(height: int, width: int, base: np.ndarray, rng: np.random.Generator,
+                       count: int = 14) -> np.ndarray:
+    """A cluttered room or desk: a base texture with random shaded rectangles, discs and stripes
+    (books, screens, mugs, posters), softened like an out-of-focus photo."""
+    import cv2
+
+    image = np.ascontiguousarray(base, dtype=np.float32)
+    palette = srgb_to_linear(np.array([
+        [200, 60, 50], [40, 90, 160], [230, 200, 80], [60, 130, 80], [30, 30, 35], [240, 240, 235],
+        [150, 100, 60], [120, 60, 130], [210, 140, 60], [90, 160, 170]]) / 255.0)
+    for _ in range(count):
+        color = palette[rng.integers(len(palette))] * rng.uniform(0.6, 1.1)
+        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+        size = rng.uniform(0.05, 0.3) * width
+        layer = np.zeros((height, width), np.float32)
+        kind = rng.integers(3)
+        if kind == 0:
+            angle = rng.uniform(-20, 20)
+            box = ((cx, cy), (size, size * rng.uniform(0.3, 1.5)), angle)
+            cv2.fillPoly(layer, [cv2.boxPoints(box).astype(np.int32)], 1.0)
+        elif kind == 1:
+            cv2.ellipse(layer, (int(cx), int(cy)), (int(size / 2), int(size / 2 * rng.uniform(0.4, 1))),
+                        rng.uniform(0, 180), 0, 360, 1.0, -1)
+        else:
+            x0 = int(cx)
+            for k in range(int(rng.integers(3, 7))):
+                w = int(rng.uniform(8, 25))
+                c = palette[rng.integers(len(palette))]
+                cv2.rectangle(layer, (x0, int(cy)), (x0 + w, int(cy + size)), 1.0, -1)
+                image[int(cy):int(cy + size), x0:x0 + w] = c * rng.uniform(0.5, 1.0)
+                x0 += w + 2
+            continue
+        ramp = 0.8 + 0.4 * np.linspace(0, 1, height, dtype=np.float32)[:, None] * rng.uniform(-1, 1)
+        image = image * (1 - layer[..., None]) + layer[..., None] * color * ramp[..., None]
+    return image.astype(np.float64)
+
+
+def sample_photo_background(name: str, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """A public-domain photo shipped with matplotlib (``matplotlib.cbook.get_sample_data``),
+    randomly cropped to the aspect ratio and resized, linear RGB."""
+    import cv2
+    from matplotlib import cbook
+
+    with cbook.get_sample_data(name) as fh:
+        data = np.frombuffer(fh.read(), np.uint8)
+    image = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    h, w = image.shape[:2]
+    ch = int(min(h, w * height / width) * rng.uniform(0.7, 1.0))
+    cw = int(ch * width / height)
+    y0, x0 = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    crop = cv2.resize(image[y0:y0 + ch, x0:x0 + cw], (width, height), interpolation=cv2.INTER_AREA)
+    return srgb_to_linear(crop / 255.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Camera effects
+# ------------------------------------------------------------------------------------------------
+def camera_finish(linear: np.ndarray, rng: np.random.Generator, exposure: float = 1.0, blur: float = 0.0,
+                  noise: float = 0.0, vignette: float = 0.25) -> np.ndarray:
+    """Linear RGB ``(H, W, 3)`` -> sRGB uint8 as a phone would: exposure, vignetting
+    ``1 - v r^2`` (``r`` = distance to the centre over the half diagonal), Gaussian blur of
+    ``blur`` px, gentle highlight roll-off ``x / (1 + x / 4)`` scaled back to 1 at 1, and
+    signal-dependent noise ``sigma = noise sqrt(x)``."""
+    import cv2
+
+    h, w = linear.shape[:2]
+    y, x = np.mgrid[0:h, 0:w]
+    r2 = ((x - w / 2) ** 2 + (y - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+    img = linear * exposure * (1.0 - vignette * r2)[..., None]
+    if blur > 0:
+        img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), blur).astype(np.float64)
+    img = img / (1.0 + img / 4.0) * 1.25
+    if noise > 0:
+        img = img + noise * np.sqrt(np.clip(img, 0, None)) * rng.standard_normal(img.shape)
+    return np.rint(255.0 * linear_to_srgb(img)).astype(np.uint8)
