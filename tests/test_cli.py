@@ -58,6 +58,13 @@ def test_doctor_reports_versions_models_and_weights(tmp_path, capsys):
     assert "snapshot_99.pth.tar" in out and "weights/README.md" in out
 
 
+def test_doctor_reports_a_missing_open_hand_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HANDPOSE_CACHE", str(tmp_path))
+    assert cli.main(["doctor", "--weights", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Open hand model  MISSING" in out and "make setup" in out
+
+
 def test_doctor_uses_the_environment_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("HANDPOSE_WEIGHTS", str(tmp_path))
     assert cli.default_weights_dir() == tmp_path

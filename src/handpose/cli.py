@@ -131,6 +131,13 @@ def run_doctor(args: argparse.Namespace) -> int:
         missing = [f for f, found in files if not found]
         ok &= not (missing and name in ("hands", "pose"))
         print(f"  {name:<10}{'found' if not missing else 'MISSING ' + ', '.join(Path(f).name for f in missing)}")
+    from handpose.handmodel import open_hand_path
+    from handpose.setup_assets import export_is_current
+
+    open_hand = open_hand_path()
+    print(f"\nOpen hand model  {'found' if export_is_current(open_hand) else 'MISSING'} ({open_hand})")
+    if not export_is_current(open_hand):
+        print("  -> build it once with `make setup` (or `python -m handpose.setup_assets`); meshes need it.")
     weights = args.weights or default_weights_dir()
     print(f"\nLicence-gated files in {weights}:")
     checkpoints = [f for f in ICCV21_CHECKPOINTS if (weights / f).is_file()]
