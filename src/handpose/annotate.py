@@ -1,0 +1,391 @@
+"""Manual 2D keypoint annotation of your own photos, saved in the ground-truth format.
+
+Two layers:
+
+* :class:`AnnotationStore`, pure and tested: records clicks in the course keypoint order
+  (:data:`handpose.keypoints.NAMES`), with undo, "skip" (joint not visible: not annotated) and
+  several hands per photo, and saves atomically to ``data/captured/annotations.json`` in the format
+  of the ground truth files (``images[].image / width / height / hands[].handedness /
+  keypoints_2d / visibility``; a skipped joint is ``[0.0, 0.0]`` with visibility 0).
+  :func:`read_ground_truth` reads that format back as arrays (NaN for joints not annotated).
+* :func:`annotation_widget`, a thin JupyterLab UI: the photo with the clicks drawn on it in an
+  ``ipywidgets.Image``, clicks read with ``ipyevents``, and buttons for undo / skip / new hand /
+  next photo.
+
+Coordinates are continuous pixels of the upright photo at full resolution (EXIF rotation applied,
+not downscaled): the photo spans ``[0, W] x [0, H]``; ``width`` / ``height`` record that frame, and
+:meth:`GroundTruth.resized` maps it to the photo as loaded for prediction.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from handpose.keypoints import NAMES, NUM_KEYPOINTS
+
+GT_TYPE = "manual_2d_handpose_annotate"
+
+
+@dataclass
+class HandAnnotation:
+    """One hand being annotated.
+
+    Attributes:
+        handedness: ``"left"`` or ``"right"``.
+        keypoints_2d: ``(21, 2)`` pixels, NaN until clicked (and for skipped joints).
+        visibility: ``(21,)`` int, 1 = clicked, 0 = skipped or not reached.
+        n_done: number of joints clicked or skipped so far (the next joint's index).
+    """
+
+    handedness: str
+    keypoints_2d: np.ndarray = field(default_factory=lambda: np.full((NUM_KEYPOINTS, 2), np.nan))
+    visibility: np.ndarray = field(default_factory=lambda: np.zeros(NUM_KEYPOINTS, dtype=int))
+    n_done: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Ground-truth form; joints not annotated are ``[0.0, 0.0]`` with visibility 0."""
+        points = np.where(self.visibility[:, None] == 1, self.keypoints_2d, 0.0)
+        return {"handedness": self.handedness, "keypoints_2d": np.round(points, 2).tolist(),
+                "visibility": self.visibility.astype(int).tolist()}
+
+
+@dataclass
+class ImageAnnotation:
+    """The hands annotated on one photo of ``width x height`` pixels."""
+
+    width: int
+    height: int
+    hands: list[HandAnnotation] = field(default_factory=list)
+
+
+def _check_side(handedness: str) -> str:
+    if handedness not in ("left", "right"):
+        raise ValueError(f"handedness must be 'left' or 'right', got {handedness!r}")
+    return handedness
+
+
+class AnnotationStore:
+    """Clicks in keypoint order for a set of photos, saved in the ground-truth format.
+
+    Workflow: :meth:`open_image`, :meth:`begin_hand`, then 21 :meth:`click` / :meth:`skip` calls
+    (wrist, thumb CMC .. TIP, index MCP .. TIP, ..., pinky TIP); :meth:`undo` steps back;
+    :meth:`save` writes the file atomically.
+
+    Example:
+        >>> store = AnnotationStore("annotations.json")  # doctest: +SKIP
+        >>> store.open_image("IMG_0001.jpg", 4032, 3024)
+        >>> store.begin_hand("right")
+        >>> store.click(1510.0, 2200.5)   # the wrist
+        >>> store.next_joint_name
+        'THUMB_CMC'
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.images: dict[str, ImageAnnotation] = {}
+        self.current: str | None = None
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def open_image(self, name: str, width: int, height: int) -> None:
+        """Make ``name`` the current photo (kept annotations stay; new hands are appended)."""
+        if width <= 0 or height <= 0:
+            raise ValueError(f"image size must be positive, got {width} x {height}")
+        entry = self.images.get(name)
+        if entry is not None and (entry.width, entry.height) != (width, height):
+            raise ValueError(f"{name} was annotated at {entry.width} x {entry.height}, now opened at "
+                             f"{width} x {height}: coordinates would not match")
+        self.images.setdefault(name, ImageAnnotation(int(width), int(height)))
+        self.current = name
+
+    @property
+    def image(self) -> ImageAnnotation:
+        """The current photo's annotation."""
+        if self.current is None:
+            raise RuntimeError("no image is open: call open_image first")
+        return self.images[self.current]
+
+    @property
+    def hand(self) -> HandAnnotation | None:
+        """The hand being annotated (the current photo's last one), or ``None``."""
+        return self.image.hands[-1] if self.image.hands else None
+
+    @property
+    def next_joint(self) -> int | None:
+        """Index of the joint the next click records, or ``None`` when no hand is open or it is complete."""
+        hand = self.hand
+        return None if hand is None or hand.n_done == NUM_KEYPOINTS else hand.n_done
+
+    @property
+    def next_joint_name(self) -> str | None:
+        """:data:`~handpose.keypoints.NAMES` entry of :attr:`next_joint`."""
+        joint = self.next_joint
+        return None if joint is None else NAMES[joint]
+
+    def begin_hand(self, handedness: str) -> None:
+        """Start a new hand on the current photo; the previous one must be complete."""
+        _check_side(handedness)
+        if self.hand is not None and self.next_joint is not None:
+            raise RuntimeError(f"the current hand is incomplete ({self.hand.n_done}/{NUM_KEYPOINTS} joints)")
+        self.image.hands.append(HandAnnotation(handedness))
+
+    def set_handedness(self, handedness: str) -> None:
+        """Change the side of the hand being annotated."""
+        if self.hand is None:
+            raise RuntimeError("no hand to change: call begin_hand first")
+        self.hand.handedness = _check_side(handedness)
+
+    def _advance(self) -> HandAnnotation:
+        joint, hand = self.next_joint, self.hand
+        if joint is None or hand is None:
+            raise RuntimeError("no joint to annotate: call begin_hand first (the current hand is complete)")
+        return hand
+
+    def click(self, x: float, y: float) -> None:
+        """Record ``(x, y)`` pixels for :attr:`next_joint` and move to the next one."""
+        hand = self._advance()
+        if not (0.0 <= x <= self.image.width and 0.0 <= y <= self.image.height):
+            raise ValueError(f"click ({x:.1f}, {y:.1f}) is outside the {self.image.width} x {self.image.height} image")
+        hand.keypoints_2d[hand.n_done] = (x, y)
+        hand.visibility[hand.n_done] = 1
+        hand.n_done += 1
+
+    def skip(self) -> None:
+        """Mark :attr:`next_joint` as not visible (not annotated) and move to the next one."""
+        hand = self._advance()
+        hand.keypoints_2d[hand.n_done] = np.nan
+        hand.visibility[hand.n_done] = 0
+        hand.n_done += 1
+
+    def undo(self) -> None:
+        """Forget the last click or skip; undoing past a hand's first joint removes that hand."""
+        hand = self.hand
+        if hand is None:
+            return
+        if hand.n_done == 0:
+            self.image.hands.pop()
+            return
+        hand.n_done -= 1
+        hand.keypoints_2d[hand.n_done] = np.nan
+        hand.visibility[hand.n_done] = 0
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """The ground-truth document: every photo with at least one hand (joints not reached count as skipped)."""
+        images = [{"image": name, "width": entry.width, "height": entry.height, "gt_type": GT_TYPE,
+                   "hands": [hand.to_json() for hand in entry.hands]}
+                  for name, entry in self.images.items() if entry.hands]
+        return {
+            "keypoint_order": [name.lower() for name in NAMES],
+            "conventions": {"keypoints_2d": "pixel coords (x right, y down) of the upright full-resolution "
+                                            "photo (EXIF rotation applied), course order",
+                            "visibility": "1 = clicked, 0 = not annotated (keypoint stored as [0, 0])"},
+            "images": images,
+        }
+
+    def save(self) -> Path:
+        """Write :meth:`to_json` to :attr:`path` atomically (temporary file + rename)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.to_json(), f, indent=1)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return self.path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "AnnotationStore":
+        """A store holding the annotations saved at ``path`` (empty when the file does not exist yet)."""
+        store = cls(path)
+        if not store.path.exists():
+            return store
+        for name, truth in read_ground_truth(store.path).items():
+            store.images[name] = ImageAnnotation(truth.width, truth.height, [
+                HandAnnotation(side, points.copy(), vis.astype(int).copy(), NUM_KEYPOINTS)
+                for side, points, vis in zip(truth.handedness, truth.keypoints_2d, truth.visibility)])
+        return store
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Ground-truth hands of one photo.
+
+    Attributes:
+        width, height: the image size the keypoints refer to.
+        keypoints_2d: ``(M, 21, 2)`` pixels, NaN where not annotated.
+        visibility: ``(M, 21)`` bool, annotated joints.
+        handedness: ``M`` labels (``None`` where the file does not say).
+    """
+
+    width: int
+    height: int
+    keypoints_2d: np.ndarray
+    visibility: np.ndarray
+    handedness: tuple[str | None, ...]
+
+    def resized(self, width: int, height: int) -> "GroundTruth":
+        """The same hands on the photo resized to ``width x height`` (e.g. as loaded, downscaled):
+        ``p' = p * (width / W, height / H)`` in continuous pixel coordinates."""
+        if width <= 0 or height <= 0:
+            raise ValueError(f"size must be positive, got {width} x {height}")
+        factor = np.array([width / self.width, height / self.height])
+        return GroundTruth(int(width), int(height), self.keypoints_2d * factor, self.visibility, self.handedness)
+
+
+def read_ground_truth(path: str | os.PathLike[str]) -> dict[str, GroundTruth]:
+    """Read a ground-truth file (``gt.json``, ``annotations.json``) into arrays, keyed by image name.
+
+    A joint counts as annotated when its visibility is non-zero, or when visibility is missing /
+    ``null`` (then every joint is annotated).
+    """
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise ValueError(f"{path}: not a ground-truth file (no 'images' list)")
+    out = {}
+    for entry in data["images"]:
+        points, visible, sides = [], [], []
+        for hand in entry.get("hands", []):
+            xy = np.asarray(hand["keypoints_2d"], dtype=np.float64)
+            if xy.shape != (NUM_KEYPOINTS, 2):
+                raise ValueError(f"{path}: {entry['image']}: keypoints_2d must be (21, 2), got {xy.shape}")
+            vis = hand.get("visibility")
+            vis = np.ones(NUM_KEYPOINTS, dtype=bool) if vis is None else np.asarray(vis, dtype=np.float64) > 0
+            points.append(np.where(vis[:, None], xy, np.nan))
+            visible.append(vis)
+            side = hand.get("handedness")
+            sides.append(None if side is None else _check_side(side))
+        out[entry["image"]] = GroundTruth(int(entry["width"]), int(entry["height"]),
+                                          np.asarray(points, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2),
+                                          np.asarray(visible, dtype=bool).reshape(-1, NUM_KEYPOINTS), tuple(sides))
+    return out
+
+
+# -- JupyterLab UI ------------------------------------------------------------------------------
+
+
+def render_annotation(image: np.ndarray, store: AnnotationStore, max_side: int = 1000) -> tuple[np.ndarray, float]:
+    """The photo downscaled to at most ``max_side`` pixels with the current photo's clicks drawn.
+
+    Returns:
+        ``(view (h, w, 3) uint8, factor)`` with ``view pixel = factor * photo pixel``.
+    """
+    import cv2
+
+    from handpose.viz import draw_keypoints
+
+    h, w = image.shape[:2]
+    factor = min(1.0, max_side / max(h, w))
+    view = cv2.resize(image, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA) if factor < 1 \
+        else image.copy()
+    for hand in store.image.hands:
+        points = np.where(hand.visibility[:, None] == 1, hand.keypoints_2d * factor, np.nan)
+        view = draw_keypoints(view, points, thickness=2)
+    return view, factor
+
+
+def annotation_widget(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
+                      max_side: int = 1000) -> Any:
+    """A JupyterLab widget to click the 21 keypoints of each hand on each photo.
+
+    Click the joint named above the photo; "skip" marks it not visible; "undo" steps back;
+    "new hand" starts the next hand (side from the drop-down); "next photo" saves and moves on.
+    Everything is saved to ``out`` after each completed hand. Needs ``ipywidgets`` and ``ipyevents``.
+
+    Args:
+        paths: photos to annotate, in order.
+        out: the annotations file (e.g. ``data/captured/annotations.json``); existing annotations
+            are loaded and extended.
+        max_side: longest side of the displayed photo, pixels.
+    """
+    import cv2
+    import ipywidgets as widgets
+    from ipyevents import Event
+
+    from handpose.io import load_image
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("no photos to annotate")
+    store = AnnotationStore.load(out)
+    state = {"index": 0, "image": None, "factor": 1.0}
+    picture = widgets.Image(format="png")
+    status = widgets.HTML()
+    side = widgets.Dropdown(options=["right", "left"], description="hand")
+    buttons = {name: widgets.Button(description=name) for name in ("undo", "skip", "new hand", "next photo")}
+
+    def refresh() -> None:
+        view, state["factor"] = render_annotation(state["image"], store, max_side)
+        picture.value = cv2.imencode(".png", cv2.cvtColor(view, cv2.COLOR_RGB2BGR))[1].tobytes()
+        joint = store.next_joint_name
+        hands = len(store.image.hands)
+        prompt = (f"click <b>{joint}</b> ({store.next_joint + 1}/21)" if joint
+                  else "press <b>new hand</b> or <b>next photo</b>")
+        status.value = f"{store.current} ({state['index'] + 1}/{len(paths)}), {hands} hand(s): {prompt}"
+
+    def show(index: int) -> None:
+        state["index"] = index
+        state["image"] = load_image(paths[index], downscale_above=None)  # full resolution, see module doc
+        h, w = state["image"].shape[:2]
+        store.open_image(paths[index].name, w, h)
+        if store.hand is None:
+            store.begin_hand(side.value)
+        refresh()
+
+    def on_click(event: dict[str, Any]) -> None:
+        if store.next_joint is None:
+            return
+        x, y = event["dataX"] / state["factor"], event["dataY"] / state["factor"]
+        store.click(min(max(x, 0.0), store.image.width), min(max(y, 0.0), store.image.height))
+        if store.next_joint is None:
+            store.save()
+        refresh()
+
+    def on_skip(_: Any) -> None:
+        if store.next_joint is not None:
+            store.skip()
+            if store.next_joint is None:
+                store.save()
+            refresh()
+
+    def on_undo(_: Any) -> None:
+        store.undo()
+        refresh()
+
+    def on_new_hand(_: Any) -> None:
+        if store.next_joint is None:
+            store.begin_hand(side.value)
+            refresh()
+
+    def on_next(_: Any) -> None:
+        if store.hand is not None and store.hand.n_done == 0:
+            store.undo()  # drop the empty hand begun for this photo
+        store.save()
+        if state["index"] + 1 < len(paths):
+            show(state["index"] + 1)
+        else:
+            status.value = f"done: {len(store.to_json()['images'])} photo(s) saved to {store.path}"
+
+    def on_side(change: dict[str, Any]) -> None:
+        if store.hand is not None and store.next_joint is not None:
+            store.set_handedness(change["new"])
+
+    Event(source=picture, watched_events=["click"]).on_dom_event(on_click)
+    buttons["undo"].on_click(on_undo)
+    buttons["skip"].on_click(on_skip)
+    buttons["new hand"].on_click(on_new_hand)
+    buttons["next photo"].on_click(on_next)
+    side.observe(on_side, names="value")
+    show(0)
+    return widgets.VBox([status, widgets.HBox([side, *buttons.values()]), picture])

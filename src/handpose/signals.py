@@ -1,0 +1,639 @@
+"""Label-free error signals: how wrong is a prediction when there is no ground truth?
+
+Four families, each a number per predicted hand (higher = more likely wrong, except the score):
+
+* **detector score** passed through from :class:`~handpose.prediction.HandPrediction`;
+* **test-time-augmentation disagreement**: the estimator is run again on a mirrored, turned
+  (+-10, +-20 degrees) and rescaled (0.8, 1.25) copy of the photo; keypoints are mapped back to the
+  photo exactly, hands matched one-to-one, and the per-joint spread (RMS distance to the mean, in
+  units of the hand's box side) measures the model's uncertainty;
+* **anatomical plausibility** of the 3D keypoints: bone-length ratios against a reference hand and
+  joint-angle limits (flexion, hyperextension, abduction);
+* **2D-3D consistency**: the residual after registering the 3D keypoints' ``(x, y)`` to the 2D
+  keypoints with a least-squares scale + translation (weak perspective).
+
+:func:`signal_error_correlation` tells, on a set with ground truth, how well a signal ranks the
+true errors (Spearman's rho). :func:`analyse_image` builds the per-hand table rows of notebook 05
+and :func:`failure_gallery` draws its worst cases.
+"""
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from handpose.detect import View, check_image, warp_view
+from handpose.heatmap import fit_scale_translation
+from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST
+from handpose.metrics import box_size, match_hands, pck
+from handpose.prediction import HandPrediction
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+Predictor = Callable[[np.ndarray], list[HandPrediction]]
+
+
+# -- test-time augmentation -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """A similarity transform of the photo: optional mirror, then a turn of ``angle_deg``
+    (counter-clockwise as displayed) and a zoom by ``scale``, both about the photo centre."""
+
+    name: str
+    flip: bool = False
+    angle_deg: float = 0.0
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.scale > 0:
+            raise ValueError(f"scale must be positive, got {self.scale}")
+
+
+DEFAULT_AUGMENTATIONS: tuple[Augmentation, ...] = (
+    Augmentation("flip", flip=True),
+    Augmentation("rot-20", angle_deg=-20.0),
+    Augmentation("rot-10", angle_deg=-10.0),
+    Augmentation("rot+10", angle_deg=10.0),
+    Augmentation("rot+20", angle_deg=20.0),
+    Augmentation("scale0.8", scale=0.8),
+    Augmentation("scale1.25", scale=1.25),
+)
+
+
+def augment(image: np.ndarray, aug: Augmentation) -> View:
+    """The photo transformed by ``aug`` on a canvas that holds all of it.
+
+    ``p' = s R (F p - c) + c'`` with ``F`` the mirror ``x -> W - x`` (when ``aug.flip``), ``c``
+    the photo centre, ``R`` the turn and ``c'`` the new canvas centre. A pure mirror is an exact
+    pixel permutation; anything else is resampled once (bilinear).
+    """
+    image = check_image(image)
+    h, w = image.shape[:2]
+    if aug.flip and aug.angle_deg == 0.0 and aug.scale == 1.0:
+        return View(np.ascontiguousarray(image[:, ::-1]), np.array([[-1.0, 0.0, w], [0.0, 1.0, 0.0]]), aug.name)
+    mirror = np.array([[-1.0, 0.0, w], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) if aug.flip else np.eye(3)
+    theta = np.deg2rad(aug.angle_deg)
+    # Counter-clockwise on screen (y down) is a clockwise rotation of the coordinates.
+    rot = aug.scale * np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
+    corners = rot @ (np.array([[0, 0], [w, 0], [0, h], [w, h]], dtype=np.float64) - [w / 2, h / 2]).T
+    out_w, out_h = (int(np.ceil(v - 1e-6)) for v in np.ptp(corners, axis=1))  # 1e-6: cos(90 deg) != 0
+    similarity = np.eye(3)
+    similarity[:2, :2] = rot
+    similarity[:2, 2] = np.array([out_w, out_h]) / 2.0 - rot @ np.array([w, h]) / 2.0
+    return warp_view(image, (similarity @ mirror)[:2], (out_w, out_h), aug.name)
+
+
+@dataclass(frozen=True)
+class TTADisagreement:
+    """Agreement of the hands of one photo across test-time augmentations.
+
+    Attributes:
+        keypoints: ``(N, K + 1, 21, 2)`` photo pixels of each of the ``N`` original hands, first as
+            predicted, then in each of the ``K`` augmentations (NaN where it was not found).
+        found: ``(N, K)`` whether the hand was found in each augmentation.
+        handedness_agrees: ``(N, K)`` whether the (mirror-corrected) handedness agreed (False when not found).
+        joint_spread: ``(N, 21)`` RMS distance of each joint to its mean over the available
+            predictions, divided by the hand's box side (NaN when found in no augmentation).
+        spread: ``(N,)`` mean of ``joint_spread`` over the joints.
+        missing: ``(N,)`` fraction of augmentations in which the hand was not found.
+        handedness_flips: ``(N,)`` fraction of the augmentations that found the hand but disagreed on its side.
+    """
+
+    keypoints: np.ndarray
+    found: np.ndarray
+    handedness_agrees: np.ndarray
+    joint_spread: np.ndarray
+    spread: np.ndarray
+    missing: np.ndarray
+    handedness_flips: np.ndarray
+
+
+def tta_disagreement(image: np.ndarray, hands: Sequence[HandPrediction], predict: Predictor,
+                     augmentations: Sequence[Augmentation] = DEFAULT_AUGMENTATIONS,
+                     max_distance: float = 0.5) -> TTADisagreement:
+    """Run ``predict`` on augmented copies of ``image`` and measure how much ``hands`` move.
+
+    Augmented hands are mapped back to the photo and matched one-to-one to ``hands``
+    (:func:`handpose.metrics.match_hands`: Hungarian method on the mean keypoint distance divided by
+    the box side of the hand in ``hands``; pairs farther than ``max_distance`` are unmatched).
+    A mirror turns a right hand into a left one, so handedness is swapped back before comparing.
+
+    Joint spread, for the ``n_j`` available positions ``p_kj`` of joint ``j``:
+    ``sqrt(1/n_j sum_k ||p_kj - mean_k p_kj||^2) / box_side``.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB, the photo ``hands`` were predicted on.
+        hands: the ``N`` predictions to assess.
+        predict: the estimator, ``image -> list[HandPrediction]``.
+        augmentations: the ``K`` transforms.
+        max_distance: matching gate, fraction of the box side.
+    """
+    image = check_image(image)
+    if not augmentations:
+        raise ValueError("augmentations must not be empty")
+    n, k = len(hands), len(augmentations)
+    points = np.full((n, k + 1, NUM_KEYPOINTS, 2), np.nan)
+    found = np.zeros((n, k), dtype=bool)
+    agrees = np.zeros((n, k), dtype=bool)
+    if n == 0:
+        empty = np.zeros(0)
+        return TTADisagreement(points, found, agrees, np.zeros((0, NUM_KEYPOINTS)), empty, empty, empty)
+    reference = np.stack([hand.keypoints_2d for hand in hands])
+    points[:, 0] = reference
+    for a, aug in enumerate(augmentations):
+        view = augment(image, aug)
+        others = predict(view.image)
+        if not others:
+            continue
+        mapped = view.to_photo(np.stack([hand.keypoints_2d for hand in others]))
+        for j, i in match_hands(mapped, reference, max_distance=max_distance).pairs:
+            side = others[j].handedness
+            if aug.flip:
+                side = "left" if side == "right" else "right"
+            points[i, a + 1] = mapped[j]
+            found[i, a] = True
+            agrees[i, a] = side == hands[i].handedness
+    # spread_j = sqrt(mean_k ||p_kj - mean_k p_kj||^2) over the predictions that exist.
+    mean = np.nanmean(points, axis=1, keepdims=True)
+    rms = np.sqrt(np.nanmean(np.sum((points - mean) ** 2, axis=-1), axis=1))
+    joint_spread = np.where(found.any(1)[:, None], rms / box_size(reference)[:, None], np.nan)
+    n_found = found.sum(1)
+    flips = np.where(n_found > 0, (found & ~agrees).sum(1) / np.maximum(n_found, 1), np.nan)
+    return TTADisagreement(points, found, agrees, joint_spread, joint_spread.mean(1), 1.0 - n_found / k, flips)
+
+
+# -- anatomical plausibility ------------------------------------------------------------------
+
+#: Reference bone lengths in mm, in :data:`handpose.keypoints.BONES` order (child 1..20): the rest
+#: pose of the open hand model (:func:`hand_model_bone_lengths`, mean shape), rounded to 0.5 mm, for
+#: when its set-up export is missing. Keypoint-to-keypoint lengths as the estimators place the
+#: keypoints (MediaPipe's world landmarks agree within about 10 %), not anatomical bone lengths.
+REFERENCE_BONE_MM: np.ndarray = np.array([
+    44.5, 30.0, 35.5, 27.0,   # thumb: wrist-CMC, CMC-MCP, MCP-IP, IP-TIP
+    105.0, 25.5, 22.5, 26.0,  # index: wrist-MCP, MCP-PIP, PIP-DIP, DIP-TIP
+    101.0, 33.0, 27.0, 26.5,  # middle
+    97.0, 29.0, 24.5, 26.0,   # ring
+    93.5, 21.0, 15.0, 19.5,   # pinky
+])
+
+#: The 15 finger joints whose angles are checked: (finger, position in the finger's chain).
+JOINTS: tuple[tuple[str, int], ...] = tuple((finger, i) for finger in FINGERS for i in range(3))
+
+# Limits in degrees per joint: (max flexion, max hyperextension, max |abduction|). Fingers: MCP
+# 100 / 45 / 40, PIP 110 / 15 / 20, DIP 100 / 30 / 20 (active range of motion plus a tolerance for
+# keypoint noise). Thumb: the CMC (wrist-CMC is not an anatomical bone) is not checked; MCP and IP
+# only by their unsigned bend, at most 110 (the thumb's flexion plane is not the palm's).
+_FINGER_LIMITS = ((100.0, 45.0, 40.0), (110.0, 15.0, 20.0), (100.0, 30.0, 20.0))
+_THUMB_LIMITS = ((np.inf, np.inf, np.inf), (110.0, np.inf, np.inf), (110.0, np.inf, np.inf))
+ANGLE_LIMITS: np.ndarray = np.array([_THUMB_LIMITS[i] if f == "thumb" else _FINGER_LIMITS[i] for f, i in JOINTS])
+
+#: A bone is implausible when its scale-normalised length is off by more than this factor.
+BONE_RATIO_TOLERANCE = 1.3
+
+
+def hand_model_bone_lengths(kind: str = "open", side: str = "right") -> np.ndarray:
+    """``(20,)`` bone lengths in mm of a hand model's rest pose (:func:`handpose.handmodel.load_hand_model`).
+
+    Raises whatever the model raises when its files are missing (the open hand needs ``make setup``).
+    """
+    import torch
+
+    from handpose.handmodel import load_hand_model
+
+    with torch.no_grad():
+        keypoints = load_hand_model(kind, side)().keypoints[0].cpu().numpy()
+    return bone_lengths(keypoints)
+
+
+def bone_lengths(keypoints: np.ndarray) -> np.ndarray:
+    """``(..., 21, D)`` keypoints -> ``(..., 20)`` bone lengths in :data:`~handpose.keypoints.BONES` order."""
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    parents, children = np.array(BONES).T
+    return np.linalg.norm(keypoints[..., children, :] - keypoints[..., parents, :], axis=-1)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def joint_angles(keypoints_3d: np.ndarray, handedness: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Flexion and abduction of the 15 :data:`JOINTS`, in degrees.
+
+    The palm normal ``n = (index_MCP - wrist) x (pinky_MCP - wrist)`` points to the palm side of a
+    right hand in a right-handed frame (negated for a left hand). At a joint with incoming bone
+    direction ``u`` and outgoing bone ``v``: the lateral axis ``a`` is ``m x n`` with ``m`` the
+    finger's metacarpal direction (wrist -> MCP), made orthogonal to ``u`` (so it stays the hinge
+    axis of a flexed finger), the palm-side axis ``w = a x u``, and
+
+        flexion = atan2(v . w, v . u)     (positive towards the palm, negative = hyperextension)
+        abduction = atan2(v . a, |(v . u, v . w)|)   (angle out of the flexion plane)
+
+    For the thumb, flexion is the unsigned bend ``atan2(|u x v|, u . v)`` and abduction is NaN.
+
+    Args:
+        keypoints_3d: ``(B, 21, 3)`` with a right-handed frame (e.g. x right, y down, z forward).
+        handedness: ``B`` labels, ``"left"`` or ``"right"``.
+
+    Returns:
+        ``(flexion (B, 15), abduction (B, 15))`` degrees in :data:`JOINTS` order.
+    """
+    x = np.asarray(keypoints_3d, dtype=np.float64)
+    if x.ndim != 3 or x.shape[1:] != (NUM_KEYPOINTS, 3):
+        raise ValueError(f"keypoints_3d must be (B, 21, 3), got {x.shape}")
+    if len(handedness) != len(x) or any(side not in ("left", "right") for side in handedness):
+        raise ValueError(f"handedness must be {len(x)} labels 'left'/'right', got {list(handedness)}")
+    sign = np.where(np.asarray(handedness) == "right", 1.0, -1.0)[:, None]
+    normal = _unit(sign * np.cross(x[:, FINGERS["index"][0]] - x[:, WRIST], x[:, FINGERS["pinky"][0]] - x[:, WRIST]))
+    flexion = np.full((len(x), len(JOINTS)), np.nan)
+    abduction = np.full_like(flexion, np.nan)
+    for col, (finger, i) in enumerate(JOINTS):
+        chain = (WRIST,) + FINGERS[finger]
+        parent, joint, child = chain[i], chain[i + 1], chain[i + 2]
+        u = _unit(x[:, joint] - x[:, parent])
+        v = x[:, child] - x[:, joint]
+        if finger == "thumb":
+            flexion[:, col] = np.degrees(np.arctan2(np.linalg.norm(np.cross(u, v), axis=-1), np.sum(u * v, -1)))
+            continue
+        metacarpal = _unit(x[:, chain[1]] - x[:, WRIST])
+        lateral = np.cross(metacarpal, normal)
+        lateral = _unit(lateral - np.sum(lateral * u, -1, keepdims=True) * u)
+        palmar = np.cross(lateral, u)
+        along = np.sum(v * u, -1)
+        across = np.sum(v * palmar, -1)
+        flexion[:, col] = np.degrees(np.arctan2(across, along))
+        abduction[:, col] = np.degrees(np.arctan2(np.sum(v * lateral, -1), np.hypot(along, across)))
+    return flexion, abduction
+
+
+@dataclass(frozen=True)
+class Plausibility:
+    """Anatomical checks of ``B`` hands.
+
+    Attributes:
+        bone_ratios: ``(B, 20)`` bone length / (scale * reference length), scale the median ratio.
+        bone_ratio_error: ``(B,)`` mean ``|log bone_ratio|`` (0 = the reference's proportions).
+        flexion, abduction: ``(B, 15)`` degrees (:func:`joint_angles`).
+        violation: ``(B, 15)`` degrees beyond the :data:`ANGLE_LIMITS` (0 within them).
+        angle_violation: ``(B,)`` sum of ``violation`` over the joints, degrees.
+        score: ``(B,)`` fraction of failed checks: bones off by more than
+            :data:`BONE_RATIO_TOLERANCE` and joints beyond a limit, over 20 bones + 14 checked joints.
+    """
+
+    bone_ratios: np.ndarray
+    bone_ratio_error: np.ndarray
+    flexion: np.ndarray
+    abduction: np.ndarray
+    violation: np.ndarray
+    angle_violation: np.ndarray
+    score: np.ndarray
+
+
+def anatomical_plausibility(keypoints_3d: np.ndarray, handedness: Sequence[str],
+                            reference_mm: np.ndarray | None = None) -> Plausibility:
+    """Bone-length ratios and joint-angle limits of ``(B, 21, 3)`` hands.
+
+    ``ratio_b = L_b / (s R_b)`` with ``s = median_b(L_b / R_b)``, so the overall hand size does not
+    matter. Violations: ``max(flexion - max_flex, -flexion - max_hyperext, |abduction| - max_abd, 0)``.
+
+    Args:
+        keypoints_3d: ``(B, 21, 3)`` in a right-handed frame (units cancel).
+        handedness: ``B`` labels.
+        reference_mm: ``(20,)`` reference bone lengths (default :data:`REFERENCE_BONE_MM`, or
+            :func:`hand_model_bone_lengths`).
+    """
+    reference = REFERENCE_BONE_MM if reference_mm is None else np.asarray(reference_mm, dtype=np.float64)
+    if reference.shape != (len(BONES),) or not np.all(reference > 0):
+        raise ValueError(f"reference_mm must be ({len(BONES)},) positive lengths, got {reference.shape}")
+    flexion, abduction = joint_angles(keypoints_3d, handedness)
+    lengths = bone_lengths(keypoints_3d)
+    scale = np.median(lengths / reference, axis=-1, keepdims=True)
+    ratios = lengths / np.maximum(scale * reference, 1e-12)
+    log_ratio = np.abs(np.log(np.maximum(ratios, 1e-12)))
+    max_flex, max_hyper, max_abd = ANGLE_LIMITS.T
+    over = np.stack([flexion - max_flex, -flexion - max_hyper, np.abs(abduction) - max_abd], axis=-1)
+    violation = np.where(np.isfinite(over), over, -np.inf).max(axis=-1).clip(min=0.0)
+    checked = np.isfinite(max_flex)
+    failures = (log_ratio > np.log(BONE_RATIO_TOLERANCE)).sum(-1) + (violation[:, checked] > 0).sum(-1)
+    return Plausibility(bone_ratios=ratios, bone_ratio_error=log_ratio.mean(-1), flexion=flexion,
+                        abduction=abduction, violation=violation, angle_violation=violation.sum(-1),
+                        score=failures / (len(BONES) + int(checked.sum())))
+
+
+# -- 2D-3D consistency ------------------------------------------------------------------------
+
+
+def reprojection_residual(keypoints_2d: np.ndarray, keypoints_3d: np.ndarray) -> np.ndarray:
+    """Per-joint residual of the weak-perspective registration of the 3D keypoints to the 2D ones.
+
+    ``(s, t) = argmin sum_j ||s X_j + t - x_j||^2`` over the 3D keypoints' ``(x, y)`` (which must
+    be in the image's orientation: x right, y down) by :func:`handpose.heatmap.fit_scale_translation`;
+    the residual ``||s X_j + t - x_j||`` is divided by the 2D box side.
+
+    Args:
+        keypoints_2d: ``(B, 21, 2)`` pixels.
+        keypoints_3d: ``(B, 21, 3)``.
+
+    Returns:
+        ``(B, 21)`` residuals in units of the box side (NaN for a failed registration).
+    """
+    x2 = np.asarray(keypoints_2d, dtype=np.float64)
+    x3 = np.asarray(keypoints_3d, dtype=np.float64)
+    if x2.ndim != 3 or x2.shape[1:] != (NUM_KEYPOINTS, 2):
+        raise ValueError(f"keypoints_2d must be (B, 21, 2), got {x2.shape}")
+    if x3.shape != (len(x2), NUM_KEYPOINTS, 3):
+        raise ValueError(f"keypoints_3d must be ({len(x2)}, 21, 3), got {x3.shape}")
+    xyc = np.concatenate([x2, np.ones(x2.shape[:2] + (1,))], axis=-1)
+    registration = fit_scale_translation(xyc, x3)
+    projected = np.asarray(registration.apply(x3), dtype=np.float64)  # s X_xy + t
+    residual = np.linalg.norm(projected - x2, axis=-1) / box_size(x2)[:, None]
+    return np.where(np.asarray(registration.ok, dtype=bool)[:, None], residual, np.nan)
+
+
+# -- all signals of one photo -----------------------------------------------------------------
+
+#: Signal name -> whether larger values mean a *better* prediction (only the detector score).
+SIGNALS: dict[str, bool] = {
+    "score": True,
+    "tta_spread": False,
+    "tta_missing": False,
+    "handedness_flips": False,
+    "bone_ratio_error": False,
+    "angle_violation": False,
+    "implausibility": False,
+    "reprojection": False,
+}
+
+
+@dataclass(frozen=True)
+class HandSignals:
+    """Label-free signals of one predicted hand (see :data:`SIGNALS` for their direction).
+
+    Attributes:
+        score: detector confidence.
+        tta_spread: mean joint spread across augmentations / box side (NaN if never re-found).
+        tta_joint_spread: ``(21,)`` per-joint spread / box side.
+        tta_missing: fraction of augmentations that lost the hand.
+        handedness_flips: fraction of re-finding augmentations that disagreed on the side.
+        bone_ratio_error: mean ``|log|`` bone-length ratio against the reference hand.
+        angle_violation: degrees beyond the joint limits, summed over the joints.
+        implausibility: fraction of failed anatomical checks.
+        reprojection: mean 2D-3D registration residual / box side.
+    """
+
+    score: float
+    tta_spread: float
+    tta_joint_spread: np.ndarray
+    tta_missing: float
+    handedness_flips: float
+    bone_ratio_error: float
+    angle_violation: float
+    implausibility: float
+    reprojection: float
+
+    def as_row(self) -> dict[str, float]:
+        """The scalar signals as a plain dict (table row)."""
+        return {name: float(getattr(self, name)) for name in SIGNALS}
+
+
+def compute_signals(image: np.ndarray, hands: Sequence[HandPrediction], predict: Predictor,
+                    augmentations: Sequence[Augmentation] = DEFAULT_AUGMENTATIONS,
+                    reference_mm: np.ndarray | None = None) -> list[HandSignals]:
+    """All label-free signals of the ``hands`` predicted on ``image``, one :class:`HandSignals` each.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        hands: the predictions to assess (from any estimator).
+        predict: the estimator run on each augmentation (e.g. a cheaper single-view one).
+        augmentations: test-time augmentations (:data:`DEFAULT_AUGMENTATIONS`).
+        reference_mm: reference bone lengths for :func:`anatomical_plausibility`.
+    """
+    if not hands:
+        return []
+    tta = tta_disagreement(image, hands, predict, augmentations)
+    keypoints_3d = np.stack([hand.keypoints_3d for hand in hands])
+    anatomy = anatomical_plausibility(keypoints_3d, [hand.handedness for hand in hands], reference_mm)
+    residual = reprojection_residual(np.stack([hand.keypoints_2d for hand in hands]), keypoints_3d).mean(-1)
+    return [HandSignals(score=hand.score, tta_spread=float(tta.spread[i]), tta_joint_spread=tta.joint_spread[i],
+                        tta_missing=float(tta.missing[i]), handedness_flips=float(tta.handedness_flips[i]),
+                        bone_ratio_error=float(anatomy.bone_ratio_error[i]),
+                        angle_violation=float(anatomy.angle_violation[i]), implausibility=float(anatomy.score[i]),
+                        reprojection=float(residual[i]))
+            for i, hand in enumerate(hands)]
+
+
+def signal_error_correlation(signal_values: Sequence[float], true_errors: Sequence[float]) -> float:
+    """Spearman's rank correlation between a signal and the true errors, over finite pairs.
+
+    ``rho = 1`` when the signal orders the hands exactly as their errors; NaN with fewer than
+    three finite pairs or a constant input.
+
+    Args:
+        signal_values: ``(N,)`` one signal per hand.
+        true_errors: ``(N,)`` e.g. mean end-point error / box side.
+    """
+    s = np.asarray(signal_values, dtype=np.float64).reshape(-1)
+    e = np.asarray(true_errors, dtype=np.float64).reshape(-1)
+    if s.shape != e.shape:
+        raise ValueError(f"signal_values and true_errors differ in length: {s.shape} vs {e.shape}")
+    keep = np.isfinite(s) & np.isfinite(e)
+    if keep.sum() < 3 or np.ptp(s[keep]) == 0 or np.ptp(e[keep]) == 0:
+        return float("nan")
+    return float(spearmanr(s[keep], e[keep]).statistic)
+
+
+# -- tables and figures of notebook 05 ----------------------------------------------------------
+
+
+def analyse_image(name: str, image: np.ndarray, hands: Sequence[HandPrediction], predict: Predictor,
+                  gt_keypoints: np.ndarray | None = None, gt_visible: np.ndarray | None = None,
+                  gt_handedness: Sequence[str | None] | None = None, alpha: float = 0.2,
+                  augmentations: Sequence[Augmentation] = DEFAULT_AUGMENTATIONS,
+                  reference_mm: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Table rows of one photo: one per predicted hand, then one per missed ground-truth hand.
+
+    Every row has ``image``, ``hand`` (prediction index, -1 for a missed GT hand), ``detected``,
+    ``handedness``, ``box_px`` and the :data:`SIGNALS` (NaN for missed hands). With ground truth,
+    predictions are matched one-to-one to GT hands (:func:`handpose.metrics.match_hands`) and rows
+    also hold ``gt`` (GT index or -1 for a false positive), ``error`` (mean end-point error / GT box
+    side over annotated joints), ``pck`` (PCK@alpha; 0 for a missed hand) and ``handedness_ok``.
+
+    Args:
+        name: the photo's name.
+        image: ``(H, W, 3)`` uint8 RGB.
+        hands: predictions on ``image``.
+        predict: the estimator for the test-time augmentations.
+        gt_keypoints: optional ``(M, 21, 2)`` ground truth (NaN = not annotated).
+        gt_visible: optional ``(M, 21)`` bool, annotated joints (default: the finite ones).
+        gt_handedness: optional ``M`` labels (``None`` = unknown).
+        alpha: PCK threshold, fraction of the GT box side.
+        augmentations, reference_mm: see :func:`compute_signals`.
+    """
+    rows = [{"image": name, "hand": i, "detected": True, "handedness": hand.handedness,
+             "box_px": float(box_size(hand.keypoints_2d[None])[0]), **s.as_row()}
+            for i, (hand, s) in enumerate(zip(hands, compute_signals(image, hands, predict, augmentations,
+                                                                       reference_mm)))]
+    if gt_keypoints is None:
+        return rows
+    gt = np.asarray(gt_keypoints, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2)
+    visible = np.all(np.isfinite(gt), -1) if gt_visible is None else np.asarray(gt_visible, dtype=bool)
+    sides = [None] * len(gt) if gt_handedness is None else list(gt_handedness)
+    pred = np.array([hand.keypoints_2d for hand in hands]).reshape(-1, NUM_KEYPOINTS, 2)
+    matches = match_hands(pred, gt, visible)
+    for row in rows:
+        row.update(gt=-1, error=np.nan, pck=np.nan, handedness_ok=None)
+    for (i, j), distance in zip(matches.pairs, matches.distances):
+        correct = pck(pred[i][None], gt[j][None], alpha=alpha, visible=visible[j][None])
+        rows[i].update(gt=int(j), error=float(distance), pck=float(np.nanmean(correct)),
+                       handedness_ok=None if sides[j] is None else hands[i].handedness == sides[j])
+    for j in matches.unmatched_gt:
+        rows.append({"image": name, "hand": -1, "detected": False, "handedness": sides[j],
+                     "box_px": float(box_size(gt[j][None], visible[j][None])[0]),
+                     **{key: np.nan for key in SIGNALS}, "gt": int(j), "error": np.nan, "pck": 0.0,
+                     "handedness_ok": None})
+    return rows
+
+
+def signal_correlations(rows: Sequence[Mapping[str, Any]], error_key: str = "error") -> dict[str, float]:
+    """Spearman's rho of each of the :data:`SIGNALS` with ``error_key`` over the matched rows,
+    oriented so that a positive rho means "the signal predicts larger errors" (the detector score
+    is negated)."""
+    errors = [row.get(error_key, np.nan) for row in rows]
+    return {name: signal_error_correlation([(-1.0 if up else 1.0) * row[name] for row in rows], errors)
+            for name, up in SIGNALS.items()}
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digits: int = 3) -> str:
+    """A plain-text table of ``rows`` (one line each) with the given columns, floats rounded."""
+    def cell(value: Any) -> str:
+        if isinstance(value, (float, np.floating)):
+            return "nan" if not np.isfinite(value) else f"{value:.{digits}f}"
+        return "" if value is None else str(value)
+
+    body = [[cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(line[k]) for line in body]) for k, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths)) for line in body]
+    return "\n".join(lines)
+
+
+def worst_rows(rows: Sequence[Mapping[str, Any]], n: int, key: str = "error") -> list[Mapping[str, Any]]:
+    """The ``n`` worst rows: missed GT hands first, then by ``key`` descending (NaN last)."""
+    def rank(row: Mapping[str, Any]) -> tuple[int, float]:
+        value = float(row.get(key, np.nan))
+        return (0 if not row["detected"] else 1, -value if np.isfinite(value) else np.inf)
+
+    return sorted(rows, key=rank)[:n]
+
+
+def failure_gallery(images: Mapping[str, np.ndarray], hands: Mapping[str, Sequence[HandPrediction]],
+                    rows: Sequence[Mapping[str, Any]], gt_keypoints: Mapping[str, np.ndarray] | None = None,
+                    captions: Mapping[str, str] | None = None, n: int = 6, key: str = "error",
+                    ncols: int = 3) -> "Figure":
+    """The worst ``n`` rows (:func:`worst_rows`) as crops around the hand: the ground truth in white
+    under the prediction in finger colours, titled with the photo, the predicted side and score,
+    ``key`` (and PCK) and the photo's caption (e.g. its metadata tags)."""
+    from handpose.viz import draw_hands, draw_keypoints, image_grid
+
+    picked = worst_rows(rows, n, key)
+    if not picked:
+        raise ValueError("no rows to show")
+    crops, titles = [], []
+    for row in picked:
+        name = row["image"]
+        image = images[name]
+        predicted = list(hands.get(name, []))
+        gt = None if gt_keypoints is None or row.get("gt", -1) < 0 else np.asarray(gt_keypoints[name])[row["gt"]]
+        focus = [predicted[row["hand"]].keypoints_2d] if row["hand"] >= 0 else []
+        if gt is not None:
+            focus.append(gt)
+        overlay = image if gt is None else draw_keypoints(image, gt, color=(255, 255, 255), bones=True)
+        overlay = draw_hands(overlay, predicted, label=False)
+        crops.append(_crop_around(overlay, np.concatenate(focus)) if focus else overlay)
+        if not row["detected"]:
+            what = "missed"
+        elif np.isfinite(row.get(key, np.nan)):
+            what = f"{row['handedness']} {row['score']:.2f}: {key} {row[key]:.2f}"
+            what += f", PCK {row['pck']:.2f}" if key != "pck" and np.isfinite(row.get("pck", np.nan)) else ""
+        else:
+            what = f"{row['handedness']} {row['score']:.2f}: no GT match"
+        caption = textwrap.fill((captions or {}).get(name, ""), width=40, break_on_hyphens=False)
+        titles.append("\n".join(filter(None, [name, what, caption])))
+    return image_grid(crops, titles, ncols=ncols)
+
+
+def _crop_around(image: np.ndarray, points: np.ndarray, margin: float = 0.35, min_side: int = 64) -> np.ndarray:
+    """Square crop around the finite ``points`` with ``margin`` of their box side on each side."""
+    points = points[np.all(np.isfinite(points), -1)]
+    h, w = image.shape[:2]
+    center = (points.min(0) + points.max(0)) / 2.0
+    half = max(float(np.ptp(points, axis=0).max()) * (0.5 + margin), min_side / 2.0)
+    x1, y1 = (int(max(0, np.floor(c - half))) for c in center)
+    x2, y2 = int(min(w, np.ceil(center[0] + half))), int(min(h, np.ceil(center[1] + half)))
+    return image[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]
+
+
+def distinctive_tags(metadata: Mapping[str, Mapping[str, str]], columns: Sequence[str]) -> dict[str, str]:
+    """Per photo, its metadata tags that differ from the set's most common value of their column
+    (what sets the photo apart), as ``"column=value, ..."``; blank values are ignored."""
+    common = {}
+    for column in columns:
+        values = [m.get(column, "") for m in metadata.values() if m.get(column, "")]
+        common[column] = max(set(values), key=values.count) if values else None
+    return {name: ", ".join(f"{c}={m[c]}" for c in columns if m.get(c, "") and m[c] != common[c])
+            for name, m in metadata.items()}
+
+
+def breakdown(rows: Sequence[Mapping[str, Any]], metadata: Mapping[str, Mapping[str, str]],
+              column: str) -> list[dict[str, Any]]:
+    """Per value of a metadata ``column`` (e.g. ``"view"``): GT hands, detection recall, mean PCK
+    and mean error over the GT rows of the photos with that value (photos without metadata are
+    ``"?"``)."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if row.get("gt", -1) >= 0:
+            value = str(metadata.get(row["image"], {}).get(column, "") or "?")
+            groups.setdefault(value, []).append(row)
+    out = []
+    for value, group in sorted(groups.items()):
+        errors = np.array([g["error"] for g in group], dtype=np.float64)
+        out.append({"column": column, "value": value, "n": len(group),
+                    "recall": float(np.mean([g["detected"] for g in group])),
+                    "pck": float(np.mean([g["pck"] for g in group])),
+                    "error": float(np.nanmean(errors)) if np.isfinite(errors).any() else np.nan})
+    return out
+
+
+def plot_breakdown(rows: Sequence[Mapping[str, Any]], metadata: Mapping[str, Mapping[str, str]],
+                   columns: Sequence[str], ncols: int = 3) -> "Figure":
+    """One bar chart per metadata column (``ncols`` per row): mean PCK (bars) and detection recall
+    (dots) per value, labelled ``value (number of GT hands)``."""
+    import matplotlib.pyplot as plt
+
+    if not columns:
+        raise ValueError("columns must not be empty")
+    ncols = max(1, min(ncols, len(columns)))
+    nrows = -(-len(columns) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.0 * nrows), squeeze=False, sharey=True)
+    for ax in axes.ravel()[len(columns):]:
+        ax.axis("off")
+    for ax, column in zip(axes.ravel(), columns):
+        table = breakdown(rows, metadata, column)
+        x = np.arange(len(table))
+        ax.bar(x, [t["pck"] for t in table], color="tab:blue", alpha=0.8, label="PCK@0.2")
+        ax.plot(x, [t["recall"] for t in table], "o", color="tab:orange", label="recall")
+        ax.set_xticks(x, [f"{t['value']} ({t['n']})" for t in table], fontsize=8, rotation=35, ha="right")
+        ax.set_title(column, fontsize=10)
+        ax.set_ylim(0, 1.05)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
+               bbox_to_anchor=(0.5, 1.0), frameon=False)
+    return fig

@@ -1,0 +1,436 @@
+"""Robustness sweeps: perturb photos step by step and measure detection and keypoint error.
+
+Perturbations are pure functions of ``(H, W, 3)`` uint8 RGB images. Geometric ones return a
+:class:`~handpose.detect.View` whose ``matrix`` ``[A | t]`` maps photo pixels to the perturbed
+image's pixels exactly (``p' = A p + t``), so ground-truth keypoints follow with
+:func:`transform_points`. Coordinates are continuous pixels as everywhere in the package: the
+photo spans ``[0, W] x [0, H]`` and pixel ``(i, j)`` has its centre at ``(j + 0.5, i + 0.5)``.
+
+:func:`robustness_sweep` runs any estimator (``predict(image) -> list[HandPrediction]``) over one
+perturbation kind at several strengths and returns a :class:`SweepResult` table of detection
+recall, precision, PCK@alpha and mean error / box size; :func:`plot_sweep` draws it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from handpose.detect import View, check_image, rotated_view, warp_view
+from handpose.keypoints import NUM_KEYPOINTS
+from handpose.metrics import box_size, evaluate_2d
+from handpose.prediction import HandPrediction
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+Predictor = Callable[[np.ndarray], list[HandPrediction]]
+
+
+# -- geometry ---------------------------------------------------------------------------------
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply ``p' = A p + t`` to ``(..., 2)`` pixel coordinates; ``matrix`` is ``(2, 3)`` ``[A | t]``."""
+    points = np.asarray(points, dtype=np.float64)
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if points.shape[-1] != 2:
+        raise ValueError(f"points must be (..., 2), got {points.shape}")
+    if matrix.shape != (2, 3):
+        raise ValueError(f"matrix must be (2, 3), got {matrix.shape}")
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def flip(image: np.ndarray) -> View:
+    """Horizontal mirror: ``x' = W - x``, ``y' = y`` (exact pixel permutation)."""
+    image = check_image(image)
+    w = image.shape[1]
+    return View(np.ascontiguousarray(image[:, ::-1]), np.array([[-1.0, 0.0, w], [0.0, 1.0, 0.0]]), "flip")
+
+
+def rotate(image: np.ndarray, angle_deg: float) -> View:
+    """In-plane rotation by ``angle_deg`` counter-clockwise (as displayed) about the photo centre,
+    on a canvas that holds the whole photo (corners filled with black)."""
+    return rotated_view(check_image(image), float(angle_deg))
+
+
+def scale_hand(image: np.ndarray, keypoints_2d: np.ndarray, size_px: float) -> View:
+    """Resize the photo so the hand's larger box side is ``size_px``, hand centred on a canvas of the
+    photo's size (padded with black when shrinking, cropped when enlarging).
+
+    ``p' = s (p - c) + (W, H) / 2`` with ``s = size_px / side`` and ``c`` the centre of the box
+    around ``keypoints_2d``.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        keypoints_2d: ``(..., 21, 2)`` pixels of the hand(s) that set the scale (the largest hand
+            sets it; the box around all of them is centred).
+        size_px: target box side in pixels.
+    """
+    image = check_image(image)
+    keypoints_2d = np.asarray(keypoints_2d, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2)
+    if not size_px > 0:
+        raise ValueError(f"size_px must be positive, got {size_px}")
+    side = float(np.nanmax(box_size(keypoints_2d)))
+    if not side > 0:
+        raise ValueError("the hand's box is empty: cannot scale it")
+    h, w = image.shape[:2]
+    flat = keypoints_2d.reshape(-1, 2)
+    center = (np.nanmin(flat, axis=0) + np.nanmax(flat, axis=0)) / 2.0
+    s = size_px / side
+    t = np.array([w, h]) / 2.0 - s * center
+    return warp_view(image, np.array([[s, 0.0, t[0]], [0.0, s, t[1]]]), (w, h), f"hand{size_px:g}px")
+
+
+# -- occlusion and photometric perturbations ------------------------------------------------
+
+
+def occlude(image: np.ndarray, box_xyxy: np.ndarray, fraction: float, seed: int = 0,
+            color: tuple[int, int, int] = (128, 128, 128)) -> np.ndarray:
+    """Paint one rectangle covering ``fraction`` of the pixel box ``box_xyxy``, at a random place.
+
+    The rectangle's area is ``round(fraction * box area)`` pixels up to rounding of its sides; its
+    aspect ratio is drawn in ``[1/2, 2]`` (clipped to the box) and its position uniformly inside
+    the box, from ``numpy.random.default_rng(seed)``. Pixels outside the box are untouched.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        box_xyxy: ``(4,)`` ``[x1, y1, x2, y2]`` pixels (clipped to the photo, rounded outwards).
+        fraction: covered fraction of the box in ``[0, 1]``.
+        seed: random seed; equal seeds give equal patches.
+        color: RGB fill.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB copy.
+    """
+    image = check_image(image)
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = np.asarray(box_xyxy, dtype=np.float64).reshape(4)
+    x1, y1 = int(np.clip(np.floor(x1), 0, w)), int(np.clip(np.floor(y1), 0, h))
+    x2, y2 = int(np.clip(np.ceil(x2), 0, w)), int(np.clip(np.ceil(y2), 0, h))
+    bw, bh = x2 - x1, y2 - y1
+    out = image.copy()
+    if fraction == 0.0 or bw <= 0 or bh <= 0:
+        return out
+    rng = np.random.default_rng(seed)
+    area = fraction * bw * bh
+    # Side lengths pw * ph = area with aspect pw / ph = r, then fitted inside the box.
+    aspect = float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+    pw = int(np.clip(round(np.sqrt(area * aspect)), 1, bw))
+    ph = int(np.clip(round(area / pw), 1, bh))
+    pw = int(np.clip(round(area / ph), 1, bw))
+    px = x1 + int(rng.integers(0, bw - pw + 1))
+    py = y1 + int(rng.integers(0, bh - ph + 1))
+    out[py:py + ph, px:px + pw] = np.asarray(color, dtype=np.uint8)
+    return out
+
+
+def blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur with standard deviation ``sigma`` pixels (kernel ``2 ceil(3 sigma) + 1``); 0 = copy."""
+    image = check_image(image)
+    if sigma < 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma}")
+    if sigma == 0:
+        return image.copy()
+    k = 2 * int(np.ceil(3 * sigma)) + 1
+    return cv2.GaussianBlur(image, (k, k), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+
+
+def brightness(image: np.ndarray, gain: float) -> np.ndarray:
+    """Exposure change ``I' = clip(gain * I)``: ``gain < 1`` darkens, ``> 1`` brightens (and saturates)."""
+    image = check_image(image)
+    if gain < 0:
+        raise ValueError(f"gain must be >= 0, got {gain}")
+    return np.clip(np.rint(gain * image.astype(np.float64)), 0, 255).astype(np.uint8)
+
+
+def contrast(image: np.ndarray, factor: float) -> np.ndarray:
+    """Contrast about the photo's mean grey level ``m``: ``I' = clip(m + factor (I - m))``; 0 = flat grey."""
+    image = check_image(image)
+    if factor < 0:
+        raise ValueError(f"factor must be >= 0, got {factor}")
+    pixels = image.astype(np.float64)
+    mean = pixels.mean()
+    return np.clip(np.rint(mean + factor * (pixels - mean)), 0, 255).astype(np.uint8)
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG round trip at ``quality`` in ``[1, 100]`` (OpenCV's encoder, 4:2:0 chroma)."""
+    image = check_image(image)
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in [1, 100], got {quality}")
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode the image as JPEG")
+    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def desaturate(image: np.ndarray, saturation: float) -> np.ndarray:
+    """Blend towards grey: ``I' = Y + saturation (I - Y)`` with ``Y`` the Rec. 601 luma; 0 = grey-scale, 1 = copy."""
+    image = check_image(image)
+    if not 0.0 <= saturation <= 1.0:
+        raise ValueError(f"saturation must be in [0, 1], got {saturation}")
+    pixels = image.astype(np.float64)
+    # Y = 0.299 R + 0.587 G + 0.114 B
+    luma = pixels @ np.array([0.299, 0.587, 0.114])
+    return np.clip(np.rint(luma[..., None] + saturation * (pixels - luma[..., None])), 0, 255).astype(np.uint8)
+
+
+# -- sweeps -----------------------------------------------------------------------------------
+
+Perturb = Callable[[np.ndarray, np.ndarray, float, int], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One perturbation kind of a sweep.
+
+    Attributes:
+        apply: ``(image, gt (M, 21, 2), level, seed) -> (image', gt')``.
+        levels: default strengths, from mild to strong.
+        axis: axis label (the level's meaning and unit).
+        identity: the level that leaves the photo unchanged, if any.
+        log: plot the levels on a log axis.
+    """
+
+    apply: Perturb
+    levels: tuple[float, ...]
+    axis: str
+    identity: float | None = None
+    log: bool = False
+
+
+def _geometric(view: View, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return view.image, transform_points(gt, view.matrix)
+
+
+def _occlude_hands(image: np.ndarray, gt: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    for k, hand in enumerate(gt):
+        image = occlude(image, np.concatenate([np.nanmin(hand, 0), np.nanmax(hand, 0)]), fraction, seed=seed + k)
+    return image, gt
+
+
+#: The perturbation kinds by name.
+KINDS: dict[str, Kind] = {
+    "rotation": Kind(lambda im, gt, a, s: _geometric(rotate(im, a), gt), (0, 30, 60, 90, 135, 180),
+                     "in-plane rotation (degrees)", identity=0),
+    "scale": Kind(lambda im, gt, px, s: _geometric(scale_hand(im, gt, px), gt), (16, 24, 32, 48, 96, 192),
+                  "hand size (box side, pixels)", log=True),
+    "occlusion": Kind(_occlude_hands, (0.0, 0.15, 0.3, 0.45, 0.6), "fraction of the hand box covered",
+                      identity=0),
+    "blur": Kind(lambda im, gt, sg, s: (blur(im, sg), gt), (0, 1, 2, 4, 8), "Gaussian blur sigma (pixels)",
+                 identity=0),
+    "brightness": Kind(lambda im, gt, g, s: (brightness(im, g), gt), (0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 2.5),
+                       "exposure gain", identity=1, log=True),
+    "contrast": Kind(lambda im, gt, f, s: (contrast(im, f), gt), (0.1, 0.2, 0.4, 0.7, 1.0), "contrast factor",
+                     identity=1, log=True),
+    "jpeg": Kind(lambda im, gt, q, s: (jpeg(im, int(q)), gt), (95, 50, 20, 10, 5, 2), "JPEG quality", log=True),
+    "greyscale": Kind(lambda im, gt, sat, s: (desaturate(im, sat), gt), (1.0, 0.5, 0.0), "colour saturation",
+                      identity=1),
+}
+
+
+def perturb(image: np.ndarray, gt_keypoints: np.ndarray, kind: str, level: float,
+            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one perturbation of :data:`KINDS` to a photo and its ground truth.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        gt_keypoints: ``(M, 21, 2)`` ground-truth pixels (NaN = not annotated).
+        kind: a key of :data:`KINDS`.
+        level: the perturbation strength, in the kind's unit.
+        seed: seed of random perturbations (occlusion).
+
+    Returns:
+        ``(image', gt')``: the perturbed ``(H', W', 3)`` uint8 image and ``(M, 21, 2)`` keypoints in it.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown perturbation kind {kind!r}; choose one of {sorted(KINDS)}")
+    gt_keypoints = np.asarray(gt_keypoints, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2)
+    return KINDS[kind].apply(check_image(image), gt_keypoints, float(level), seed)
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """Scores at one perturbation level, pooled over the images.
+
+    Attributes:
+        level: perturbation strength.
+        n_images, n_gt, n_pred: images, ground-truth hands and predicted hands.
+        recall: matched GT hands / GT hands (the detection rate).
+        precision: matched predicted hands / predicted hands (NaN without predictions).
+        pck: PCK@alpha over visible GT joints, unmatched GT hands scoring 0.
+        error: mean over matched hands of their mean end-point error / GT box side (NaN if none).
+    """
+
+    level: float
+    n_images: int
+    n_gt: int
+    n_pred: int
+    recall: float
+    precision: float
+    pck: float
+    error: float
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """One sweep: a kind, its axis label, a curve label (e.g. the model), one row per level and the
+    PCK threshold ``alpha``."""
+
+    kind: str
+    axis: str
+    label: str
+    rows: tuple[SweepRow, ...]
+    alpha: float = 0.2
+
+    def as_rows(self) -> list[dict[str, Any]]:
+        """Plain table: one dict per level with ``kind`` and ``label`` columns."""
+        return [{"kind": self.kind, "label": self.label, **asdict(row)} for row in self.rows]
+
+    def column(self, name: str) -> np.ndarray:
+        """One column of :class:`SweepRow` as a float array over the levels."""
+        return np.array([getattr(row, name) for row in self.rows], dtype=np.float64)
+
+    def summary(self, threshold: float = 0.5) -> str:
+        """One sentence: recall unperturbed (when the kind has an identity level among the levels),
+        its lowest value and where, and the levels where it is below ``threshold``."""
+        if not self.rows:
+            return f"{self.kind}: no levels"
+        levels, recall = self.column("level"), self.column("recall")
+        if np.all(recall == recall[0]):
+            return f"{self.kind}: detection {recall[0]:.0%} at every level ({self.axis} {levels[0]:g} to {levels[-1]:g})"
+        identity = KINDS[self.kind].identity if self.kind in KINDS else None
+        base = "".join(f"{r:.0%} unperturbed, " for lv, r in zip(levels, recall) if lv == identity)
+        worst = int(np.nanargmin(recall)) if np.isfinite(recall).any() else 0
+        failing = [f"{lv:g}" for lv, r in zip(levels, recall) if r < threshold]
+        tail = f"below {threshold:.0%} at {', '.join(failing)}" if failing else f"never below {threshold:.0%}"
+        return (f"{self.kind}: detection {base}lowest {recall[worst]:.0%} at {self.axis} = {levels[worst]:g}; "
+                f"{tail}")
+
+
+def robustness_sweep(images: Sequence[np.ndarray], gt_hands: Sequence[np.ndarray], predict: Predictor,
+                     kind: str, levels: Sequence[float] | None = None, *, alpha: float = 0.2,
+                     gt_visible: Sequence[np.ndarray] | None = None, seed: int = 0,
+                     label: str = "") -> SweepResult:
+    """Detection and keypoint accuracy of ``predict`` against the strength of one perturbation.
+
+    Each image is perturbed at each level with its ground truth (:func:`perturb`), predicted, and
+    scored by :func:`handpose.metrics.evaluate_2d` (one-to-one matching, PCK@alpha of the GT box
+    side); counts are pooled over images per level.
+
+    Args:
+        images: photos, each ``(H, W, 3)`` uint8 RGB.
+        gt_hands: per photo ``(M, 21, 2)`` ground-truth pixels (``M`` may be 0).
+        predict: the estimator, ``image -> list[HandPrediction]``.
+        kind: a key of :data:`KINDS`.
+        levels: strengths (default: the kind's default levels).
+        alpha: PCK threshold as a fraction of the GT box side.
+        gt_visible: optional per photo ``(M, 21)`` bool, joints to score.
+        seed: base seed of random perturbations (photo ``i`` uses ``seed + 1000 i``).
+        label: curve label for plots (e.g. ``"mediapipe"``).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown perturbation kind {kind!r}; choose one of {sorted(KINDS)}")
+    if len(images) != len(gt_hands):
+        raise ValueError(f"{len(images)} images but {len(gt_hands)} ground-truth entries")
+    if gt_visible is not None and len(gt_visible) != len(images):
+        raise ValueError(f"{len(images)} images but {len(gt_visible)} visibility entries")
+    levels = KINDS[kind].levels if levels is None else tuple(levels)
+    gts = [np.asarray(g, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2) for g in gt_hands]
+    rows = []
+    for level in levels:
+        preds, targets, visible = [], [], []
+        for i, (image, gt) in enumerate(zip(images, gts)):
+            perturbed, gt_level = perturb(image, gt, kind, level, seed=seed + 1000 * i)
+            preds.append(np.array([hand.keypoints_2d for hand in predict(perturbed)]).reshape(-1, NUM_KEYPOINTS, 2))
+            targets.append(gt_level)
+            vis = np.all(np.isfinite(gt_level), axis=-1)
+            visible.append(vis if gt_visible is None else vis & np.asarray(gt_visible[i], dtype=bool))
+        rows.append(_score_level(float(level), preds, targets, visible, alpha))
+    return SweepResult(kind, KINDS[kind].axis, label, tuple(rows), alpha)
+
+
+def _score_level(level: float, preds: list[np.ndarray], gts: list[np.ndarray], visible: list[np.ndarray],
+                 alpha: float) -> SweepRow:
+    result = evaluate_2d(preds, gts, visible=visible, alpha=alpha)
+    return SweepRow(level=level, n_images=len(gts), n_gt=result.n_gt, n_pred=result.n_pred, recall=result.recall,
+                    precision=result.precision, pck=result.pck, error=result.mean_error)
+
+
+def plot_sweep(results: SweepResult | Sequence[SweepResult]) -> "Figure":
+    """Detection recall, PCK and mean error / box against the perturbation strength.
+
+    Several results of the same kind (e.g. two models) are drawn as separate curves.
+    """
+    import matplotlib.pyplot as plt
+
+    results = [results] if isinstance(results, SweepResult) else list(results)
+    if not results:
+        raise ValueError("plot_sweep needs at least one SweepResult")
+    if len({r.kind for r in results}) != 1:
+        raise ValueError(f"all results must share one kind, got {sorted({r.kind for r in results})}")
+    kind = KINDS.get(results[0].kind)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    panels = (("recall", "detection recall", (0, 1.05)), ("pck", f"PCK@{results[0].alpha:g}", (0, 1.05)),
+              ("error", "mean error / box side (found hands)", None))
+    for ax, (column, title, ylim) in zip(axes, panels):
+        for result in results:
+            ax.plot(result.column("level"), result.column(column), marker="o", label=result.label or None)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(results[0].axis, fontsize=9)
+        if kind is not None and kind.log:
+            ax.set_xscale("log")
+            levels = results[0].column("level")
+            ax.set_xticks(levels, [f"{v:g}" for v in levels])
+            ax.minorticks_off()
+        ax.set_ylim(*(ylim if ylim is not None else (0, None)))
+        ax.grid(alpha=0.3)
+    if any(r.label for r in results):
+        axes[0].legend(fontsize=8)
+    first = results[0].rows[0] if results[0].rows else None
+    counts = f" ({first.n_images} photos, {first.n_gt} hands)" if first is not None else ""
+    fig.suptitle(f"robustness: {results[0].kind}{counts}", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep_overview(results: Sequence[SweepResult], ncols: int = 4) -> "Figure":
+    """All kinds in one figure: one panel per kind with detection recall (solid) and PCK (dashed)
+    against the strength, one colour per curve label (e.g. per model)."""
+    import matplotlib.pyplot as plt
+
+    kinds = list(dict.fromkeys(r.kind for r in results))
+    if not kinds:
+        raise ValueError("plot_sweep_overview needs at least one SweepResult")
+    labels = list(dict.fromkeys(r.label for r in results))
+    colors = {label: f"C{i}" for i, label in enumerate(labels)}
+    ncols = max(1, min(ncols, len(kinds)))
+    nrows = -(-len(kinds) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.7 * nrows), squeeze=False, sharey=True)
+    for ax in axes.ravel()[len(kinds):]:
+        ax.axis("off")
+    for ax, kind in zip(axes.ravel(), kinds):
+        for result in (r for r in results if r.kind == kind):
+            levels = result.column("level")
+            name = f"{result.label} " if len(labels) > 1 else ""
+            ax.plot(levels, result.column("recall"), "o-", color=colors[result.label], label=f"{name}recall")
+            ax.plot(levels, result.column("pck"), "s--", color=colors[result.label], alpha=0.7,
+                    label=f"{name}PCK@{result.alpha:g}")
+        if kind in KINDS and KINDS[kind].log:
+            ax.set_xscale("log")
+            ax.set_xticks(levels, [f"{v:g}" for v in levels])
+            ax.minorticks_off()
+        ax.set_title(kind, fontsize=10)
+        ax.set_xlabel(next(r.axis for r in results if r.kind == kind), fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=2 * len(labels), fontsize=8,
+               bbox_to_anchor=(0.5, 1.0), frameon=False)
+    return fig

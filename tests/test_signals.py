@@ -1,0 +1,413 @@
+"""Label-free signals: exact TTA mapping, hand-computed spreads, angles, ratios and residuals."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST
+from handpose.prediction import HandPrediction
+from handpose.signals import (
+    ANGLE_LIMITS,
+    DEFAULT_AUGMENTATIONS,
+    JOINTS,
+    REFERENCE_BONE_MM,
+    Augmentation,
+    SIGNALS,
+    analyse_image,
+    anatomical_plausibility,
+    augment,
+    bone_lengths,
+    breakdown,
+    compute_signals,
+    distinctive_tags,
+    failure_gallery,
+    format_table,
+    hand_model_bone_lengths,
+    joint_angles,
+    plot_breakdown,
+    reprojection_residual,
+    signal_correlations,
+    signal_error_correlation,
+    tta_disagreement,
+    worst_rows,
+)
+
+# -- a deterministic fake estimator that really looks at the image -----------------------------
+# Joint j is a Gaussian blob of colour (255, 12 j, 0): bilinear resampling against the black
+# background scales a blob's colour, so G / R still names the joint; the R-weighted centroid
+# finds its centre to a few hundredths of a pixel. Handedness comes from the layout's chirality,
+# so a mirrored photo shows a left hand, as for a real estimator.
+
+SIGMA = 2.0
+HAND = np.array([[100, 170], [122, 160], [138, 148], [150, 136], [160, 124], [118, 112], [120, 92], [121, 76],
+                 [122, 60], [100, 108], [100, 86], [100, 68], [100, 52], [84, 110], [81, 90], [79, 73], [77, 58],
+                 [70, 116], [64, 100], [60, 88], [57, 76]], dtype=np.float64)
+SIDE = 118.0  # larger side of HAND's box
+
+
+def blob_image(points: np.ndarray, shape: tuple[int, int] = (220, 200)) -> np.ndarray:
+    h, w = shape
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5  # pixel centres, continuous coordinates
+    image = np.zeros((h, w, 3))
+    for j, (x, y) in enumerate(points):
+        g = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * SIGMA**2))
+        image += g[..., None] * np.array([255.0, 12.0 * j, 0.0])
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def find_blobs(image: np.ndarray) -> np.ndarray:
+    red = image[..., 0].astype(np.float64)
+    count, labels = cv2.connectedComponents((red > 8).astype(np.uint8))
+    points = np.full((NUM_KEYPOINTS, 2), np.nan)
+    for label in range(1, count):
+        ys, xs = np.nonzero(labels == label)
+        weight = red[ys, xs]
+        joint = int(round(np.sum(image[ys, xs, 1]) / np.sum(weight) * 255.0 / 12.0))
+        points[joint] = (np.sum(weight * (xs + 0.5)) / weight.sum(), np.sum(weight * (ys + 0.5)) / weight.sum())
+    return points
+
+
+def chirality(points: np.ndarray) -> str:
+    a, b = points[5] - points[0], points[17] - points[0]
+    return "right" if a[0] * b[1] - a[1] * b[0] < 0 else "left"
+
+
+def hand_from(points: np.ndarray, handedness: str, score: float = 0.9) -> HandPrediction:
+    xyz = np.concatenate([points - points[WRIST], np.zeros((NUM_KEYPOINTS, 1))], axis=1)
+    return HandPrediction(points, xyz, handedness, score)
+
+
+def blob_predictor(image: np.ndarray) -> list[HandPrediction]:
+    points = find_blobs(image)
+    return [hand_from(points, chirality(points))] if np.isfinite(points).all() else []
+
+
+def test_fake_estimator_finds_the_blobs() -> None:
+    points = find_blobs(blob_image(HAND))
+    assert np.abs(points - HAND).max() < 0.01
+    assert chirality(HAND) == "right" and chirality(find_blobs(blob_image(HAND)[:, ::-1])) == "left"
+
+
+# -- test-time augmentation ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("aug", DEFAULT_AUGMENTATIONS + (Augmentation("all", True, -15.0, 1.1),), ids=lambda a: a.name)
+def test_augment_maps_points_exactly(aug: Augmentation) -> None:
+    view = augment(blob_image(HAND), aug)
+    expected = HAND @ view.matrix[:, :2].T + view.matrix[:, 2]
+    assert np.abs(find_blobs(view.image) - expected).max() < 0.06
+    np.testing.assert_allclose(view.to_photo(expected), HAND, atol=1e-9)
+
+
+def test_augment_canvas_holds_the_whole_photo() -> None:
+    view = augment(np.full((100, 200, 3), 255, np.uint8), Augmentation("r", angle_deg=90.0, scale=0.5))
+    assert view.image.shape[:2] == (100, 50)
+    assert view.image[2:-2, 2:-2].min() == 255
+
+
+def test_tta_spread_is_zero_for_a_consistent_estimator() -> None:
+    image = blob_image(HAND)
+    hands = blob_predictor(image)
+    tta = tta_disagreement(image, hands, blob_predictor)
+    assert tta.found.all() and tta.handedness_agrees.all()  # the mirror's left hand was turned back
+    assert tta.missing.tolist() == [0.0] and tta.handedness_flips.tolist() == [0.0]
+    assert tta.keypoints.shape == (1, len(DEFAULT_AUGMENTATIONS) + 1, NUM_KEYPOINTS, 2)
+    assert tta.joint_spread.max() * SIDE < 0.06  # in pixels
+    assert tta.spread[0] < 5e-4
+
+
+def test_tta_spread_hand_computed() -> None:
+    # In the mirrored image the fake shifts every joint by +d in x: back in the photo that is -d,
+    # so the two predictions are d apart and each is d/2 from their mean.
+    d = 6.0
+
+    def biased(image: np.ndarray) -> list[HandPrediction]:
+        hands = blob_predictor(image)
+        for hand in hands:
+            if hand.handedness == "left":
+                hand.keypoints_2d = hand.keypoints_2d + [d, 0.0]
+        return hands
+
+    image = blob_image(HAND)
+    tta = tta_disagreement(image, blob_predictor(image), biased, [Augmentation("flip", flip=True)])
+    np.testing.assert_allclose(tta.joint_spread, np.full((1, NUM_KEYPOINTS), (d / 2) / SIDE), atol=1e-4)
+
+
+def test_tta_flags_handedness_flips_and_missing_hands() -> None:
+    image = blob_image(HAND)
+    hands = blob_predictor(image)
+
+    def always_right(img: np.ndarray) -> list[HandPrediction]:
+        return [hand_from(h.keypoints_2d, "right") for h in blob_predictor(img)]
+
+    augs = [Augmentation("flip", flip=True), Augmentation("rot", angle_deg=10.0)]
+    tta = tta_disagreement(image, hands, always_right, augs)
+    assert tta.handedness_agrees.tolist() == [[False, True]]
+    assert tta.handedness_flips.tolist() == [0.5]
+
+    lost = tta_disagreement(image, hands, lambda img: [], augs)
+    assert lost.missing.tolist() == [1.0] and not lost.found.any()
+    assert np.isnan(lost.spread).all() and np.isnan(lost.handedness_flips).all()
+
+
+def test_tta_matches_two_hands_across_order_and_mirror() -> None:
+    # A marker pixel in the top-left corner tells the fake whether the photo was mirrored; it then
+    # lists the two hands in the opposite order, mirrored, with mirrored labels.
+    image = np.zeros((200, 300, 3), np.uint8)
+    image[0, 0] = 255
+    right, left = HAND, HAND * [-1, 1] + [300, 0] - [40, 0]
+
+    def fake(img: np.ndarray) -> list[HandPrediction]:
+        if img[0, 0, 0] == 255:
+            return [hand_from(right, "right"), hand_from(left, "left")]
+        w = img.shape[1]
+        mirror = np.array([-1.0, 1.0])
+        return [hand_from(left * mirror + [w, 0], "right"), hand_from(right * mirror + [w, 0], "left")]
+
+    hands = fake(image)
+    tta = tta_disagreement(image, hands, fake, [Augmentation("flip", flip=True)])
+    assert tta.found.all() and tta.handedness_agrees.all()
+    np.testing.assert_allclose(tta.spread, [0.0, 0.0], atol=1e-12)
+
+
+# -- anatomy ------------------------------------------------------------------------------------
+
+
+def _col(finger: str, i: int) -> int:
+    return JOINTS.index((finger, i))
+
+
+def flat_right_hand(scale: float = 1.0) -> np.ndarray:
+    """Reference bone lengths, palm facing the camera (-z), fingers up (-y), thumb towards +x."""
+    lengths = dict(zip((c for _, c in BONES), REFERENCE_BONE_MM * scale))
+    angles = {"thumb": 60.0, "index": 10.0, "middle": 0.0, "ring": -10.0, "pinky": -20.0}
+    x = np.zeros((NUM_KEYPOINTS, 3))
+    for finger, chain in FINGERS.items():
+        a = np.deg2rad(angles[finger])
+        direction = np.array([np.sin(a), -np.cos(a), 0.0])
+        previous = WRIST
+        for joint in chain:
+            x[joint] = x[previous] + lengths[joint] * direction
+            previous = joint
+    return x
+
+
+def bend(x: np.ndarray, finger: str, i: int, angle_deg: float, towards: np.ndarray) -> np.ndarray:
+    """Turn the part of a straight finger after chain position ``i`` by ``angle_deg`` towards the unit ``towards``."""
+    chain = (WRIST,) + FINGERS[finger]
+    joint = chain[i + 1]
+    u = (x[joint] - x[chain[i]]) / np.linalg.norm(x[joint] - x[chain[i]])
+    a = np.deg2rad(angle_deg)
+    new_dir = np.cos(a) * u + np.sin(a) * towards
+    out = x.copy()
+    for parent, child in zip(chain[i + 1:], chain[i + 2:]):
+        out[child] = out[parent] + np.linalg.norm(x[child] - x[parent]) * new_dir
+    return out
+
+
+PALM = np.array([0.0, 0.0, -1.0])
+
+
+def test_flat_hand_has_zero_angles_and_no_violation() -> None:
+    flexion, abduction = joint_angles(flat_right_hand()[None], ["right"])
+    np.testing.assert_allclose(flexion, 0.0, atol=1e-9)
+    fingers = [k for k, (f, _) in enumerate(JOINTS) if f != "thumb"]
+    np.testing.assert_allclose(abduction[:, fingers], 0.0, atol=1e-9)
+    assert np.isnan(abduction[:, [k for k, (f, _) in enumerate(JOINTS) if f == "thumb"]]).all()
+    result = anatomical_plausibility(flat_right_hand(1.7)[None], ["right"])
+    np.testing.assert_allclose(result.bone_ratios, 1.0)
+    assert result.bone_ratio_error[0] == pytest.approx(0.0, abs=1e-12) and result.score.tolist() == [0.0]
+    assert result.angle_violation.tolist() == [0.0]
+
+
+@pytest.mark.parametrize("angle, violation", [(60.0, 0.0), (130.0, 20.0), (-40.0, 25.0)])
+def test_pip_flexion_and_hyperextension(angle: float, violation: float) -> None:
+    x = bend(flat_right_hand(), "index", 1, angle, PALM)
+    flexion, abduction = joint_angles(x[None], ["right"])
+    expected = np.zeros(len(JOINTS))
+    expected[_col("index", 1)] = angle
+    np.testing.assert_allclose(flexion[0], expected, atol=1e-9)
+    result = anatomical_plausibility(x[None], ["right"])
+    assert result.violation[0, _col("index", 1)] == pytest.approx(violation)
+    assert result.angle_violation[0] == pytest.approx(violation)
+    assert result.score[0] == pytest.approx((violation > 0) / 34)
+
+
+def test_bent_finger_keeps_its_frame_for_the_next_joint() -> None:
+    # MCP flexed 80 degrees, then DIP 50 more: each joint reads its own bend.
+    x = bend(flat_right_hand(), "middle", 0, 80.0, PALM)
+    u = (x[10] - x[9]) / np.linalg.norm(x[10] - x[9])
+    palmar = np.cross(np.array([1.0, 0.0, 0.0]), u)  # lateral axis of the middle finger is +x
+    x = bend(x, "middle", 2, 50.0, palmar / np.linalg.norm(palmar))
+    flexion, _ = joint_angles(x[None], ["right"])
+    assert flexion[0, _col("middle", 0)] == pytest.approx(80.0)
+    assert flexion[0, _col("middle", 1)] == pytest.approx(0.0, abs=1e-9)
+    assert flexion[0, _col("middle", 2)] == pytest.approx(50.0)
+
+
+def test_mcp_abduction_and_mirror_hand() -> None:
+    x = bend(flat_right_hand(), "index", 0, 50.0, np.array([np.cos(np.deg2rad(10)), np.sin(np.deg2rad(10)), 0.0]))
+    _, abduction = joint_angles(x[None], ["right"])
+    assert abs(abduction[0, _col("index", 0)]) == pytest.approx(50.0)
+    result = anatomical_plausibility(x[None], ["right"])
+    assert result.violation[0, _col("index", 0)] == pytest.approx(10.0)
+
+    bent = bend(flat_right_hand(), "ring", 1, 70.0, PALM)
+    mirrored = bent * [-1.0, 1.0, 1.0]
+    flex_left, _ = joint_angles(mirrored[None], ["left"])
+    flex_wrong, _ = joint_angles(mirrored[None], ["right"])  # the wrong side reads flexion as extension
+    assert flex_left[0, _col("ring", 1)] == pytest.approx(70.0)
+    assert flex_wrong[0, _col("ring", 1)] == pytest.approx(-70.0)
+
+
+def test_thumb_unsigned_bend_limit() -> None:
+    x = bend(flat_right_hand(), "thumb", 2, 120.0, PALM)
+    result = anatomical_plausibility(x[None], ["right"])
+    assert result.flexion[0, _col("thumb", 2)] == pytest.approx(120.0)
+    assert result.violation[0, _col("thumb", 2)] == pytest.approx(120.0 - ANGLE_LIMITS[_col("thumb", 2), 0])
+
+
+def test_bone_ratio_error_hand_computed() -> None:
+    x = flat_right_hand(1.3)
+    x[8] = x[7] + 2.0 * (x[8] - x[7])  # index DIP-TIP twice as long
+    result = anatomical_plausibility(x[None], ["right"])
+    expected = np.ones(len(BONES))
+    expected[7] = 2.0
+    np.testing.assert_allclose(result.bone_ratios[0], expected)
+    assert result.bone_ratio_error[0] == pytest.approx(np.log(2.0) / 20)
+    assert result.score[0] == pytest.approx(1 / 34)
+    np.testing.assert_allclose(bone_lengths(flat_right_hand()), REFERENCE_BONE_MM)
+
+
+def test_anatomy_validation() -> None:
+    with pytest.raises(ValueError, match=r"\(B, 21, 3\)"):
+        joint_angles(np.zeros((21, 3)), ["right"])
+    with pytest.raises(ValueError, match="handedness"):
+        joint_angles(np.zeros((1, 21, 3)), ["up"])
+    with pytest.raises(ValueError, match="reference_mm"):
+        anatomical_plausibility(np.zeros((1, 21, 3)), ["right"], reference_mm=np.ones(3))
+
+
+# -- 2D-3D consistency --------------------------------------------------------------------------
+
+
+def test_reprojection_residual_hand_computed() -> None:
+    # uv = s X + t + e with sum(e) = 0 and sum(X . e) = 0 keeps (s, t) the least-squares answer,
+    # so the residuals are exactly |e_j|: e_j = c R90 (X_j - mean X) satisfies both.
+    rng = np.random.default_rng(0)
+    xyz = rng.normal(size=(NUM_KEYPOINTS, 3)) * 40.0
+    centred = xyz[:, :2] - xyz[:, :2].mean(0)
+    e = 0.05 * centred @ np.array([[0.0, -1.0], [1.0, 0.0]]).T
+    uv = 1.7 * xyz[:, :2] + [320.0, 240.0] + e
+    residual = reprojection_residual(uv[None], xyz[None])
+    side = np.ptp(uv, axis=0).max()
+    np.testing.assert_allclose(residual[0], np.linalg.norm(e, axis=1) / side, atol=1e-9)
+    np.testing.assert_allclose(reprojection_residual((uv - e)[None], xyz[None]), 0.0, atol=1e-9)
+
+
+def test_reprojection_validation() -> None:
+    with pytest.raises(ValueError, match="keypoints_3d"):
+        reprojection_residual(np.zeros((1, 21, 2)), np.zeros((2, 21, 3)))
+
+
+# -- everything together, and the correlation ---------------------------------------------------
+
+
+def test_compute_signals_on_a_consistent_estimator() -> None:
+    image = blob_image(HAND)
+    hands = blob_predictor(image)
+    (signals,) = compute_signals(image, hands, blob_predictor)
+    row = signals.as_row()
+    assert row["score"] == pytest.approx(0.9)
+    assert row["tta_spread"] < 5e-4 and row["tta_missing"] == 0.0 and row["handedness_flips"] == 0.0
+    assert row["reprojection"] == pytest.approx(0.0, abs=1e-9)  # 3D = 2D - wrist, z = 0
+    assert signals.tta_joint_spread.shape == (NUM_KEYPOINTS,)
+    assert compute_signals(image, [], blob_predictor) == []
+
+
+def test_signal_error_correlation_hand_computed() -> None:
+    # Spearman without ties: rho = 1 - 6 sum d^2 / (n (n^2 - 1)); here d = (-1, 1, -1, 1, 0).
+    assert signal_error_correlation([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(1 - 6 * 4 / (5 * 24))
+    assert signal_error_correlation([1, 2, 3, 4, 5, np.nan], [2, 1, 4, 3, 5, 9]) == pytest.approx(0.8)
+    assert signal_error_correlation([3, 2, 1], [0.1, 0.2, 0.9]) == pytest.approx(-1.0)
+    assert np.isnan(signal_error_correlation([1, 1, 1, 1], [1, 2, 3, 4]))
+    assert np.isnan(signal_error_correlation([1, 2], [1, 2]))
+    with pytest.raises(ValueError, match="differ in length"):
+        signal_error_correlation([1, 2, 3], [1, 2])
+
+
+def test_reference_table_is_the_open_hand_rest_pose() -> None:
+    try:
+        right, left = hand_model_bone_lengths("open", "right"), hand_model_bone_lengths("open", "left")
+    except FileNotFoundError as error:
+        pytest.skip(f"open hand model not built: {error}")
+    np.testing.assert_allclose(REFERENCE_BONE_MM, right, atol=0.3)
+    np.testing.assert_allclose(left, right, atol=1e-3)
+
+
+# -- notebook tables ----------------------------------------------------------------------------
+
+
+def test_analyse_image_rows_with_ground_truth() -> None:
+    image = blob_image(HAND)
+    hands = blob_predictor(image)
+    shifted = HAND + [0.1 * SIDE, 0.0]  # the prediction is 0.1 box sides off the GT
+    far = HAND + [1000.0, 0.0]  # a GT hand nobody found
+    visible = np.ones((2, NUM_KEYPOINTS), bool)
+    rows = analyse_image("a.png", image, hands, blob_predictor, np.stack([shifted, far]), visible, ["right", "left"])
+    assert len(rows) == 2
+    found, missed = rows
+    assert found["detected"] and found["gt"] == 0 and found["handedness_ok"] is True
+    assert found["error"] == pytest.approx(0.1) and found["pck"] == 1.0
+    assert found["score"] == pytest.approx(0.9) and found["box_px"] == pytest.approx(SIDE)
+    assert not missed["detected"] and missed["gt"] == 1 and missed["pck"] == 0.0 and missed["hand"] == -1
+    assert np.isnan(missed["tta_spread"]) and missed["handedness"] == "left"
+
+    without_gt = analyse_image("a.png", image, hands, blob_predictor)
+    assert len(without_gt) == 1 and "error" not in without_gt[0]
+
+
+def test_correlations_worst_rows_breakdown_and_table() -> None:
+    rows = [{"image": f"{k}.png", "hand": 0, "detected": True, "gt": 0, "error": 0.1 * k, "pck": 1.0 - 0.2 * k,
+             **{name: float(k) for name in SIGNALS}} for k in range(5)]
+    rows[0]["score"] = 1.0  # high score on the best hand...
+    for k in range(1, 5):
+        rows[k]["score"] = 1.0 - 0.1 * k  # ...falling as the error grows
+    rows.append({"image": "5.png", "hand": -1, "detected": False, "gt": 0, "error": np.nan, "pck": 0.0,
+                 **{name: np.nan for name in SIGNALS}})
+    rho = signal_correlations(rows)
+    assert rho["tta_spread"] == pytest.approx(1.0) and rho["score"] == pytest.approx(1.0)  # score negated
+    assert [r["image"] for r in worst_rows(rows, 3)] == ["5.png", "4.png", "3.png"]
+
+    metadata = {"0.png": {"view": "palm"}, "1.png": {"view": "palm"}, "2.png": {"view": "side"},
+                "5.png": {"view": "side"}}
+    table = {t["value"]: t for t in breakdown(rows, metadata, "view")}
+    assert set(table) == {"palm", "side", "?"}
+    assert table["palm"]["n"] == 2 and table["palm"]["pck"] == pytest.approx(0.9)
+    assert table["side"]["recall"] == 0.5 and table["side"]["error"] == pytest.approx(0.2)
+    text = format_table(rows[:2], ["image", "error", "handedness"])
+    assert text.splitlines()[2].split() == ["0.png", "0.000"] and len(text.splitlines()) == 4
+
+
+def test_gallery_and_breakdown_figures() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    image = blob_image(HAND)
+    hands = blob_predictor(image)
+    rows = analyse_image("a.png", image, hands, blob_predictor, HAND[None] + 3.0)
+    fig = failure_gallery({"a.png": image}, {"a.png": hands}, rows, {"a.png": HAND[None] + 3.0},
+                          {"a.png": "view=palm"}, n=4)
+    assert len([ax for ax in fig.axes if ax.images]) == 1
+    assert "view=palm" in fig.axes[0].get_title()
+    fig = plot_breakdown(rows, {"a.png": {"view": "palm", "lighting": "dim"}}, ["view", "lighting", "hands", "x"],
+                         ncols=3)
+    assert len(fig.axes) == 6 and len([ax for ax in fig.axes if ax.patches]) == 4
+
+
+def test_distinctive_tags_name_what_differs_from_the_majority() -> None:
+    metadata = {"a": {"view": "palm", "lighting": "indoor"}, "b": {"view": "palm", "lighting": "dim"},
+                "c": {"view": "side", "lighting": "indoor"}, "d": {"view": "palm", "lighting": ""}}
+    tags = distinctive_tags(metadata, ["view", "lighting"])
+    assert tags == {"a": "", "b": "lighting=dim", "c": "view=side", "d": ""}

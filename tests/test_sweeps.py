@@ -1,0 +1,262 @@
+"""Perturbations map keypoints exactly; sweeps measure a perfect and a failing fake estimator."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from handpose.keypoints import NUM_KEYPOINTS, WRIST
+from handpose.metrics import box_size
+from handpose.prediction import HandPrediction
+from handpose.sweeps import (
+    KINDS,
+    SweepResult,
+    blur,
+    brightness,
+    contrast,
+    desaturate,
+    flip,
+    jpeg,
+    occlude,
+    perturb,
+    plot_sweep,
+    plot_sweep_overview,
+    robustness_sweep,
+    rotate,
+    scale_hand,
+    transform_points,
+)
+
+# Joint j is a Gaussian blob of colour (255, 12 j, 0) on black; a fake estimator finds the blobs
+# (R-weighted centroids, joint from G / R), so it is exact wherever the image is.
+HAND = np.array([[100, 170], [122, 160], [138, 148], [150, 136], [160, 124], [118, 112], [120, 92], [121, 76],
+                 [122, 60], [100, 108], [100, 86], [100, 68], [100, 52], [84, 110], [81, 90], [79, 73], [77, 58],
+                 [70, 116], [64, 100], [60, 88], [57, 76]], dtype=np.float64)
+
+
+def blob_image(points: np.ndarray, shape: tuple[int, int] = (220, 200), sigma: float = 2.0) -> np.ndarray:
+    h, w = shape
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    image = np.zeros((h, w, 3))
+    for j, (x, y) in enumerate(points):
+        image += np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2))[..., None] * [255.0, 12.0 * j, 0.0]
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def find_blobs(image: np.ndarray) -> np.ndarray:
+    red = image[..., 0].astype(np.float64)
+    count, labels = cv2.connectedComponents((red > 8).astype(np.uint8))
+    points = np.full((NUM_KEYPOINTS, 2), np.nan)
+    for label in range(1, count):
+        ys, xs = np.nonzero(labels == label)
+        weight = red[ys, xs]
+        joint = int(round(np.sum(image[ys, xs, 1]) / weight.sum() * 255.0 / 12.0))
+        if 0 <= joint < NUM_KEYPOINTS:
+            points[joint] = (np.sum(weight * (xs + 0.5)), np.sum(weight * (ys + 0.5))) / weight.sum()
+    return points
+
+
+def as_hand(points: np.ndarray) -> HandPrediction:
+    xyz = np.concatenate([points - points[WRIST], np.zeros((NUM_KEYPOINTS, 1))], axis=1)
+    return HandPrediction(points, xyz, "right", 0.9)
+
+
+def blob_predictor(image: np.ndarray) -> list[HandPrediction]:
+    points = find_blobs(image)
+    return [as_hand(points)] if np.isfinite(points).all() else []
+
+
+# -- geometry -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [lambda im: flip(im), lambda im: rotate(im, 37.0), lambda im: rotate(im, -90.0),
+                                  lambda im: scale_hand(im, HAND, 150.0), lambda im: scale_hand(im, HAND, 60.0)],
+                         ids=["flip", "rot37", "rot-90", "hand150", "hand60"])
+def test_geometric_perturbations_move_the_image_and_keypoints_together(make) -> None:
+    view = make(blob_image(HAND))
+    assert np.abs(find_blobs(view.image) - transform_points(HAND, view.matrix)).max() < 0.06
+
+
+def test_rotation_round_trip() -> None:
+    image = blob_image(HAND)
+    there = rotate(image, 25.0)
+    back = rotate(there.image, -25.0)
+    h, w = image.shape[:2]
+    offset = (np.array(back.image.shape[1::-1]) - [w, h]) / 2.0  # the canvas grew on each side
+    np.testing.assert_allclose(transform_points(transform_points(HAND, there.matrix), back.matrix), HAND + offset,
+                               atol=1e-9)
+    assert np.abs(find_blobs(back.image) - (HAND + offset)).max() < 0.1
+
+
+def test_rotation_matches_opencv() -> None:
+    # OpenCV's rotation about the centre, in pixel-centre coordinates, shifted to the new canvas.
+    image = np.zeros((60, 100, 3), np.uint8)
+    view = rotate(image, 30.0)
+    reference = cv2.getRotationMatrix2D((49.5, 29.5), 30.0, 1.0)
+    h2, w2 = view.image.shape[:2]
+    reference[:, 2] += [(w2 - 100) / 2.0, (h2 - 60) / 2.0]
+    pixel_centres = np.array([[0.0, 0.0], [99.0, 59.0], [10.0, 40.0]])
+    np.testing.assert_allclose(transform_points(pixel_centres + 0.5, view.matrix) - 0.5,
+                               pixel_centres @ reference[:, :2].T + reference[:, 2], atol=1e-9)
+
+
+def test_scale_hand_sets_the_box_side_and_centres_the_hand() -> None:
+    image = blob_image(HAND)
+    view = scale_hand(image, HAND, 40.0)
+    moved = transform_points(HAND, view.matrix)
+    assert view.image.shape == image.shape
+    assert box_size(moved[None])[0] == pytest.approx(40.0)
+    np.testing.assert_allclose((moved.min(0) + moved.max(0)) / 2, [100.0, 110.0])
+
+
+def test_transform_points_validation() -> None:
+    with pytest.raises(ValueError, match=r"\(2, 3\)"):
+        transform_points(HAND, np.eye(3))
+    with pytest.raises(ValueError, match="positive"):
+        scale_hand(blob_image(HAND), HAND, 0.0)
+
+
+# -- occlusion and photometric --------------------------------------------------------------------
+
+
+def test_occlusion_covers_the_fraction_inside_the_box_only() -> None:
+    image = np.zeros((120, 160, 3), np.uint8)
+    box = np.array([20.0, 30.0, 120.0, 90.0])  # 100 x 60 pixels
+    for fraction in (0.1, 0.35, 0.8):
+        out = occlude(image, box, fraction, seed=3)
+        changed = out.any(-1)
+        assert changed.sum() == pytest.approx(fraction * 6000, rel=0.03)
+        assert not changed[:30].any() and not changed[90:].any()
+        assert not changed[:, :20].any() and not changed[:, 120:].any()
+    np.testing.assert_array_equal(occlude(image, box, 0.3, seed=1), occlude(image, box, 0.3, seed=1))
+    assert not np.array_equal(occlude(image, box, 0.3, seed=1), occlude(image, box, 0.3, seed=2))
+    assert occlude(image, box, 1.0).any(-1).sum() == 6000
+    np.testing.assert_array_equal(occlude(image, box, 0.0), image)
+    with pytest.raises(ValueError, match="fraction"):
+        occlude(image, box, 1.5)
+
+
+def test_photometric_known_values() -> None:
+    image = np.full((8, 10, 3), [100, 150, 200], np.uint8)
+    assert brightness(image, 0.5)[0, 0].tolist() == [50, 75, 100]
+    assert brightness(image, 2.0)[0, 0].tolist() == [200, 255, 255]
+    assert np.ptp(contrast(image, 0.0)) == 0 and contrast(image, 0.0)[0, 0, 0] == 150  # the mean grey
+    grey = desaturate(image, 0.0)
+    assert grey[0, 0].tolist() == [round(0.299 * 100 + 0.587 * 150 + 0.114 * 200)] * 3
+    np.testing.assert_array_equal(desaturate(image, 1.0), image)
+    np.testing.assert_array_equal(blur(image, 3.0), image)  # a flat image stays flat
+
+
+def test_blur_turns_a_step_into_a_gaussian_edge() -> None:
+    # Across a 0 -> 255 step the blurred profile is 255 Phi(x / sigma): its derivative is a
+    # Gaussian whose variance is sigma^2.
+    image = np.zeros((9, 81, 3), np.uint8)
+    image[:, 40:] = 255
+    profile = blur(image, 3.0)[4, :, 0].astype(np.float64)
+    slope = np.diff(profile)
+    x = np.arange(80) + 0.5 - 40.0
+    assert np.sum(slope) == pytest.approx(255.0)
+    assert np.sum(slope * x**2) / np.sum(slope) == pytest.approx(9.0, rel=0.05)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_keeps_dtype_and_channels(kind: str) -> None:
+    image = blob_image(HAND)
+    for level in KINDS[kind].levels:
+        out, gt = perturb(image, HAND[None], kind, level, seed=0)
+        assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3 and gt.shape == (1, NUM_KEYPOINTS, 2)
+        if kind not in ("rotation", "scale"):
+            assert out.shape == image.shape
+            np.testing.assert_array_equal(gt[0], HAND)
+
+
+def test_jpeg_quality_orders_the_error() -> None:
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (0, 0), 2.0)
+    errors = [np.abs(jpeg(image, q).astype(int) - image).mean() for q in (95, 30, 5)]
+    assert errors[0] < errors[1] < errors[2] and errors[0] < 2.0
+    with pytest.raises(ValueError, match="quality"):
+        jpeg(image, 0)
+
+
+def test_perturb_rejects_unknown_kinds() -> None:
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        perturb(blob_image(HAND), HAND[None], "snow", 1.0)
+
+
+# -- sweeps -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, levels", [("rotation", (0, 45, 180)), ("scale", (80, 160)), ("occlusion", (0.0, 0.1)),
+                                          ("blur", (0, 4)), ("greyscale", (1.0, 0.0)), ("jpeg", (50, 5))])
+def test_sweep_of_a_perfect_estimator(kind: str, levels: tuple[float, ...]) -> None:
+    # Geometric kinds: the blob finder (exact wherever the hand moves). Photometric kinds leave the
+    # keypoints in place, so an oracle returning the ground truth is perfect.
+    geometric = kind in ("rotation", "scale")
+    predict = blob_predictor if geometric else (lambda image: [as_hand(HAND)])
+    result = robustness_sweep([blob_image(HAND)] * 2, [HAND[None]] * 2, predict, kind, levels, label="fake")
+    assert [row.level for row in result.rows] == list(levels)
+    for row in result.rows:
+        assert (row.n_images, row.n_gt, row.n_pred) == (2, 2, 2)
+        assert row.recall == 1.0 and row.precision == 1.0 and row.pck == 1.0
+        assert row.error < 0.06 / box_size(HAND[None])[0]
+    assert result.as_rows()[0]["kind"] == kind and result.as_rows()[0]["label"] == "fake"
+    assert result.summary().startswith(f"{kind}: detection 100% at every level")
+
+
+def test_sweep_shows_where_an_estimator_fails() -> None:
+    # Sees the hand only when the photo is bright enough; returns the exact ground truth then.
+    image = np.full((100, 100, 3), 120, np.uint8)
+    gt = HAND[None] * 0.4
+
+    def fragile(img: np.ndarray) -> list[HandPrediction]:
+        return [as_hand(gt[0])] if img.mean() > 60 else []
+
+    result = robustness_sweep([image], [gt], fragile, "brightness", (0.2, 0.4, 0.6, 1.0))
+    np.testing.assert_array_equal(result.column("recall"), [0.0, 0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(result.column("pck"), [0.0, 0.0, 1.0, 1.0])
+    assert np.isnan(result.column("precision")[0]) and result.column("error")[3] == 0.0
+    assert result.summary() == ("brightness: detection 100% unperturbed, lowest 0% at exposure gain = 0.2; "
+                                "below 50% at 0.2, 0.4")
+
+
+def test_sweep_counts_false_positives_and_shifted_hands() -> None:
+    # One GT hand; the fake predicts it shifted by 0.1 box sides in x, plus a hand far away.
+    side = box_size(HAND[None])[0]
+    shifted, far = HAND + [0.1 * side, 0.0], HAND + [1000.0, 0.0]
+    result = robustness_sweep([blob_image(HAND)], [HAND[None]], lambda im: [as_hand(shifted), as_hand(far)],
+                              "blur", (0,))
+    (row,) = result.rows
+    assert (row.recall, row.precision, row.pck) == (1.0, 0.5, 1.0)
+    assert row.error == pytest.approx(0.1)
+
+
+def test_sweep_validation() -> None:
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        robustness_sweep([], [], blob_predictor, "fog")
+    with pytest.raises(ValueError, match="1 images but 0"):
+        robustness_sweep([blob_image(HAND)], [], blob_predictor, "blur")
+
+
+def test_plot_sweep_draws_one_curve_per_result() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    a = robustness_sweep([blob_image(HAND)], [HAND[None]], blob_predictor, "blur", (0, 1), label="a")
+    b = SweepResult("blur", a.axis, "b", a.rows)
+    fig = plot_sweep([a, b])
+    assert len(fig.axes) == 3 and all(len(ax.lines) == 2 for ax in fig.axes)
+    with pytest.raises(ValueError, match="share one kind"):
+        plot_sweep([a, SweepResult("jpeg", "q", "c", a.rows)])
+
+
+def test_sweep_overview_has_one_panel_per_kind() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    a = robustness_sweep([blob_image(HAND)], [HAND[None]], blob_predictor, "blur", (0, 1), label="a")
+    b = robustness_sweep([blob_image(HAND)], [HAND[None]], blob_predictor, "jpeg", (95, 50), label="a")
+    fig = plot_sweep_overview([a, b, SweepResult("blur", a.axis, "b", a.rows)], ncols=4)
+    panels = [ax for ax in fig.axes if ax.lines]
+    assert [ax.get_title() for ax in panels] == ["blur", "jpeg"]
+    assert len(panels[0].lines) == 4 and len(panels[1].lines) == 2  # recall + PCK per label
