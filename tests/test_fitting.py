@@ -1,0 +1,282 @@
+"""Tests of handpose.fitting on a small stand-in hand model (a 21-keypoint kinematic chain).
+
+The stand-in implements the :class:`~handpose.handmodel.HandModel` interface only, so these tests
+check the fitting itself; the open hand and MANO are exercised by bench/bench_fitting.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from handpose.camera import project
+from handpose.fitting import (
+    FitWeights,
+    default_intrinsics,
+    fit_hand,
+    fit_predictions,
+    geman_mcclure,
+    kabsch,
+    similarity_align,
+    translation_from_2d,
+)
+from handpose.handmodel import HandModel, HandModelOutput, axis_angle_to_matrix, rigid_transforms
+from handpose.keypoints import FINGERS, PARENTS
+from handpose.prediction import HandPrediction
+
+# Rest keypoints of a right hand (mm): wrist at the origin, fingers along +y, palm facing +z,
+# thumb towards +x.
+_REST = np.array([
+    [0, 0, 0],
+    [22, 22, 4], [40, 42, 10], [52, 62, 14], [62, 80, 16],
+    [24, 88, 0], [27, 128, 0], [29, 152, 0], [30, 172, 0],
+    [4, 92, 0], [4, 136, 0], [4, 164, 0], [4, 186, 0],
+    [-16, 88, 0], [-18, 128, 0], [-19, 154, 0], [-20, 174, 0],
+    [-33, 80, 0], [-37, 110, 0], [-39, 130, 0], [-40, 148, 0],
+], dtype=np.float64)
+# Bones: 0 = wrist (root), then per finger its three joints (keypoints 1-3, 5-7, ...).
+_BONE_KEYPOINT = [0] + [k for chain in FINGERS.values() for k in chain[:3]]
+_BONE_PARENT = tuple(-1 if b == 0 else (0 if (b - 1) % 3 == 0 else b - 1) for b in range(16))
+# Keypoint k moves with the bone of its parent keypoint (the wrist and MCPs with the root).
+_KEYPOINT_BONE = [0] + [0 if PARENTS[k] == 0 else _BONE_KEYPOINT.index(PARENTS[k]) for k in range(1, 21)]
+
+
+class ToyHand(HandModel):
+    """Kinematic chain: 15 joints x (flexion about x, twist about y, abduction about z), one shape
+    coefficient scaling the hand by ``exp(0.1 shape)``; vertices are the 21 keypoints."""
+
+    kind = "toy"
+
+    def __init__(self, side: str = "right") -> None:
+        super().__init__()
+        self.side = side
+        self.num_pose = 45
+        self.num_shape = 1
+        rest = _REST * ([1, 1, 1] if side == "right" else [-1, 1, 1])
+        self.register_buffer("rest", torch.tensor(rest, dtype=torch.float32))
+        self.register_buffer("faces", torch.tensor([[0, 5, 9], [0, 9, 13], [0, 13, 17], [0, 1, 5]]))
+        lower = torch.tensor([-0.2, -0.3, -0.35] * 15)
+        upper = torch.tensor([1.6, 0.3, 0.35] * 15)
+        self.register_buffer("lower", lower)
+        self.register_buffer("upper", upper)
+
+    def forward(self, pose=None, shape=None, global_orient=None, transl=None) -> HandModelOutput:
+        pose, shape, global_orient, transl = self.batch_inputs(pose, shape, global_orient, transl)
+        batch = pose.shape[0]
+        rest = self.rest[None] * torch.exp(0.1 * shape)[:, :, None]  # (B, 21, 3)
+        rotvecs = torch.cat([global_orient[:, None], pose.reshape(batch, 15, 3)], 1)  # (B, 16, 3)
+        heads = rest[:, _BONE_KEYPOINT]
+        transforms = rigid_transforms(axis_angle_to_matrix(rotvecs), heads, _BONE_PARENT)
+        moving = transforms[:, _KEYPOINT_BONE]  # (B, 21, 4, 4)
+        keypoints = (moving[..., :3, :3] @ rest[..., None])[..., 0] + moving[..., :3, 3] + transl[:, None]
+        return HandModelOutput(vertices=keypoints, keypoints=keypoints, joints=keypoints[:, _BONE_KEYPOINT])
+
+    def pose_limits(self):
+        return self.lower, self.upper
+
+    def pose_prior(self, pose):
+        return 0.01 * (self.check_pose(pose) ** 2).mean(-1)
+
+
+K = default_intrinsics(640, 480)
+
+
+def _compose(*rotvecs):
+    from scipy.spatial.transform import Rotation
+
+    r = Rotation.identity()
+    for v in rotvecs:
+        r = r * Rotation.from_rotvec(v)
+    return r.as_rotvec()
+
+
+@pytest.fixture(scope="module")
+def toy() -> ToyHand:
+    return ToyHand("right")
+
+
+@pytest.fixture(scope="module")
+def hands(toy):
+    pose, kp3 = _random_hands(toy, 6)
+    return pose, kp3, project(kp3, K)
+
+
+def _random_hands(
+    model: ToyHand, count: int, seed: int = 0, spread: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Poses inside the limits, the mean shape (so the hand's size, hence its depth, is known),
+    palm roughly towards the camera, 350-600 mm away: ``pose (B, 45)`` (scaled by ``spread``
+    towards the rest pose), camera-frame keypoints ``(B, 21, 3)``."""
+    rng = np.random.default_rng(seed)
+    lower, upper = (v.numpy() for v in model.pose_limits())
+    pose = spread * (lower + (upper - lower) * rng.uniform(0.1, 0.9, (count, 45)))
+    shape = np.zeros((count, 1))
+    orient = np.stack([_compose(rng.normal(0, 0.35, 3), [0.0, np.pi, 0.0]) for _ in range(count)])
+    transl = np.c_[rng.uniform(-60, 60, count), rng.uniform(-40, 40, count), rng.uniform(350, 600, count)]
+    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    with torch.no_grad():
+        out = model(pose=as_t(pose), shape=as_t(shape), global_orient=as_t(orient), transl=as_t(transl))
+    return pose, out.keypoints.double().numpy()
+
+
+def test_geman_mcclure_and_similarity_align_known_answers():
+    sq = torch.tensor([0.0, 1.0, 1e8])
+    np.testing.assert_allclose(geman_mcclure(sq, 10.0).numpy(), [0.0, 100 / 101, 100.0], rtol=1e-6)
+    src = torch.randn(2, 21, 3, dtype=torch.float64)
+    tgt = 2.5 * src + torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    s, t = similarity_align(src, tgt, torch.ones(2, 21, dtype=torch.float64))
+    np.testing.assert_allclose(s.numpy(), [2.5, 2.5])
+    np.testing.assert_allclose(t.numpy(), [[1.0, -2.0, 3.0]] * 2, atol=1e-12)
+
+
+def test_kabsch_and_translation_from_2d_recover_a_rigid_motion():
+    rng = np.random.default_rng(1)
+    points = rng.normal(0, 40, (8, 3))
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.from_rotvec([0.3, -1.2, 0.7]).as_matrix()
+    moved = points @ R.T + [5.0, -7.0, 2.0]
+    np.testing.assert_allclose(kabsch(points, moved, np.ones(8)), R, atol=1e-12)
+    t = np.array([30.0, -20.0, 450.0])
+    uv = project(moved + t, K)
+    np.testing.assert_allclose(translation_from_2d(moved, uv, K, np.ones(8)), t, atol=1e-8)
+
+
+def test_default_intrinsics():
+    k = default_intrinsics(640, 480)
+    np.testing.assert_allclose(k, [[768, 0, 319.5], [0, 768, 239.5], [0, 0, 1]])
+    # 35 mm equivalent: a 43.27 mm focal length spans the diagonal.
+    assert default_intrinsics(300, 400, focal_35mm=43.27)[0, 0] == pytest.approx(500.0)
+    with pytest.raises(ValueError):
+        default_intrinsics(0, 480)
+
+
+def test_synthetic_recovery_2d_and_3d(toy, hands):
+    pose, kp3, kp2 = hands
+    root_relative = kp3 - kp3[:, :1]
+    fit = fit_hand(toy, keypoints_2d=kp2, keypoints_3d=root_relative, K=K)
+    assert fit.keypoints.shape == (6, 21, 3) and fit.vertices.shape == (6, 21, 3)
+    assert fit.faces.shape == (4, 3) and fit.pose.shape == (6, 45) and fit.shape.shape == (6, 1)
+    assert np.nanmean(fit.residual_2d_px) < 1.0
+    assert np.nanmean(fit.residual_3d_mm) < 1.0
+    # Camera frame: the generating keypoints, up to the depth (known only as well as the hand's
+    # size: the shape prior, here exactly the mean shape, against a slightly unconverged fit).
+    assert np.linalg.norm((fit.keypoints - fit.keypoints[:, :1]) - (kp3 - kp3[:, :1]), axis=-1).mean() < 2.0
+    np.testing.assert_allclose(fit.keypoints[:, 0, 2], kp3[:, 0, 2], rtol=0.02)
+    np.testing.assert_allclose(fit.scale, 1.0, atol=0.02)
+
+
+
+def test_converged_flag(toy, hands):
+    _, kp3, kp2 = hands
+    kw = dict(keypoints_2d=kp2[:2], keypoints_3d=kp3[:2] - kp3[:2, :1], K=K)
+    loose = fit_hand(toy, **kw, iterations=200, tolerance=0.5)
+    assert loose.converged.all() and np.all(loose.iterations < 200)
+    cut_short = fit_hand(toy, **kw, iterations=10, tolerance=0.0)
+    assert not cut_short.converged.any() and np.all(cut_short.iterations == 10)
+
+
+def test_batch_equals_single_fits(toy, hands):
+    _, kp3, kp2 = hands
+    batched = fit_hand(toy, keypoints_2d=kp2[:3], keypoints_3d=kp3[:3] - kp3[:3, :1], K=K, iterations=120)
+    for b in range(3):
+        single = fit_hand(toy, keypoints_2d=kp2[b], keypoints_3d=kp3[b] - kp3[b, :1], K=K, iterations=120)
+        np.testing.assert_allclose(single.keypoints[0], batched.keypoints[b], atol=1e-3)
+        assert single.iterations[0] == batched.iterations[b]
+
+
+def test_per_hand_intrinsics(toy, hands):
+    _, kp3, _ = hands
+    Ks = np.stack([default_intrinsics(640, 480), default_intrinsics(1280, 960)])
+    kp2 = np.stack([project(kp3[b], Ks[b]) for b in range(2)])
+    fit = fit_hand(toy, keypoints_2d=kp2, keypoints_3d=kp3[:2] - kp3[:2, :1], K=Ks)
+    assert np.nanmean(fit.residual_2d_px) < 1.5
+    np.testing.assert_allclose(project(fit.keypoints, Ks), kp2, atol=6.0)
+
+
+def test_2d_only_fit(toy):
+    # From 2D alone each finger's bend towards or away from the camera is ambiguous: moderate poses.
+    _, kp3 = _random_hands(toy, 4, seed=3, spread=0.4)
+    kp2 = project(kp3, K)
+    fit = fit_hand(toy, keypoints_2d=kp2, K=K)
+    assert np.isnan(fit.residual_3d_mm).all()
+    assert np.mean(fit.residual_2d_px) < 2.0
+    np.testing.assert_allclose(project(fit.keypoints, K), kp2, atol=10.0)
+
+
+def test_3d_only_fit_is_in_the_input_frame(toy, hands):
+    _, kp3, _ = hands
+    # Root-relative input in metres: the fit's scale absorbs the unit.
+    target = (kp3 - kp3[:, :1]) / 1000.0
+    fit = fit_hand(toy, keypoints_3d=target)
+    assert np.isnan(fit.residual_2d_px).all()
+    assert np.mean(fit.residual_3d_mm) < 2.0
+    np.testing.assert_allclose(fit.scale, 1000.0, rtol=0.05)
+    assert np.abs(fit.keypoints - target).max() < 0.01  # metres, like the input
+    assert np.all(fit.transl == 0)
+
+
+def test_joint_limits_are_respected(toy, hands):
+    _, kp3, kp2 = hands
+    # Bend the index finger backwards, beyond its flexion limit (-0.2 rad) for the target.
+    bad_pose = np.zeros((1, 45))
+    bad_pose[0, 9] = -1.2  # index MCP flexion
+    orient = torch.tensor([[0.0, np.pi, 0.0]])
+    with torch.no_grad():
+        target = toy(pose=torch.tensor(bad_pose, dtype=torch.float32), global_orient=orient,
+                     transl=torch.tensor([[0.0, 0.0, 450.0]])).keypoints.double().numpy()
+    fit = fit_hand(toy, keypoints_2d=project(target, K), keypoints_3d=target - target[:, :1], K=K)
+    lower, upper = (v.numpy() for v in toy.pose_limits())
+    assert np.all(fit.pose >= lower - 0.06) and np.all(fit.pose <= upper + 0.06)  # soft penalty
+    # Without the limit term, the same fit bends it back further.
+    free = fit_hand(toy, keypoints_2d=project(target, K), keypoints_3d=target - target[:, :1], K=K,
+                    weights=FitWeights(joint_limits=0.0))
+    assert free.pose[0, 9] < fit.pose[0, 9] - 0.3
+
+
+def test_zero_confidence_ignores_a_joint(toy, hands):
+    _, kp3, kp2 = hands
+    kp2_bad, kp3_bad = kp2[:2].copy(), kp3[:2] - kp3[:2, :1]
+    kp2_bad[:, 8] = [[5000.0, -3000.0]] * 2  # index tip far away, or unknown
+    kp3_bad[:, 8] = np.nan
+    conf = np.ones((2, 21))
+    conf[:, 8] = 0.0
+    fit = fit_hand(toy, keypoints_2d=kp2_bad, keypoints_3d=kp3_bad, K=K, confidence=conf)
+    clean = fit_hand(toy, keypoints_2d=kp2[:2], keypoints_3d=kp3[:2] - kp3[:2, :1], K=K, confidence=conf)
+    np.testing.assert_allclose(fit.keypoints, clean.keypoints, atol=1e-6)
+    assert np.all(np.delete(fit.residual_2d_px, 8, axis=1).mean(1) < 1.5)
+    assert np.isnan(fit.residual_3d_mm[:, 8]).all() or np.all(fit.residual_3d_mm[:, 8] >= 0)
+    with pytest.raises(ValueError, match="NaN"):
+        fit_hand(toy, keypoints_3d=kp3_bad)
+
+
+def test_fit_predictions_uses_the_model_of_each_side(hands):
+    _, kp3, kp2 = hands
+    models = {"right": ToyHand("right"), "left": ToyHand("left")}
+    mirror = np.array([-1.0, 1.0, 1.0])
+    left3 = kp3[1] * mirror  # a left hand: the mirror image (x -> -x) of a right one
+    left2 = project(left3, K)
+    preds = [
+        HandPrediction(keypoints_2d=kp2[0], keypoints_3d=kp3[0] - kp3[0, 0], handedness="right", score=1.0),
+        HandPrediction(keypoints_2d=left2, keypoints_3d=left3 - left3[0], handedness="left", score=1.0),
+    ]
+    fits = fit_predictions(models, preds, K)
+    assert [f.side for f in fits] == ["right", "left"]
+    assert all(len(f) == 1 for f in fits)
+    assert np.mean(fits[0].residual_2d_px) < 1.5 and np.mean(fits[1].residual_2d_px) < 1.5
+    with pytest.raises(ValueError, match="left"):
+        fit_predictions(models["right"], preds, K)
+
+
+def test_input_validation(toy, hands):
+    _, kp3, kp2 = hands
+    with pytest.raises(ValueError, match="K"):
+        fit_hand(toy, keypoints_2d=kp2)
+    with pytest.raises(ValueError, match="give"):
+        fit_hand(toy)
+    with pytest.raises(ValueError, match=r"\(B, 21, 2\)"):
+        fit_hand(toy, keypoints_2d=kp2[:, :20], K=K)
+    with pytest.raises(ValueError, match="disagree"):
+        fit_hand(toy, keypoints_2d=kp2[:2], keypoints_3d=kp3[:3], K=K)
+    with pytest.raises(ValueError, match="confidence"):
+        fit_hand(toy, keypoints_3d=kp3, confidence=-np.ones(21))
