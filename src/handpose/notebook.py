@@ -1,0 +1,60 @@
+"""Helpers the notebooks call: the checkout's root, ``HANDPOSE_MAX_IMAGES`` and saving figures.
+
+Kept light (standard library only) so that a notebook's first cell stays fast.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: Environment variable bounding how many images a notebook loop takes (``make test`` sets 3).
+MAX_IMAGES_ENV = "HANDPOSE_MAX_IMAGES"
+#: Environment variable overriding where :func:`save_figure` writes (tests point it to a temp dir).
+FIGURES_DIR_ENV = "HANDPOSE_FIGURES_DIR"
+
+
+def find_repo_root(start: str | os.PathLike | None = None) -> Path:
+    """The first folder from ``start`` (default: cwd) upwards holding ``pyproject.toml`` and ``notebooks/``."""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    raise FileNotFoundError(f"no handpose checkout (pyproject.toml + notebooks/) at or above {here}")
+
+
+def max_images(default: int | None = None) -> int | None:
+    """``HANDPOSE_MAX_IMAGES`` as an int (how many images a notebook loop may take), else ``default``."""
+    value = os.environ.get(MAX_IMAGES_ENV, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{MAX_IMAGES_ENV} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def save_figure(fig: Any, name: str, directory: str | os.PathLike | None = None, dpi: int = 150) -> Path:
+    """Save a matplotlib figure as ``<directory>/<name>.png`` atomically and return the path.
+
+    ``directory`` defaults to ``$HANDPOSE_FIGURES_DIR``, else the checkout's ``figures/`` (see
+    :func:`find_repo_root`).
+    """
+    if not name or Path(name).name != name or name.startswith("."):
+        raise ValueError(f"name must be a plain file name, got {name!r}")
+    stem = name[:-4] if name.lower().endswith(".png") else name
+    if directory is None:
+        directory = os.environ.get(FIGURES_DIR_ENV) or find_repo_root() / "figures"
+    folder = Path(directory)
+    path = folder / f"{stem}.png"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=folder)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", facecolor="white")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
