@@ -1,0 +1,85 @@
+"""The committed notebooks: clean in git, in sync with their sources, and all of them run.
+
+Running them is the slow part of the suite (a fresh kernel each, about 10-30 s per notebook); it
+runs in ``make test`` on reduced input (``HANDPOSE_MAX_IMAGES=3``), with figures written to a
+temporary folder.
+"""
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from handpose import report
+from handpose.notebook import FIGURES_DIR_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = report.discover_notebooks(ROOT / "notebooks")
+NAMES = [path.stem for path in NOTEBOOKS]
+HAS_DEMO = (ROOT / "data" / "demo" / "gt.json").is_file()
+
+#: Per notebook: PNG files it saves with save_figure (at least these), and the least number of
+#: (matplotlib images, plotly figures) its exported HTML shows.
+EXPECTED = {
+    "01_keypoints_and_heatmaps": (
+        {"01_keypoints_named", "01_heatmap_targets", "01_heatmap_loss", "01_argmax_vs_soft_argmax",
+         "01_root_depth_from_bone_length"} | ({"01_demo_ground_truth"} if HAS_DEMO else set()), (5, 1)),
+    "02_pinhole_projection": (
+        {"02_pinhole_steps", "02_weak_vs_perspective", "02_heatmap_registration"}, (3, 1)),
+    "03_inference": (set(), (0, 0)),
+    "04_interactive_3d": (set(), (0, 1)),
+    "05_failure_analysis": (set(), (0, 0)),
+}
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "scripts" / "build_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_five_notebooks_are_there_in_order() -> None:
+    assert NAMES == list(EXPECTED)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_committed_notebook_has_no_outputs(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert not report.has_outputs(nb), f"{path.name} has outputs: clear them (scripts/build_notebooks.py)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_no_markdown_lost_in_code_cells(path: Path) -> None:
+    """A commented markdown heading in a code cell means a ``# %% [markdown]`` marker is missing."""
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code":
+            lost = [line for line in cell.source.splitlines() if re.match(r"#\s+#+\s", line)]
+            assert not lost, f"{path.name}: markdown heading in a code cell: {lost[0]!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_notebook_matches_its_source(path: Path) -> None:
+    source = ROOT / "scripts" / "notebooks" / f"{path.stem}.py"
+    assert path.read_text(encoding="utf-8") == _builder().build(source), \
+        f"{path.name} is out of date: run scripts/build_notebooks.py"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_notebook_runs_and_exports(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FIGURES_DIR_ENV, str(tmp_path))
+    run = report.execute_notebook(path, timeout=600, max_images=3)  # raises NotebookFailure on a cell error
+    page = report.export_html(run.notebook, run.title)  # raises if anything loads from the network
+    figures, (min_images, min_plotly) = EXPECTED[path.stem]
+    saved = {p.stem: p for p in tmp_path.glob("*.png")}
+    assert figures <= set(saved), f"missing figures: {sorted(figures - set(saved))}"
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in saved.values())
+    assert len(re.findall(r'<img\b[^>]*src="data:image/png;base64,', page)) >= min_images
+    plotly_figures = page.count('class="plotly-graph-div"')
+    assert plotly_figures >= min_plotly
+    assert page.count("* plotly.js v") == (1 if plotly_figures else 0)  # embedded once, when needed
