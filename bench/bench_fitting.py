@@ -2,14 +2,15 @@
 
 Usage::
 
-    .venv/bin/python bench/bench_fitting.py [--batch 16] [--photos DIR] [--overlays DIR]
+    .venv/bin/python bench/bench_fitting.py [--batch 16] [--photos DIR] [--overlays DIR] [--threads N]
 
 1. Synthetic: ``--batch`` hands with random poses inside the model's ``pose_limits`` (uniform),
    the mean shape, the palm turned towards the camera within about 30 degrees, 350-700 mm away,
    seen by ``default_intrinsics(640, 480)``; fitted to their exact 2D keypoints and root-relative
    3D keypoints. Prints the mean 3D residual (mm, after the fit's translation/scale alignment),
    the mean 2D residual (px), the camera-frame keypoint error (mm; includes the depth, known only
-   through the hand's size) and the seconds per hand of the batched fit.
+   through the hand's size) and the seconds per hand of the batched fit (``fit_hand``'s default
+   single torch thread; ``--threads N`` fits with ``N``).
 2. Real photos (``--photos``, default ``../shared/photos``; skipped when absent): MediaPipe's
    hands (:func:`handpose.pipeline.predict_image`) fitted with :func:`fit_predictions` under
    :func:`default_intrinsics`; prints the mean 2D residual per hand. ``--overlays DIR`` writes the
@@ -41,7 +42,7 @@ def _verdict(value: float, goal: float) -> str:
     return "ok" if value <= goal else "MISSED"
 
 
-def synthetic(batch: int, seed: int = 0) -> None:
+def synthetic(batch: int, threads: int | None = 1, seed: int = 0) -> None:
     model = load_hand_model("open", "right")
     K = default_intrinsics(640, 480)
     rng = np.random.default_rng(seed)
@@ -61,12 +62,12 @@ def synthetic(batch: int, seed: int = 0) -> None:
 
     fit_hand(model, keypoints_3d=kp3[:1], iterations=3, rigid_iterations=3)  # warm-up (imports, caches)
     start = time.perf_counter()
-    fit = fit_hand(model, keypoints_2d=kp2, keypoints_3d=kp3, K=K)
+    fit = fit_hand(model, keypoints_2d=kp2, keypoints_3d=kp3, K=K, threads=threads)
     seconds = (time.perf_counter() - start) / batch
     r3, r2 = float(np.mean(fit.residual_3d_mm)), float(np.mean(fit.residual_2d_px))
     cam = float(np.linalg.norm(fit.keypoints - truth, axis=-1).mean())
     worst = float(fit.residual_2d_px.mean(1).max())
-    print(f"synthetic: {batch} hands, open model, 2D + 3D keypoints, torch threads {torch.get_num_threads()}")
+    print(f"synthetic: {batch} hands, open model, 2D + 3D keypoints, torch threads {threads}")
     print(f"  mean 3D residual   {r3:6.2f} mm  (goal <= {GOALS['residual_3d_mm']})  {_verdict(r3, GOALS['residual_3d_mm'])}")
     print(f"  mean 2D residual   {r2:6.2f} px  (goal <= {GOALS['residual_2d_px']})  {_verdict(r2, GOALS['residual_2d_px'])}")
     print(f"  time per hand      {seconds:6.3f} s   (goal <= {GOALS['seconds_per_hand']})  "
@@ -80,7 +81,7 @@ def synthetic(batch: int, seed: int = 0) -> None:
           f"3D only: mean 3D residual {np.mean(only3d.residual_3d_mm):.2f} mm (no goals)")
 
 
-def real_photos(folder: Path, overlays: Path | None) -> None:
+def real_photos(folder: Path, overlays: Path | None, threads: int | None = 1) -> None:
     if not folder.is_dir():
         print(f"real photos: {folder} absent, skipped")
         return
@@ -98,7 +99,7 @@ def real_photos(folder: Path, overlays: Path | None) -> None:
             continue
         K = default_intrinsics(image.shape[1], image.shape[0])
         start = time.perf_counter()
-        fits = fit_predictions(models, hands, K)
+        fits = fit_predictions(models, hands, K, threads=threads)
         timings.append((time.perf_counter() - start) / len(hands))
         residuals = [float(np.mean(f.residual_2d_px)) for f in fits]
         per_hand += residuals
@@ -122,14 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
     parser.add_argument("--overlays", type=Path, default=None, help="folder for overlay PNGs (not in the repo)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the fits (fit_hand's default: 1)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.overlays is not None:
         args.overlays.mkdir(parents=True, exist_ok=True)
-    synthetic(args.batch)
-    real_photos(args.photos, args.overlays)
+    synthetic(args.batch, args.threads)
+    real_photos(args.photos, args.overlays, args.threads)
     return 0
 
 

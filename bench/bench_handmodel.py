@@ -1,6 +1,7 @@
 """Hand model speed: forward (and forward + backward on the keypoints) of the open hand, per batch.
 
-Run: ``.venv/bin/python bench/bench_handmodel.py``. Prints milliseconds per call and per hand.
+Run: ``.venv/bin/python bench/bench_handmodel.py``. Prints milliseconds per call and per hand, with
+the mesh and keypoints only (``with_vertices=False``, as in the fitting loop).
 """
 from __future__ import annotations
 
@@ -30,14 +31,16 @@ def main() -> None:
           f"loaded in {1000 * (time.perf_counter() - start):.0f} ms, torch threads {torch.get_num_threads()}")
     for batch in (1, 16, 64):
         pose = torch.zeros(batch, model.num_pose, requires_grad=True)
-        forward = timed(lambda: model(pose))
+        for with_vertices in (True, False):
+            forward = timed(lambda: model(pose, with_vertices=with_vertices))
 
-        def step() -> None:
-            model(pose).keypoints.square().sum().backward()
+            def step() -> None:
+                model(pose, with_vertices=with_vertices).keypoints.square().sum().backward()
 
-        backward = timed(step)
-        print(f"  B={batch:3d}: forward {forward:6.2f} ms ({forward / batch:.3f} ms/hand), "
-              f"forward+backward {backward:6.2f} ms ({backward / batch:.3f} ms/hand)")
+            backward = timed(step)
+            label = "mesh + keypoints" if with_vertices else "keypoints only  "
+            print(f"  B={batch:3d} {label}: forward {forward:6.2f} ms ({forward / batch:.3f} ms/hand), "
+                  f"forward+backward {backward:6.2f} ms ({backward / batch:.3f} ms/hand)")
 
 
 if __name__ == "__main__":

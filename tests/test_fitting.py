@@ -60,7 +60,7 @@ class ToyHand(HandModel):
         self.register_buffer("lower", lower)
         self.register_buffer("upper", upper)
 
-    def forward(self, pose=None, shape=None, global_orient=None, transl=None) -> HandModelOutput:
+    def forward(self, pose=None, shape=None, global_orient=None, transl=None, with_vertices=True) -> HandModelOutput:
         pose, shape, global_orient, transl = self.batch_inputs(pose, shape, global_orient, transl)
         batch = pose.shape[0]
         rest = self.rest[None] * torch.exp(0.1 * shape)[:, :, None]  # (B, 21, 3)
@@ -69,7 +69,8 @@ class ToyHand(HandModel):
         transforms = rigid_transforms(axis_angle_to_matrix(rotvecs), heads, _BONE_PARENT)
         moving = transforms[:, _KEYPOINT_BONE]  # (B, 21, 4, 4)
         keypoints = (moving[..., :3, :3] @ rest[..., None])[..., 0] + moving[..., :3, 3] + transl[:, None]
-        return HandModelOutput(vertices=keypoints, keypoints=keypoints, joints=keypoints[:, _BONE_KEYPOINT])
+        return HandModelOutput(vertices=keypoints if with_vertices else None, keypoints=keypoints,
+                               joints=keypoints[:, _BONE_KEYPOINT])
 
     def pose_limits(self):
         return self.lower, self.upper
@@ -250,6 +251,31 @@ def test_zero_confidence_ignores_a_joint(toy, hands):
         fit_hand(toy, keypoints_3d=kp3_bad)
 
 
+def test_shared_confidence_and_keypoints_only_loop(hands):
+    _, kp3, kp2 = hands
+    calls = []
+
+    class Spy(ToyHand):
+        def forward(self, *args, with_vertices=True, **kwargs):
+            calls.append(with_vertices)
+            return super().forward(*args, with_vertices=with_vertices, **kwargs)
+
+    conf = np.ones(21)
+    conf[8] = 0.0
+    fit = fit_hand(Spy(), keypoints_2d=kp2[:3], keypoints_3d=kp3[:3] - kp3[:3, :1], K=K, confidence=conf,
+                   iterations=20, rigid_iterations=5)
+    per_hand = fit_hand(ToyHand(), keypoints_2d=kp2[:3], keypoints_3d=kp3[:3] - kp3[:3, :1], K=K,
+                        confidence=np.tile(conf, (3, 1)), iterations=20, rigid_iterations=5)
+    np.testing.assert_allclose(fit.keypoints, per_hand.keypoints)
+    assert fit.vertices.shape == (3, 21, 3)
+    # the mesh is built once, after the optimisation; every step evaluates keypoints only
+    assert calls.count(True) == 1 and calls[-1] and len(calls) >= 25
+    # the fit's torch thread count is restored afterwards
+    before = torch.get_num_threads()
+    fit_hand(ToyHand(), keypoints_3d=kp3[:1] - kp3[:1, :1], iterations=2, rigid_iterations=1, threads=1)
+    assert torch.get_num_threads() == before
+
+
 def test_fit_predictions_uses_the_model_of_each_side(hands):
     _, kp3, kp2 = hands
     models = {"right": ToyHand("right"), "left": ToyHand("left")}
@@ -280,3 +306,5 @@ def test_input_validation(toy, hands):
         fit_hand(toy, keypoints_2d=kp2[:2], keypoints_3d=kp3[:3], K=K)
     with pytest.raises(ValueError, match="confidence"):
         fit_hand(toy, keypoints_3d=kp3, confidence=-np.ones(21))
+    with pytest.raises(ValueError, match="threads"):
+        fit_hand(toy, keypoints_3d=kp3, threads=0)

@@ -1,6 +1,7 @@
 """The hand model interface, its LBS building blocks, the open hand and its set-up."""
 from __future__ import annotations
 
+import copy
 import subprocess
 
 import numpy as np
@@ -188,6 +189,57 @@ def test_gradients_flow(hands):
     (out.keypoints.square().sum() + out.vertices.sum() + model.pose_prior(inputs[0]).sum()).backward()
     for tensor in inputs:
         assert torch.isfinite(tensor.grad).all() and tensor.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_keypoints_only_forward_matches_the_full_one(hands, side):
+    model = hands[side]
+    inputs = [t.clone().requires_grad_(True) for t in _random_inputs(4, batch=8)]
+    full = model(*inputs)
+    light = model(*inputs, with_vertices=False)
+    assert light.vertices is None and full.vertices.shape == (8, 1609, 3)
+    assert torch.equal(light.keypoints, full.keypoints) and torch.equal(light.joints, full.joints)
+    grads = [torch.autograd.grad(out.keypoints.square().sum(), inputs) for out in (full, light)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_vertices_match_a_per_vertex_reference_skinning(hands):
+    # Independent reference: shape blend and LBS as broadcast einsums over per-vertex 3 x 4
+    # matrices, T_v = sum_k w_vk A_k, v' = T_v [v; 1] (the model blends with matrix products).
+    model = copy.deepcopy(hands["left"]).double()  # float64: differences are the algorithm's, not rounding's
+    pose, shape, orient, transl = (t.double() for t in _random_inputs(5, batch=6))
+    pose = 2.0 * pose  # well beyond the rest pose
+    heads = model.heads + torch.einsum("kcs,bs->bkc", model.heads_shapedirs, shape)
+    rest = model.v_template + torch.einsum("vcs,bs->bvc", model.shapedirs, shape)
+    local = axis_angle_to_matrix(pose.view(6, 15, 3) * model.pose_sign)
+    rotations = torch.eye(3, dtype=torch.float64).repeat(6, 20, 1, 1)
+    rotations[:, model.articulated] = model.frames @ local @ model.frames.transpose(-1, -2)
+    rotations[:, 0] = axis_angle_to_matrix(orient)
+    transforms = rigid_transforms(rotations, heads, model.parents)
+    blended = torch.einsum("vk,bkij->bvij", model.weights, transforms[:, :, :3, :])
+    homogeneous = torch.cat([rest, torch.ones(6, 1609, 1, dtype=torch.float64)], -1)
+    expected = torch.einsum("bvij,bvj->bvi", blended, homogeneous)
+    got = model(pose, shape, orient, transl).vertices - transl[:, None]
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_public_skeleton_attributes(hands):
+    model = hands["right"]
+    labels = model.bone_labels
+    assert len(labels) == len(model.parents) == model.weights.shape[1] == model.heads.shape[0] == 20
+    assert labels[0] == "wrist" and model.parents[0] == -1
+    torch.testing.assert_close(model.weights.sum(1), torch.ones(1609))
+    pose_bones = [labels[k] for k in model.articulated.tolist()]
+    assert pose_bones == [f"finger{f}-{j}" for f in range(1, 6) for j in (1, 2, 3)]
+    frames = model.frames.double()
+    torch.testing.assert_close(frames @ frames.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand(15, 3, 3),
+                               atol=1e-6, rtol=0)
+    # the twist axis runs along the bone; the distal bones' tails are the fingertip keypoints
+    along = model.tails[model.articulated] - model.heads[model.articulated]
+    torch.testing.assert_close(frames[:, :, 1].float(), along / along.norm(dim=-1, keepdim=True), atol=1e-5, rtol=0)
+    tips = [labels.index(f"finger{f}-3") for f in range(1, 6)]
+    torch.testing.assert_close(model.tails[tips], model().keypoints[0, list(TIPS)], atol=1e-4, rtol=0)
 
 
 def test_input_validation(hands):

@@ -6,7 +6,7 @@ import pytest
 from matplotlib.path import Path as MplPath
 
 from handpose.camera import project
-from handpose.render import export_obj, overlay, rasterize, render_depth
+from handpose.render import export_obj, overlay, rasterize, render_depth, vertex_normals
 
 # fx = fy = 1000, principal point at the origin: a point (x, y, 1000) lands on pixel (x, y).
 K_UNIT = np.array([[1000.0, 0.0, 0.0], [0.0, 1000.0, 0.0], [0.0, 0.0, 1.0]])
@@ -125,6 +125,26 @@ def test_overlay_coverage_is_antialiased_area():
     np.testing.assert_allclose(out[10, 10], np.rint(0.5 * np.array([200, 100, 50]) + 0.5 * 7), atol=1)
     _, aliased = overlay(image, [vertices], faces, K_UNIT, supersample=1)
     assert set(np.unique(aliased)) == {0.0, 1.0}
+
+
+def test_vertex_normals_of_a_sphere_are_radial():
+    vertices, faces = _uv_sphere(24, 32)
+    vertices = np.vstack([vertices * 50.0 + [1.0, 2.0, 3.0], [[0.0, 0.0, 0.0]]])  # + an isolated vertex
+    normals = vertex_normals(vertices, faces)
+    assert np.array_equal(normals[-1], [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(np.linalg.norm(normals[:-1], axis=1), 1.0)
+    assert np.einsum("vi,vi->v", normals[:-1], (vertices[:-1] - [1.0, 2.0, 3.0]) / 50.0).min() > 0.99
+
+
+def test_overlay_lambert_shading_known_answer():
+    # c = base (ambient + (1 - ambient) |n . l|): a quad facing the camera (n = -z), light at 60 deg.
+    vertices, faces = _quad(4, 4, 28, 28, 200.0)
+    light = (np.sin(np.pi / 3), 0.0, -np.cos(np.pi / 3))
+    out, mask = overlay(np.zeros((32, 32, 3), np.uint8), vertices, faces, K_UNIT, colors=[(200, 100, 40)],
+                        alpha=0.5, ambient=0.2, light_dir=light)
+    expected = 0.5 * np.array([200, 100, 40]) * (0.2 + 0.8 * 0.5)
+    assert mask[16, 16] == 1.0
+    np.testing.assert_allclose(out[16, 16], np.rint(expected), atol=1)
 
 
 @pytest.mark.parametrize("near_first", [True, False])

@@ -353,8 +353,6 @@ class HandFactory:
         """Per rest vertex ``(V,)`` palm weight (palm side 1, back 0) and nail weight."""
         import torch
 
-        from handpose.handmodel import load_open_hand_arrays
-
         with torch.no_grad():
             rest = model().vertices[0].double().numpy()
         faces = model.faces.numpy()
@@ -367,7 +365,7 @@ class HandFactory:
         frames = model.frames.numpy()
         tails = model.tails.numpy()
         nail = np.zeros(len(rest))
-        names = [str(b) for b in load_open_hand_arrays()["bone_labels"]]
+        names = list(model.bone_labels)
         heads = model.heads.numpy()
         for label, f in labels.items():
             k = names.index(label)

@@ -25,10 +25,12 @@ parameters with Adam from the middle of the joint ranges (a half-closed hand, fr
 open and fully curled fingers are reached without passing through hyper-extension) (torch, batched over hands: each hand's parameters and loss are independent,
 so a batched fit equals the hands fitted one by one).
 
-Arrays in and out are numpy; torch stays inside.
+The optimisation evaluates the model's keypoints only (``with_vertices=False``); the mesh is
+skinned once, for the result. Arrays in and out are numpy; torch stays inside.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -252,7 +254,7 @@ def _check_inputs(
         if K.shape != (b, 3, 3) or not np.all(np.isfinite(K)) or np.any(K[:, [0, 1], [0, 1]] <= 0):
             raise ValueError(f"K must be (3, 3) or ({b}, 3, 3) with positive focal lengths, got {K.shape}")
     conf = np.ones((b, NUM_KEYPOINTS)) if confidence is None else np.asarray(confidence, dtype=np.float64)
-    conf = conf[None] if conf.ndim == 1 else conf
+    conf = np.broadcast_to(conf, (b, NUM_KEYPOINTS)).copy() if conf.shape == (NUM_KEYPOINTS,) else conf
     if conf.shape != (b, NUM_KEYPOINTS) or not np.all(np.isfinite(conf)) or np.any(conf < 0):
         raise ValueError(f"confidence must be ({b}, 21) or (21,), finite and >= 0, got {conf.shape}")
     if np.any((conf > 0).sum(1) < 3):
@@ -309,6 +311,18 @@ def _initialise(
     return orient, transl
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """Run the block with ``threads`` torch intra-op threads (``None``: unchanged)."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _rms_size(points: torch.Tensor, w_norm: torch.Tensor) -> torch.Tensor:
     """``(B,)`` weighted RMS distance of ``(B, J, 3)`` points to their weighted centroid."""
     centre = (w_norm[..., None] * points).sum(1, keepdim=True)
@@ -326,6 +340,7 @@ def fit_hand(
     rigid_iterations: int = 30,
     learning_rate: float = 0.1,
     tolerance: float = 1e-3,
+    threads: int | None = 1,
 ) -> FitResult:
     """Fit ``model`` to the keypoints of ``B`` hands (see the module docstring).
 
@@ -344,6 +359,9 @@ def fit_hand(
             about one pixel sideways and 1 % of the depth for the translation.
         tolerance: a hand has converged when its loss fell by less than
             ``tolerance * loss + 1e-6`` over the last 20 steps; it is then frozen.
+        threads: torch threads during the fit (restored afterwards); ``None`` keeps torch's
+            setting. The loop evaluates keypoints only, ``(B, 21, 3)`` tensors far too small to
+            split: one thread is as fast on an idle CPU and several times faster on a busy one.
 
     Returns:
         :class:`FitResult` with ``B`` hands. With 2D keypoints only, both starts of the palm's
@@ -352,13 +370,16 @@ def fit_hand(
     kp2, kp3, K, conf = _check_inputs(keypoints_2d, keypoints_3d, K, confidence)
     if iterations < 0 or rigid_iterations < 0:
         raise ValueError("iterations and rigid_iterations must be >= 0")
+    if threads is not None and not (int(threads) == threads >= 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads}")
     with torch.no_grad():
-        rest = model().keypoints  # (1, 21, 3): rest pose, mean shape
+        rest = model(with_vertices=False).keypoints  # (1, 21, 3): rest pose, mean shape
     orient0, transl0 = _initialise(rest[0].double().numpy(), kp2, kp3, K, conf)
     starts = len(orient0)
     tile = lambda a: None if a is None else np.concatenate([a] * starts)  # noqa: E731
-    fit = _optimise(model, tile(kp2), tile(kp3), tile(K), tile(conf), orient0.reshape(-1, 3),
-                    transl0.reshape(-1, 3), weights, iterations, rigid_iterations, learning_rate, tolerance)
+    with _torch_threads(threads):
+        fit = _optimise(model, tile(kp2), tile(kp3), tile(K), tile(conf), orient0.reshape(-1, 3),
+                        transl0.reshape(-1, 3), weights, iterations, rigid_iterations, learning_rate, tolerance)
     if starts == 1:
         return fit
     batch = len(conf)
@@ -385,7 +406,7 @@ def _optimise(
     batch = len(conf)
     use_2d = kp2 is not None
     with torch.no_grad():
-        rest = model().keypoints  # (1, 21, 3)
+        rest = model(with_vertices=False).keypoints  # (1, 21, 3)
     dtype = rest.dtype
     as_t = lambda a: None if a is None else torch.as_tensor(a, dtype=dtype)  # noqa: E731
     x2d, y3d, Kt, c = as_t(kp2), as_t(kp3), as_t(K), as_t(conf)
@@ -410,10 +431,10 @@ def _optimise(
         c_norm = c / c.sum(-1, keepdim=True)
         size_ratio = (_rms_size(rest.expand(batch, -1, -1), c_norm) / _rms_size(y3d, c_norm))[:, None]
 
-    def evaluate(joint_mask: torch.Tensor | None = None):
+    def evaluate(joint_mask: torch.Tensor | None = None, with_vertices: bool = False):
         transl = transl0_t + params["transl_step"] * transl_unit
-        out = model(pose=params["pose"], shape=params["shape"],
-                    global_orient=params["global_orient"], transl=transl)
+        out = model(pose=params["pose"], shape=params["shape"], global_orient=params["global_orient"],
+                    transl=transl, with_vertices=with_vertices)
         w = c if joint_mask is None else c * joint_mask
         w_norm = w / w.sum(-1, keepdim=True).clamp_min(1e-12)
         loss = torch.zeros(batch, dtype=dtype)
@@ -471,7 +492,7 @@ def _optimise(
                     break
 
     with torch.no_grad():
-        loss, out, transl, res2, res3, scale, shift = evaluate()
+        loss, out, transl, res2, res3, scale, shift = evaluate(with_vertices=True)
     nan = np.full((batch, NUM_KEYPOINTS), np.nan)
     np64 = lambda x: x.detach().double().numpy()  # noqa: E731
     vertices, keypoints = np64(out.vertices), np64(out.keypoints)

