@@ -1,7 +1,6 @@
 """Label-free signals: exact TTA mapping, hand-computed spreads, angles, ratios and residuals."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
@@ -33,54 +32,9 @@ from handpose.signals import (
     worst_rows,
 )
 
-# -- a deterministic fake estimator that really looks at the image -----------------------------
-# Joint j is a Gaussian blob of colour (255, 12 j, 0): bilinear resampling against the black
-# background scales a blob's colour, so G / R still names the joint; the R-weighted centroid
-# finds its centre to a few hundredths of a pixel. Handedness comes from the layout's chirality,
-# so a mirrored photo shows a left hand, as for a real estimator.
+from _synthetic import HAND, blob_image, blob_predictor, chirality, find_blobs, hand_from
 
-SIGMA = 2.0
-HAND = np.array([[100, 170], [122, 160], [138, 148], [150, 136], [160, 124], [118, 112], [120, 92], [121, 76],
-                 [122, 60], [100, 108], [100, 86], [100, 68], [100, 52], [84, 110], [81, 90], [79, 73], [77, 58],
-                 [70, 116], [64, 100], [60, 88], [57, 76]], dtype=np.float64)
 SIDE = 118.0  # larger side of HAND's box
-
-
-def blob_image(points: np.ndarray, shape: tuple[int, int] = (220, 200)) -> np.ndarray:
-    h, w = shape
-    ys, xs = np.mgrid[0:h, 0:w] + 0.5  # pixel centres, continuous coordinates
-    image = np.zeros((h, w, 3))
-    for j, (x, y) in enumerate(points):
-        g = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * SIGMA**2))
-        image += g[..., None] * np.array([255.0, 12.0 * j, 0.0])
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
-
-
-def find_blobs(image: np.ndarray) -> np.ndarray:
-    red = image[..., 0].astype(np.float64)
-    count, labels = cv2.connectedComponents((red > 8).astype(np.uint8))
-    points = np.full((NUM_KEYPOINTS, 2), np.nan)
-    for label in range(1, count):
-        ys, xs = np.nonzero(labels == label)
-        weight = red[ys, xs]
-        joint = int(round(np.sum(image[ys, xs, 1]) / np.sum(weight) * 255.0 / 12.0))
-        points[joint] = (np.sum(weight * (xs + 0.5)) / weight.sum(), np.sum(weight * (ys + 0.5)) / weight.sum())
-    return points
-
-
-def chirality(points: np.ndarray) -> str:
-    a, b = points[5] - points[0], points[17] - points[0]
-    return "right" if a[0] * b[1] - a[1] * b[0] < 0 else "left"
-
-
-def hand_from(points: np.ndarray, handedness: str, score: float = 0.9) -> HandPrediction:
-    xyz = np.concatenate([points - points[WRIST], np.zeros((NUM_KEYPOINTS, 1))], axis=1)
-    return HandPrediction(points, xyz, handedness, score)
-
-
-def blob_predictor(image: np.ndarray) -> list[HandPrediction]:
-    points = find_blobs(image)
-    return [hand_from(points, chirality(points))] if np.isfinite(points).all() else []
 
 
 def test_fake_estimator_finds_the_blobs() -> None:

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from handpose.keypoints import NUM_KEYPOINTS, WRIST
+from handpose.keypoints import NUM_KEYPOINTS
 from handpose.metrics import box_size
 from handpose.prediction import HandPrediction
 from handpose.sweeps import (
@@ -27,43 +27,7 @@ from handpose.sweeps import (
     transform_points,
 )
 
-# Joint j is a Gaussian blob of colour (255, 12 j, 0) on black; a fake estimator finds the blobs
-# (R-weighted centroids, joint from G / R), so it is exact wherever the image is.
-HAND = np.array([[100, 170], [122, 160], [138, 148], [150, 136], [160, 124], [118, 112], [120, 92], [121, 76],
-                 [122, 60], [100, 108], [100, 86], [100, 68], [100, 52], [84, 110], [81, 90], [79, 73], [77, 58],
-                 [70, 116], [64, 100], [60, 88], [57, 76]], dtype=np.float64)
-
-
-def blob_image(points: np.ndarray, shape: tuple[int, int] = (220, 200), sigma: float = 2.0) -> np.ndarray:
-    h, w = shape
-    ys, xs = np.mgrid[0:h, 0:w] + 0.5
-    image = np.zeros((h, w, 3))
-    for j, (x, y) in enumerate(points):
-        image += np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2))[..., None] * [255.0, 12.0 * j, 0.0]
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
-
-
-def find_blobs(image: np.ndarray) -> np.ndarray:
-    red = image[..., 0].astype(np.float64)
-    count, labels = cv2.connectedComponents((red > 8).astype(np.uint8))
-    points = np.full((NUM_KEYPOINTS, 2), np.nan)
-    for label in range(1, count):
-        ys, xs = np.nonzero(labels == label)
-        weight = red[ys, xs]
-        joint = int(round(np.sum(image[ys, xs, 1]) / weight.sum() * 255.0 / 12.0))
-        if 0 <= joint < NUM_KEYPOINTS:
-            points[joint] = (np.sum(weight * (xs + 0.5)), np.sum(weight * (ys + 0.5))) / weight.sum()
-    return points
-
-
-def as_hand(points: np.ndarray) -> HandPrediction:
-    xyz = np.concatenate([points - points[WRIST], np.zeros((NUM_KEYPOINTS, 1))], axis=1)
-    return HandPrediction(points, xyz, "right", 0.9)
-
-
-def blob_predictor(image: np.ndarray) -> list[HandPrediction]:
-    points = find_blobs(image)
-    return [as_hand(points)] if np.isfinite(points).all() else []
+from _synthetic import HAND, blob_image, blob_predictor, find_blobs, hand_from
 
 
 # -- geometry -----------------------------------------------------------------------------------
@@ -193,7 +157,7 @@ def test_sweep_of_a_perfect_estimator(kind: str, levels: tuple[float, ...]) -> N
     # Geometric kinds: the blob finder (exact wherever the hand moves). Photometric kinds leave the
     # keypoints in place, so an oracle returning the ground truth is perfect.
     geometric = kind in ("rotation", "scale")
-    predict = blob_predictor if geometric else (lambda image: [as_hand(HAND)])
+    predict = blob_predictor if geometric else (lambda image: [hand_from(HAND)])
     result = robustness_sweep([blob_image(HAND)] * 2, [HAND[None]] * 2, predict, kind, levels, label="fake")
     assert [row.level for row in result.rows] == list(levels)
     for row in result.rows:
@@ -210,7 +174,7 @@ def test_sweep_shows_where_an_estimator_fails() -> None:
     gt = HAND[None] * 0.4
 
     def fragile(img: np.ndarray) -> list[HandPrediction]:
-        return [as_hand(gt[0])] if img.mean() > 60 else []
+        return [hand_from(gt[0])] if img.mean() > 60 else []
 
     result = robustness_sweep([image], [gt], fragile, "brightness", (0.2, 0.4, 0.6, 1.0))
     np.testing.assert_array_equal(result.column("recall"), [0.0, 0.0, 1.0, 1.0])
@@ -224,7 +188,7 @@ def test_sweep_counts_false_positives_and_shifted_hands() -> None:
     # One GT hand; the fake predicts it shifted by 0.1 box sides in x, plus a hand far away.
     side = box_size(HAND[None])[0]
     shifted, far = HAND + [0.1 * side, 0.0], HAND + [1000.0, 0.0]
-    result = robustness_sweep([blob_image(HAND)], [HAND[None]], lambda im: [as_hand(shifted), as_hand(far)],
+    result = robustness_sweep([blob_image(HAND)], [HAND[None]], lambda im: [hand_from(shifted), hand_from(far)],
                               "blur", (0,))
     (row,) = result.rows
     assert (row.recall, row.precision, row.pck) == (1.0, 0.5, 1.0)

@@ -16,12 +16,24 @@ FIGURES_DIR_ENV = "HANDPOSE_FIGURES_DIR"
 
 
 def find_repo_root(start: str | os.PathLike | None = None) -> Path:
-    """The first folder from ``start`` (default: cwd) upwards holding ``pyproject.toml`` and ``notebooks/``."""
-    here = Path(start or os.getcwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir():
-            return folder
-    raise FileNotFoundError(f"no handpose checkout (pyproject.toml + notebooks/) at or above {here}")
+    """The handpose checkout: the first folder at or above ``start`` holding ``pyproject.toml`` and
+    ``notebooks/``.
+
+    Without ``start``, the search begins at the working directory and, when that is not inside a
+    checkout, at this package's own folder (an editable install lives in ``<checkout>/src``). The
+    notebooks, the report, the CLI's ``weights/`` and the prediction cache all use this notion
+    (:func:`handpose.pipeline.repo_root` is its non-raising form).
+
+    Raises:
+        FileNotFoundError: no checkout at or above the start folder(s).
+    """
+    starts = [Path(start)] if start else [Path.cwd(), Path(__file__).parent]
+    for here in (path.resolve() for path in starts):
+        for folder in (here, *here.parents):
+            if (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir():
+                return folder
+    where = " or ".join(str(path.resolve()) for path in starts)
+    raise FileNotFoundError(f"no handpose checkout (pyproject.toml + notebooks/) at or above {where}")
 
 
 def max_images(default: int | None = None) -> int | None:

@@ -26,6 +26,7 @@ import numpy as np
 
 from handpose import io
 from handpose.models import Estimator, get_estimator
+from handpose.notebook import find_repo_root
 from handpose.prediction import HandPrediction
 
 logger = logging.getLogger(__name__)
@@ -36,10 +37,12 @@ PathLike = str | os.PathLike
 
 
 def repo_root() -> Path:
-    """The source checkout holding this package (``src/handpose/..``), or the working directory
-    when the package is installed elsewhere."""
-    root = Path(__file__).resolve().parents[2]
-    return root if (root / "pyproject.toml").is_file() else Path.cwd()
+    """The handpose checkout (:func:`handpose.notebook.find_repo_root`), or the working directory
+    when there is none (package installed from a wheel and run outside a checkout)."""
+    try:
+        return find_repo_root()
+    except FileNotFoundError:
+        return Path.cwd()
 
 
 def default_cache_dir() -> Path:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 
 from handpose.heatmap import ICCV21_SIGMA, register_heatmap
 from handpose.keypoints import COURSE_FROM_MANO
+from handpose.mano import ManoData
 from handpose.models.iccv21 import (
     CHECKPOINT_FILES,
     CheckpointError,
@@ -46,6 +46,8 @@ from handpose.models.iccv21.network import (
 )
 from handpose.models.iccv21.preprocess import box_transform, crop_image, demo_transform
 
+from conftest import make_fake_mano, write_fake_mano_pickle
+
 REPO = Path(__file__).resolve().parents[2]
 SPEC_DIR = Path(os.environ.get("HANDPOSE_ICCV21_SPEC", REPO / ".." / "shared" / "iccv21"))
 RELEASES = ("v1", "v2")
@@ -60,55 +62,23 @@ def _spec(release: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- fake MANO data
-def _fake_mano(seed: int) -> dict[str, np.ndarray]:
-    """Random arrays with MANO's shapes and structure (metres, normalised weights/regressor)."""
-    rng = np.random.default_rng(seed)
-    weights = rng.random((778, 16)) ** 4
-    regressor = rng.random((16, 778)) ** 8
-    return {
-        "v_template": rng.normal(0.0, 0.04, (778, 3)),
-        "shapedirs": rng.normal(0.0, 0.01, (778, 3, 10)),
-        "posedirs": rng.normal(0.0, 0.005, (778, 3, 135)),
-        "J_regressor": regressor / regressor.sum(1, keepdims=True),
-        "weights": weights / weights.sum(1, keepdims=True),
-        "f": rng.integers(0, 778, (1538, 3)),
-        "kintree_table": np.array([[2**32 - 1, *MANO_PARENTS[1:]], list(range(16))], dtype=np.int64),
-        "hands_mean": rng.normal(0.0, 0.2, 45),
-        "hands_components": np.linalg.qr(rng.normal(size=(45, 45)))[0],
-    }
-
-
-@dataclass
-class _Arrays:
-    """Duck-typed ``handpose.mano.ManoData``."""
-
-    v_template: np.ndarray
-    shapedirs: np.ndarray
-    posedirs: np.ndarray
-    J_regressor: np.ndarray
-    weights: np.ndarray
-    faces: np.ndarray
-    kintree_table: np.ndarray
-    hands_mean: np.ndarray
-    hands_components: np.ndarray
-
-
-def _arrays(raw: dict[str, np.ndarray]) -> _Arrays:
-    return _Arrays(**{("faces" if k == "f" else k): v for k, v in raw.items()})
+def _arrays(raw: dict[str, np.ndarray]) -> ManoData:
+    """The :class:`ManoData` of a :func:`make_fake_mano` dict (its ``f`` is ``faces``)."""
+    return ManoData(**{f.name: raw["f" if f.name == "faces" else f.name] for f in fields(ManoData)})
 
 
 @pytest.fixture(scope="module")
 def mano_raw() -> dict[str, dict[str, np.ndarray]]:
-    return {"right": _fake_mano(1), "left": _fake_mano(2)}
+    """Two unrelated fake hands: the left one's shapedirs differ from the right one's (no bug)."""
+    return {"right": make_fake_mano(1), "left": make_fake_mano(2)}
 
 
 @pytest.fixture(scope="module")
 def mano_dir(tmp_path_factory: pytest.TempPathFactory, mano_raw: dict) -> Path:
-    """Fake MANO_RIGHT/LEFT.pkl (nested lists) readable by ``handpose.mano.load_mano``."""
+    """``mano_raw`` as MANO_RIGHT/LEFT.pkl in the official layout, read by ``handpose.mano.load_mano``."""
     folder = tmp_path_factory.mktemp("mano")
     for side, name in (("right", "MANO_RIGHT.pkl"), ("left", "MANO_LEFT.pkl")):
-        plain = {key: value.tolist() for key, value in mano_raw[side].items()}  # no globals needed
-        (folder / name).write_bytes(pickle.dumps(plain, protocol=2))
+        write_fake_mano_pickle(folder / name, mano_raw[side])
     return folder
 
 

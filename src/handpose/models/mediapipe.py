@@ -43,13 +43,13 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from handpose import detect
 from handpose.detect import View
-from handpose.keypoints import NUM_KEYPOINTS, WRIST
+from handpose.keypoints import WRIST
 from handpose.prediction import HandPrediction
 
 # MediaPipe Pose landmark indices (person's left / right).
@@ -58,6 +58,41 @@ _POSE_PINKY = {"left": 17, "right": 18}
 _POSE_INDEX = {"left": 19, "right": 20}
 _POSE_SHOULDERS = (11, 12)
 _POSE_ELBOW = {"left": 13, "right": 14}
+
+
+class Landmarks(NamedTuple):
+    """One hand of a MediaPipe ``Hands.process`` result, in the processed image.
+
+    Attributes:
+        keypoints_2d: ``(21, 2)`` pixels of the processed image.
+        keypoints_3d: ``(21, 3)`` world landmarks in mm, wrist at the origin.
+        handedness: ``"left"`` or ``"right"``, the person's hand (see ``mirrored_input``).
+        score: MediaPipe's handedness confidence in ``[0, 1]``.
+    """
+
+    keypoints_2d: np.ndarray
+    keypoints_3d: np.ndarray
+    handedness: str
+    score: float
+
+
+def read_landmarks(result: Any, width: int, height: int, mirrored_input: bool = False) -> list[Landmarks]:
+    """The hands of a MediaPipe ``Hands.process`` result, in MediaPipe's order.
+
+    ``uv = (x W, y H)`` from the normalised landmarks; ``xyz = 1000 (world - world_wrist)`` mm.
+    MediaPipe labels hands as in a mirrored selfie, so its ``"Left"`` is the person's right hand
+    unless ``mirrored_input``.
+    """
+    hands = []
+    for landmarks, world, handed in zip(result.multi_hand_landmarks or [], result.multi_hand_world_landmarks or [],
+                                        result.multi_handedness or []):
+        label = handed.classification[0]
+        uv = np.array([[p.x * width, p.y * height] for p in landmarks.landmark])
+        xyz = np.array([[p.x, p.y, p.z] for p in world.landmark]) * 1000.0  # metres -> mm
+        mp_label = label.label.lower()
+        handedness = mp_label if mirrored_input else {"left": "right", "right": "left"}[mp_label]
+        hands.append(Landmarks(uv, xyz - xyz[WRIST], handedness, label.score))
+    return hands
 
 
 @dataclass(frozen=True)
@@ -199,24 +234,11 @@ class MediaPipeEstimator:
         if min(view.image.shape[:2]) < 8:
             return []
         result = self._hands(max_hands, confidence).process(view.image)
-        if not result.multi_hand_landmarks:
-            return []
         h, w = view.image.shape[:2]
         back = view.rotation_to_photo()
-        hands = []
-        for landmarks, world, handed in zip(result.multi_hand_landmarks, result.multi_hand_world_landmarks,
-                                            result.multi_handedness):
-            label = handed.classification[0]
-            if label.score < min_score:
-                continue
-            uv = np.array([[p.x * w, p.y * h] for p in landmarks.landmark])
-            xyz = np.array([[p.x, p.y, p.z] for p in world.landmark]) * 1000.0  # metres -> mm
-            xyz = (xyz - xyz[WRIST]) @ back.T
-            mp_label = label.label.lower()
-            handedness = mp_label if self.options.mirrored_input else {"left": "right", "right": "left"}[mp_label]
-            hands.append(HandPrediction(keypoints_2d=view.to_photo(uv), keypoints_3d=xyz, handedness=handedness,
-                                        score=label.score, source=f"mediapipe:{view.name}"))
-        return hands
+        return [HandPrediction(keypoints_2d=view.to_photo(hand.keypoints_2d), keypoints_3d=hand.keypoints_3d @ back.T,
+                               handedness=hand.handedness, score=hand.score, source=f"mediapipe:{view.name}")
+                for hand in read_landmarks(result, w, h, self.options.mirrored_input) if hand.score >= min_score]
 
     # -- stages -------------------------------------------------------------------------------
 

@@ -1,0 +1,66 @@
+"""A synthetic hand photo and a deterministic fake estimator that really looks at the image.
+
+Joint j is a Gaussian blob of colour (255, 12 j, 0) on black: bilinear resampling against the
+black background scales a blob's colour, so G / R still names the joint; the R-weighted centroid
+finds its centre to a few hundredths of a pixel, so the fake estimator is exact wherever the image
+is. Handedness comes from the layout's chirality, so a mirrored photo shows a left hand, as for a
+real estimator.
+
+Imported by the tests as ``from _synthetic import ...`` (pytest puts ``tests/``, which has no
+``__init__.py``, on ``sys.path``).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from handpose.keypoints import NUM_KEYPOINTS, WRIST
+from handpose.prediction import HandPrediction
+
+SIGMA = 2.0
+#: ``(21, 2)`` pixels, an open right hand in a 200 x 220 image.
+HAND = np.array([[100, 170], [122, 160], [138, 148], [150, 136], [160, 124], [118, 112], [120, 92], [121, 76],
+                 [122, 60], [100, 108], [100, 86], [100, 68], [100, 52], [84, 110], [81, 90], [79, 73], [77, 58],
+                 [70, 116], [64, 100], [60, 88], [57, 76]], dtype=np.float64)
+
+
+def blob_image(points: np.ndarray, shape: tuple[int, int] = (220, 200), sigma: float = SIGMA) -> np.ndarray:
+    """``(H, W, 3)`` uint8: joint j of ``points (21, 2)`` as a Gaussian blob of colour (255, 12 j, 0)."""
+    h, w = shape
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5  # pixel centres, continuous coordinates
+    image = np.zeros((h, w, 3))
+    for j, (x, y) in enumerate(points):
+        image += np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2))[..., None] * [255.0, 12.0 * j, 0.0]
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def find_blobs(image: np.ndarray) -> np.ndarray:
+    """``(21, 2)`` R-weighted blob centroids, joint named by G / R; NaN for a joint not found."""
+    red = image[..., 0].astype(np.float64)
+    count, labels = cv2.connectedComponents((red > 8).astype(np.uint8))
+    points = np.full((NUM_KEYPOINTS, 2), np.nan)
+    for label in range(1, count):
+        ys, xs = np.nonzero(labels == label)
+        weight = red[ys, xs]
+        joint = int(round(np.sum(image[ys, xs, 1]) / weight.sum() * 255.0 / 12.0))
+        if 0 <= joint < NUM_KEYPOINTS:
+            points[joint] = (np.sum(weight * (xs + 0.5)), np.sum(weight * (ys + 0.5))) / weight.sum()
+    return points
+
+
+def chirality(points: np.ndarray) -> str:
+    """``"right"`` or ``"left"`` from the turn wrist -> index MCP -> pinky MCP (y down)."""
+    a, b = points[5] - points[0], points[17] - points[0]
+    return "right" if a[0] * b[1] - a[1] * b[0] < 0 else "left"
+
+
+def hand_from(points: np.ndarray, handedness: str = "right", score: float = 0.9) -> HandPrediction:
+    """A prediction with ``points`` as its 2D keypoints and their flat copy (z = 0) as 3D."""
+    xyz = np.concatenate([points - points[WRIST], np.zeros((NUM_KEYPOINTS, 1))], axis=1)
+    return HandPrediction(points, xyz, handedness, score)
+
+
+def blob_predictor(image: np.ndarray) -> list[HandPrediction]:
+    """The fake estimator: one hand when all 21 blobs are found, else none."""
+    points = find_blobs(image)
+    return [hand_from(points, chirality(points))] if np.isfinite(points).all() else []
