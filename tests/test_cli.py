@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import cv2
-import numpy as np
 import pytest
 
 from handpose import cli, models
@@ -67,7 +66,7 @@ def test_doctor_reports_a_missing_open_hand_model(tmp_path, monkeypatch, capsys)
 
 def test_doctor_uses_the_environment_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("HANDPOSE_WEIGHTS", str(tmp_path))
-    assert cli.default_weights_dir() == tmp_path
+    assert cli.find_weights_dir() == tmp_path
 
 
 def test_entry_point_runs_as_a_module():

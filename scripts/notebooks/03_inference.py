@@ -142,7 +142,7 @@ else:
 
 # %%
 from handpose.models.iccv21 import find_checkpoint
-from handpose.models.iccv21.estimator import find_weights_dir
+from handpose.notebook import find_weights_dir
 
 try:
     checkpoint = find_checkpoint(find_weights_dir())

@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import platform
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from handpose.demo_data import add_demo_data_parser
+from handpose.notebook import find_weights_dir
 
 #: Files of the ``mediapipe`` wheel that the default estimator uses, relative to the package.
 BUNDLED_MEDIAPIPE_FILES: dict[str, tuple[str, ...]] = {
@@ -34,14 +34,6 @@ BUNDLED_MEDIAPIPE_FILES: dict[str, tuple[str, ...]] = {
 }
 ICCV21_CHECKPOINTS = ("snapshot_99.pth.tar", "model.pts")
 MANO_FILES = ("MANO_RIGHT.pkl", "MANO_LEFT.pkl")
-
-
-def default_weights_dir() -> Path:
-    """``$HANDPOSE_WEIGHTS`` if set, else the repository's ``weights/`` folder."""
-    from handpose.pipeline import repo_root
-
-    env = os.environ.get("HANDPOSE_WEIGHTS")
-    return Path(env) if env else repo_root() / "weights"
 
 
 # -- predict --------------------------------------------------------------------------------------
@@ -138,7 +130,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     print(f"\nOpen hand model  {'found' if export_is_current(open_hand) else 'MISSING'} ({open_hand})")
     if not export_is_current(open_hand):
         print("  -> build it once with `make setup` (or `python -m handpose.setup_assets`); meshes need it.")
-    weights = args.weights or default_weights_dir()
+    weights = find_weights_dir(args.weights)
     print(f"\nLicence-gated files in {weights}:")
     checkpoints = [f for f in ICCV21_CHECKPOINTS if (weights / f).is_file()]
     mano = {f: (weights / f).is_file() for f in MANO_FILES}

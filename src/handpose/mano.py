@@ -32,6 +32,7 @@ import torch
 
 from handpose.handmodel import HandModel, HandModelOutput, cache_dir
 from handpose.keypoints import COURSE_FROM_MANO, MANO_TIP_VERTICES
+from handpose.notebook import find_weights_dir
 
 NUM_VERTICES = 778
 NUM_FACES = 1538
@@ -336,21 +337,12 @@ def fix_left_shapedirs(left: ManoData) -> ManoData:
                        "shapedirs": shapedirs})
 
 
-def find_mano_dir(mano_dir: str | os.PathLike | None = None) -> Path:
-    """``mano_dir``, else ``$HANDPOSE_WEIGHTS``, else the repository's ``weights/`` folder."""
-    if mano_dir is not None:
-        return Path(mano_dir)
-    if os.environ.get("HANDPOSE_WEIGHTS"):
-        return Path(os.environ["HANDPOSE_WEIGHTS"])
-    return Path(__file__).resolve().parents[2] / "weights"
-
-
 def load_mano_side(side: str, mano_dir: str | os.PathLike | None = None) -> ManoData:
-    """The MANO arrays of one hand from ``mano_dir`` (see :func:`find_mano_dir`), left-hand bug
-    fixed when detected against ``MANO_RIGHT.pkl`` (warns if the right file is absent)."""
+    """The MANO arrays of one hand from ``mano_dir`` (see :func:`handpose.notebook.find_weights_dir`),
+    left-hand bug fixed when detected against ``MANO_RIGHT.pkl`` (warns if the right file is absent)."""
     if side not in FILENAMES:
         raise ValueError(f"side must be 'right' or 'left', got {side!r}")
-    folder = find_mano_dir(mano_dir)
+    folder = find_weights_dir(mano_dir)
     path = folder / FILENAMES[side]
     if not path.is_file():
         raise ManoFileError(f"MANO file not found: {path}. To get it: {_MANO_SOURCE}")
@@ -469,5 +461,6 @@ class ManoHandModel(HandModel):
 
 
 def load_mano_model(side: str = "right", mano_dir: str | os.PathLike | None = None) -> ManoHandModel:
-    """:class:`ManoHandModel` of ``side`` from the pickles in ``mano_dir`` (see :func:`find_mano_dir`)."""
+    """:class:`ManoHandModel` of ``side`` from the pickles in ``mano_dir``
+    (see :func:`handpose.notebook.find_weights_dir`)."""
     return ManoHandModel(load_mano_side(side, mano_dir), side)

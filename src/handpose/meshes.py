@@ -29,7 +29,7 @@ from handpose import io, losses
 from handpose.camera import project
 from handpose.fitting import FitResult, default_intrinsics, fit_hand
 from handpose.handmodel import HandModel, load_hand_model
-from handpose.keypoints import BONE_COLORS, BONES, NUM_KEYPOINTS, WRIST
+from handpose.keypoints import BONE_COLORS, BONES, NUM_KEYPOINTS
 from handpose.prediction import HandPrediction
 
 if TYPE_CHECKING:
@@ -47,10 +47,11 @@ SIDE_COLORS: dict[str, tuple[int, int, int]] = {"right": (80, 150, 255), "left":
 # ---------------------------------------------------------------------------------------------
 def mesh_model_kind(weights_dir: str | os.PathLike | None = None) -> str:
     """``"mano"`` when ``MANO_RIGHT.pkl`` and ``MANO_LEFT.pkl`` are in the weights folder
-    (:func:`handpose.mano.find_mano_dir`), else ``"open"`` (the open hand, always there)."""
-    from handpose.mano import FILENAMES, find_mano_dir
+    (:func:`handpose.notebook.find_weights_dir`), else ``"open"`` (the open hand, always there)."""
+    from handpose.mano import FILENAMES
+    from handpose.notebook import find_weights_dir
 
-    folder = find_mano_dir(weights_dir)
+    folder = find_weights_dir(weights_dir)
     return "mano" if all((folder / name).is_file() for name in FILENAMES.values()) else "open"
 
 

@@ -13,6 +13,8 @@ from typing import Any
 MAX_IMAGES_ENV = "HANDPOSE_MAX_IMAGES"
 #: Environment variable overriding where :func:`save_figure` writes (tests point it to a temp dir).
 FIGURES_DIR_ENV = "HANDPOSE_FIGURES_DIR"
+#: Environment variable naming the folder of licence-gated files (default ``<checkout>/weights``).
+WEIGHTS_DIR_ENV = "HANDPOSE_WEIGHTS"
 
 
 def find_repo_root(start: str | os.PathLike | None = None) -> Path:
@@ -34,6 +36,19 @@ def find_repo_root(start: str | os.PathLike | None = None) -> Path:
                 return folder
     where = " or ".join(str(path.resolve()) for path in starts)
     raise FileNotFoundError(f"no handpose checkout (pyproject.toml + notebooks/) at or above {where}")
+
+
+def find_weights_dir(folder: str | os.PathLike | None = None) -> Path:
+    """The folder of licence-gated files (ICCV21 checkpoint, MANO pickles): ``folder`` if given,
+    else ``$HANDPOSE_WEIGHTS``, else ``<checkout>/weights`` (``./weights`` outside a checkout)."""
+    if folder is not None:
+        return Path(folder)
+    if os.environ.get(WEIGHTS_DIR_ENV):
+        return Path(os.environ[WEIGHTS_DIR_ENV])
+    try:
+        return find_repo_root() / "weights"
+    except FileNotFoundError:
+        return Path.cwd() / "weights"
 
 
 def max_images(default: int | None = None) -> int | None:

@@ -26,16 +26,10 @@ from handpose.models.iccv21.mano_layers import Release
 from handpose.models.iccv21.network import HEATMAP_SIZE, ICCV21Net, ICCV21Output
 from handpose.models.iccv21.preprocess import INPUT_SIZE, CropTransform, box_transform, crop_image, demo_transform, to_tensor
 from handpose.prediction import HandPrediction
+from handpose.notebook import find_weights_dir
 
 HEATMAP_PEAK = 255.0
 _HANDS = (("right", 0), ("left", 1))
-
-
-def find_weights_dir(weights_dir: str | os.PathLike | None = None) -> Path:
-    """``weights_dir``, else ``$HANDPOSE_WEIGHTS``, else the repository's ``weights/`` folder."""
-    from handpose.mano import find_mano_dir
-
-    return find_mano_dir(weights_dir)
 
 
 def find_checkpoint(weights_dir: str | os.PathLike, release: Release | None = None) -> Path:
