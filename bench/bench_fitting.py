@@ -13,7 +13,7 @@ Usage::
    single torch thread; ``--threads N`` fits with ``N``).
 2. Real photos (``--photos``, default ``../shared/photos``; skipped when absent): MediaPipe's
    hands (:func:`handpose.pipeline.predict_image`) fitted with :func:`fit_predictions` under
-   :func:`default_intrinsics`; prints the mean 2D residual per hand. ``--overlays DIR`` writes the
+   :func:`default_intrinsics`; prints the mean 2D residual per hand and per joint. ``--overlays DIR`` writes the
    fitted meshes drawn over the photos (keep them out of the repository: the photos are internal).
 
 Goals (issue 5): synthetic mean 3D residual <= 2 mm and 2D <= 2 px at <= 0.3 s per hand
@@ -33,6 +33,7 @@ from scipy.spatial.transform import Rotation
 from handpose.camera import project
 from handpose.fitting import default_intrinsics, fit_hand, fit_predictions
 from handpose.handmodel import load_hand_model
+from handpose.keypoints import NAMES
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "photos"
 GOALS = {"residual_3d_mm": 2.0, "residual_2d_px": 2.0, "seconds_per_hand": 0.3, "real_2d_px": 4.0}
@@ -90,7 +91,7 @@ def real_photos(folder: Path, overlays: Path | None, threads: int | None = 1) ->
     from handpose.render import overlay
 
     models = {side: load_hand_model("open", side) for side in ("right", "left")}
-    per_hand, timings, rows = [], [], []
+    per_hand, per_joint, timings, rows = [], [], [], []
     for path in list_images(folder, recursive=True):
         image = load_image(path)
         hands = predict_image(image)
@@ -103,6 +104,7 @@ def real_photos(folder: Path, overlays: Path | None, threads: int | None = 1) ->
         timings.append((time.perf_counter() - start) / len(hands))
         residuals = [float(np.mean(f.residual_2d_px)) for f in fits]
         per_hand += residuals
+        per_joint += [f.residual_2d_px[0] for f in fits]
         rows.append(f"  {path.relative_to(folder)}: " + ", ".join(
             f"{h.handedness} {r:.1f} px" for h, r in zip(hands, residuals)))
         if overlays is not None:
@@ -116,6 +118,9 @@ def real_photos(folder: Path, overlays: Path | None, threads: int | None = 1) ->
         print(f"  mean 2D residual {mean:.2f} px (goal <= {GOALS['real_2d_px']}) {_verdict(mean, GOALS['real_2d_px'])}; "
               f"median {np.median(per_hand):.2f}, worst {max(per_hand):.2f}; "
               f"{np.mean(timings):.3f} s per hand (photo by photo)")
+        joints = np.mean(per_joint, axis=0)
+        print("  mean 2D residual per joint (px): " + ", ".join(
+            f"{name.lower()} {value:.1f}" for name, value in zip(NAMES, joints)))
 
 
 def main(argv: list[str] | None = None) -> int:
