@@ -8,7 +8,7 @@ import pytest
 
 from handpose.keypoints import FINGER_COLORS, FINGERS, NUM_KEYPOINTS
 from handpose.prediction import HandPrediction
-from handpose.viz import draw_hands, draw_keypoints, hand_silhouette, image_grid
+from handpose.viz import axes_grid, draw_hands, draw_keypoints, hand_silhouette, image_grid
 
 
 def fan_hand() -> np.ndarray:
@@ -80,3 +80,15 @@ def test_hand_silhouette_is_skin_on_background():
     assert image[0, 0, 2] > image[0, 0, 0]  # bluish background corner
     with pytest.raises(ValueError):
         hand_silhouette(16)
+
+
+def test_axes_grid_hides_the_unused_cells_of_the_last_row():
+    import matplotlib.pyplot as plt
+
+    fig, axes = axes_grid(5, 3, (2.0, 1.5), sharey=True)
+    assert len(axes) == 5 and len(fig.axes) == 6
+    assert [ax.axison for ax in fig.axes] == [True] * 5 + [False]
+    assert tuple(fig.get_size_inches()) == (6.0, 3.0)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="count"):
+        axes_grid(0, 3, (1.0, 1.0))

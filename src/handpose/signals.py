@@ -31,6 +31,7 @@ from handpose.heatmap import fit_scale_translation
 from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST
 from handpose.metrics import box_size, match_hands, pck
 from handpose.prediction import HandPrediction
+from handpose.viz import axes_grid
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -615,16 +616,10 @@ def plot_breakdown(rows: Sequence[Mapping[str, Any]], metadata: Mapping[str, Map
                    columns: Sequence[str], ncols: int = 3) -> "Figure":
     """One bar chart per metadata column (``ncols`` per row): mean PCK (bars) and detection recall
     (dots) per value, labelled ``value (number of GT hands)``."""
-    import matplotlib.pyplot as plt
-
     if not columns:
         raise ValueError("columns must not be empty")
-    ncols = max(1, min(ncols, len(columns)))
-    nrows = -(-len(columns) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.0 * nrows), squeeze=False, sharey=True)
-    for ax in axes.ravel()[len(columns):]:
-        ax.axis("off")
-    for ax, column in zip(axes.ravel(), columns):
+    fig, axes = axes_grid(len(columns), max(1, ncols), (3.4, 3.0), sharey=True)
+    for ax, column in zip(axes, columns):
         table = breakdown(rows, metadata, column)
         x = np.arange(len(table))
         ax.bar(x, [t["pck"] for t in table], color="tab:blue", alpha=0.8, label="PCK@0.2")
@@ -634,6 +629,6 @@ def plot_breakdown(rows: Sequence[Mapping[str, Any]], metadata: Mapping[str, Map
         ax.set_ylim(0, 1.05)
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
                bbox_to_anchor=(0.5, 1.0), frameon=False)
     return fig

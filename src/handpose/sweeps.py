@@ -23,6 +23,7 @@ from handpose.detect import View, check_image, rotated_view, warp_view
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.metrics import box_size, evaluate_2d
 from handpose.prediction import HandPrediction
+from handpose.viz import axes_grid
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -403,19 +404,13 @@ def plot_sweep(results: SweepResult | Sequence[SweepResult]) -> "Figure":
 def plot_sweep_overview(results: Sequence[SweepResult], ncols: int = 4) -> "Figure":
     """All kinds in one figure: one panel per kind with detection recall (solid) and PCK (dashed)
     against the strength, one colour per curve label (e.g. per model)."""
-    import matplotlib.pyplot as plt
-
     kinds = list(dict.fromkeys(r.kind for r in results))
     if not kinds:
         raise ValueError("plot_sweep_overview needs at least one SweepResult")
     labels = list(dict.fromkeys(r.label for r in results))
     colors = {label: f"C{i}" for i, label in enumerate(labels)}
-    ncols = max(1, min(ncols, len(kinds)))
-    nrows = -(-len(kinds) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.7 * nrows), squeeze=False, sharey=True)
-    for ax in axes.ravel()[len(kinds):]:
-        ax.axis("off")
-    for ax, kind in zip(axes.ravel(), kinds):
+    fig, axes = axes_grid(len(kinds), max(1, ncols), (3.2, 2.7), sharey=True)
+    for ax, kind in zip(axes, kinds):
         for result in (r for r in results if r.kind == kind):
             levels = result.column("level")
             name = f"{result.label} " if len(labels) > 1 else ""
@@ -431,6 +426,6 @@ def plot_sweep_overview(results: Sequence[SweepResult], ncols: int = 4) -> "Figu
         ax.set_ylim(0, 1.05)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=2 * len(labels), fontsize=8,
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2 * len(labels), fontsize=8,
                bbox_to_anchor=(0.5, 1.0), frameon=False)
     return fig

@@ -6,7 +6,7 @@ and are never modified in place.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -15,6 +15,7 @@ from handpose.keypoints import BONE_COLORS, BONES, KEYPOINT_COLORS, NUM_KEYPOINT
 from handpose.prediction import HandPrediction
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 Color = tuple[int, int, int]
@@ -104,6 +105,26 @@ def draw_hands(image: np.ndarray, hands: Sequence[HandPrediction], label: bool =
     return out
 
 
+def axes_grid(count: int, ncols: int, cell_inches: tuple[float, float], **subplots_kw: Any
+              ) -> tuple["Figure", list["Axes"]]:
+    """A figure with ``count`` axes in rows of at most ``ncols`` (row-major), the unused cells of the
+    last row hidden. ``cell_inches`` is one cell's ``(width, height)``; ``subplots_kw`` goes to
+    ``plt.subplots`` (e.g. ``sharey=True``)."""
+    import matplotlib.pyplot as plt
+
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    if ncols < 1:
+        raise ValueError(f"ncols must be >= 1, got {ncols}")
+    ncols = min(ncols, count)
+    nrows = -(-count // ncols)
+    width, height = cell_inches
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **subplots_kw)
+    for ax in axes.ravel()[count:]:
+        ax.axis("off")
+    return fig, list(axes.ravel()[:count])
+
+
 def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int = 4,
                cell_inches: float = 3.0) -> "Figure":
     """A matplotlib figure showing ``images`` (each ``(H, W, 3)`` uint8) in a grid, axes off.
@@ -114,21 +135,13 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None
         ncols: columns (fewer when there are fewer images).
         cell_inches: width of one cell in inches.
     """
-    import matplotlib.pyplot as plt
-
     if len(images) == 0:
         raise ValueError("image_grid needs at least one image")
     if titles is not None and len(titles) != len(images):
         raise ValueError(f"{len(images)} images but {len(titles)} titles")
-    if ncols < 1:
-        raise ValueError(f"ncols must be >= 1, got {ncols}")
-    ncols = min(ncols, len(images))
-    nrows = -(-len(images) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_inches * ncols, cell_inches * nrows), squeeze=False)
-    for ax in axes.ravel():
+    fig, axes = axes_grid(len(images), ncols, (cell_inches, cell_inches))
+    for i, (ax, image) in enumerate(zip(axes, images)):
         ax.axis("off")
-    for i, image in enumerate(images):
-        ax = axes.ravel()[i]
         ax.imshow(image)
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
