@@ -22,25 +22,10 @@ import numpy as np
 
 from handpose.camera import project
 from handpose.fitting import default_intrinsics
+from handpose.plot3d import uv_sphere
 from handpose.render import overlay, rasterize
 
 GOAL_MS = 30.0
-
-
-def ellipsoid(n_lat: int = 41, n_lon: int = 41) -> tuple[np.ndarray, np.ndarray]:
-    """A closed UV ellipsoid (radii 45, 90, 20 mm), outward winding: ``(V, 3)``, ``(F, 3)``."""
-    theta = np.linspace(0, np.pi, n_lat + 1)[1:-1]
-    phi = np.linspace(0, 2 * np.pi, n_lon, endpoint=False)
-    t, p = np.meshgrid(theta, phi, indexing="ij")
-    ring = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], -1).reshape(-1, 3)
-    vertices = np.vstack([[0, 0, 1], ring, [0, 0, -1]]) * [45.0, 90.0, 20.0]
-    idx = lambda i, j: 1 + i * n_lon + j % n_lon  # noqa: E731
-    faces = [[0, idx(0, j), idx(0, j + 1)] for j in range(n_lon)]
-    faces += [[len(vertices) - 1, idx(n_lat - 2, j + 1), idx(n_lat - 2, j)] for j in range(n_lon)]
-    for i in range(n_lat - 2):
-        for j in range(n_lon):
-            faces += [[idx(i, j), idx(i + 1, j), idx(i + 1, j + 1)], [idx(i, j), idx(i + 1, j + 1), idx(i, j + 1)]]
-    return vertices, np.array(faces)
 
 
 def two_hands() -> tuple[list[np.ndarray], list[np.ndarray], str]:
@@ -60,7 +45,8 @@ def two_hands() -> tuple[list[np.ndarray], list[np.ndarray], str]:
         label = "open hand model"
     except (FileNotFoundError, ImportError, OSError) as error:
         print(f"open hand model unavailable ({error}); using ellipsoids")
-        v, f = ellipsoid()
+        v, f = uv_sphere(41, 41)
+        v = v * [45.0, 90.0, 20.0]  # a hand-sized ellipsoid
         meshes = [(v + [-40.0, 0.0, 450.0], f), (v + [30.0, 20.0, 500.0], f)]
         label = "ellipsoids"
     return [m[0] for m in meshes], [m[1] for m in meshes], label

@@ -11,7 +11,7 @@ from handpose.sample import canonical_hand_keypoints
 
 
 def test_unit_sphere_is_closed_and_outward():
-    vertices, faces = plot3d._unit_sphere(6, 10)
+    vertices, faces = plot3d.uv_sphere(6, 10)
     np.testing.assert_allclose(np.linalg.norm(vertices, axis=1), 1.0)
     # closed surface: every edge is shared by exactly two triangles
     edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
@@ -43,7 +43,7 @@ def test_sphere_mesh_wraps_every_joint_sphere():
     assert vertices[:, 2].min() == pytest.approx((points[:, 2] - radii).min())
     assert vertices[:, 2].max() == pytest.approx((points[:, 2] + radii).max())
     # each sphere's vertices are at its radius from its joint
-    sphere = len(plot3d._unit_sphere()[0])
+    sphere = len(plot3d.uv_sphere()[0])
     for j in (0, 8, 20):
         block = vertices[j * sphere:(j + 1) * sphere]
         np.testing.assert_allclose(np.linalg.norm(block - points[j], axis=1), radii[j])

@@ -6,26 +6,11 @@ import pytest
 from matplotlib.path import Path as MplPath
 
 from handpose.camera import project
+from handpose.plot3d import uv_sphere
 from handpose.render import export_obj, overlay, rasterize, render_depth, vertex_normals
 
 # fx = fy = 1000, principal point at the origin: a point (x, y, 1000) lands on pixel (x, y).
 K_UNIT = np.array([[1000.0, 0.0, 0.0], [0.0, 1000.0, 0.0], [0.0, 0.0, 1.0]])
-
-
-def _uv_sphere(n_lat: int = 16, n_lon: int = 24) -> tuple[np.ndarray, np.ndarray]:
-    """A closed unit sphere, outward (counter-clockwise seen from outside) winding."""
-    theta = np.linspace(0, np.pi, n_lat + 1)[1:-1]
-    phi = np.linspace(0, 2 * np.pi, n_lon, endpoint=False)
-    t, p = np.meshgrid(theta, phi, indexing="ij")
-    ring = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], -1).reshape(-1, 3)
-    vertices = np.vstack([[0, 0, 1], ring, [0, 0, -1]])
-    idx = lambda i, j: 1 + i * n_lon + j % n_lon  # noqa: E731
-    faces = [[0, idx(0, j), idx(0, j + 1)] for j in range(n_lon)]
-    faces += [[len(vertices) - 1, idx(n_lat - 2, j + 1), idx(n_lat - 2, j)] for j in range(n_lon)]
-    for i in range(n_lat - 2):
-        for j in range(n_lon):
-            faces += [[idx(i, j), idx(i + 1, j), idx(i + 1, j + 1)], [idx(i, j), idx(i + 1, j + 1), idx(i, j + 1)]]
-    return vertices, np.array(faces)
 
 
 def _quad(x0: float, y0: float, x1: float, y1: float, z: float) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +113,7 @@ def test_overlay_coverage_is_antialiased_area():
 
 
 def test_vertex_normals_of_a_sphere_are_radial():
-    vertices, faces = _uv_sphere(24, 32)
+    vertices, faces = uv_sphere(24, 32)
     vertices = np.vstack([vertices * 50.0 + [1.0, 2.0, 3.0], [[0.0, 0.0, 0.0]]])  # + an isolated vertex
     normals = vertex_normals(vertices, faces)
     assert np.array_equal(normals[-1], [0.0, 0.0, 0.0])
@@ -161,7 +146,7 @@ def test_overlay_occlusion_between_meshes(near_first):
 
 def test_overlay_of_closed_mesh_covers_like_two_sided_rasterisation():
     # Back-face culling must not change what a solid mesh covers.
-    vertices, faces = _uv_sphere()
+    vertices, faces = uv_sphere(16, 24)
     vertices = vertices * [40.0, 60.0, 30.0] + [5.0, -3.0, 400.0]
     K = np.array([[600.0, 0.0, 64.0], [0.0, 600.0, 48.0], [0.0, 0.0, 1.0]])
     _, mask = overlay(np.zeros((96, 128, 3), np.uint8), [vertices], faces, K, supersample=1)
@@ -203,7 +188,7 @@ def test_rasterize_validation():
 
 
 def test_export_obj_round_trip(tmp_path):
-    vertices, faces = _uv_sphere(6, 8)
+    vertices, faces = uv_sphere(6, 8)
     vertices = vertices * 12.345678
     path = tmp_path / "hand.obj"
     path.write_text("old content\n")

@@ -221,8 +221,9 @@ SOFT_LIGHT = dict(ambient=0.8, diffuse=0.4, specular=0.05, roughness=0.9)
 PALM_KEYPOINTS: tuple[int, ...] = (0, 1, 5, 9, 13, 17)
 
 
-def _unit_sphere(n_lat: int = 6, n_lon: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """A UV sphere: ``(2 + (n_lat - 1) n_lon, 3)`` unit vertices and its triangles (outward)."""
+def uv_sphere(n_lat: int = 6, n_lon: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """A closed UV unit sphere: ``(2 + (n_lat - 1) n_lon, 3)`` vertices (north pole, ``n_lat - 1``
+    rings of ``n_lon``, south pole) and its ``(F, 3)`` triangles, counter-clockwise seen from outside."""
     theta = np.linspace(0, np.pi, n_lat + 1)[1:-1]
     phi = np.linspace(0, 2 * np.pi, n_lon, endpoint=False)
     ring = np.stack([np.sin(theta)[:, None] * np.cos(phi), np.sin(theta)[:, None] * np.sin(phi),
@@ -279,7 +280,7 @@ def sphere_mesh(keypoints_3d: np.ndarray, radii: Sequence[float] = SPHERE_RADII_
     radii = np.asarray(radii, dtype=np.float64)
     if radii.shape != (NUM_KEYPOINTS,) or np.any(radii <= 0):
         raise ValueError(f"radii must be 21 positive values, got shape {radii.shape}")
-    unit, unit_faces = _unit_sphere()
+    unit, unit_faces = uv_sphere()
     parts = [(points[j] + radii[j] * unit, unit_faces) for j in range(NUM_KEYPOINTS)]
     parts += [_frustum(points[p], points[c], radii[p], radii[c]) for p, c in BONES]
     palm = np.concatenate([points[j] + radii[j] * unit for j in PALM_KEYPOINTS])
