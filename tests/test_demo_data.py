@@ -213,10 +213,9 @@ def test_boundary_loop_and_tube_faces_close_a_tube():
 
 
 def test_cli_writes_the_subset(open_hand_export, tmp_path, capsys):
-    import argparse
+    from handpose.cli import build_parser
 
-    parser = argparse.ArgumentParser()
-    dd.add_demo_data_parser(parser.add_subparsers())
+    parser = build_parser()
     args = parser.parse_args(["demo-data", "--out", str(tmp_path), "--only", "14"])
     assert args.run(args) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["14_far_small.jpg", "gt.json", "metadata.csv"]

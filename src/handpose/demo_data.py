@@ -15,11 +15,9 @@ it, so the other hand, an object or the hand's own fingers hide it.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io as _stdio
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -754,32 +752,3 @@ def metadata_csv(rows: Sequence[dict[str, str]]) -> str:
         writer.writerow({k: row[k] for k in METADATA_COLUMNS})
     return buffer.getvalue()
 
-
-# ------------------------------------------------------------------------------------------------
-# Command line: handpose demo-data
-# ------------------------------------------------------------------------------------------------
-def add_demo_data_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``handpose demo-data [--out DIR] [--seed N] [--only NAME ...] [--count N]``."""
-    p = subparsers.add_parser("demo-data", help="render the 20 demo images with ground truth",
-                              description="Render the demo hand images with exact ground truth into "
-                                          "DIR/<name>.jpg, DIR/gt.json and DIR/metadata.csv.")
-    p.add_argument("--out", type=Path, default=Path("data/demo"), metavar="DIR",
-                   help="output folder (default data/demo)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the jitter (default 0)")
-    p.add_argument("--only", nargs="+", default=None, metavar="NAME",
-                   help="render only these scenes (names like 07_side_pinch, or their number 07)")
-    p.add_argument("--count", type=int, default=None, metavar="N", help="render only the first N scenes")
-    p.set_defaults(run=run_demo_data)
-
-
-def run_demo_data(args: argparse.Namespace) -> int:
-    """Run ``handpose demo-data``; prints what was written and how long it took."""
-    try:
-        result = generate(args.out, seed=args.seed, only=args.only, count=args.count, progress=True)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    hands = sum(len(im["hands"]) for im in result.gt["images"])
-    print(f"wrote {len(result.paths)} images ({hands} hands), gt.json and metadata.csv to {args.out} "
-          f"in {result.seconds:.1f} s")
-    return 0
