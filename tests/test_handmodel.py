@@ -11,12 +11,16 @@ from scipy.spatial.transform import Rotation
 
 from handpose import setup_assets
 from handpose.handmodel import (
+    LENGTH_UNIT,
+    PALM_UNIT_MM,
+    PROPORTION_LABELS,
     HandModel,
     OpenHandModel,
     anatomical_frames,
     axis_angle_to_matrix,
     load_hand_model,
     load_open_hand_arrays,
+    proportion_directions,
     rigid_transforms,
     skin_vertices,
 )
@@ -66,9 +70,10 @@ def hands(open_hand_export) -> dict[str, HandModel]:
 
 
 def _random_inputs(seed: int, batch: int = 4):
+    """Random pose, shape (4 overall components, 33 proportions), orientation, translation."""
     g = torch.Generator().manual_seed(seed)
     pose = 0.3 * torch.randn(batch, 45, generator=g)
-    shape, orient = torch.randn(batch, 4, generator=g), torch.randn(batch, 3, generator=g)
+    shape, orient = torch.randn(batch, 4 + 33, generator=g), torch.randn(batch, 3, generator=g)
     return pose, shape, orient, 30 * torch.randn(batch, 3, generator=g)
 
 
@@ -82,7 +87,8 @@ def test_export_is_small_and_stamped(open_hand_export):
 
 def test_shapes_and_determinism(hands):
     model = hands["right"]
-    assert (model.kind, model.num_pose, model.num_shape, model.num_vertices) == ("open", 45, 4, 1609)
+    assert (model.kind, model.num_pose, model.num_shape, model.num_vertices) == ("open", 45, 37, 1609)
+    assert model.num_proportions == len(PROPORTION_LABELS) == 33
     assert model.faces.shape == (3196, 3) and model.faces.dtype == torch.long
     rest = model()
     assert rest.vertices.shape == (1, 1609, 3) and rest.keypoints.shape == (1, 21, 3)
@@ -161,9 +167,9 @@ def test_flexion_curls_fingers_into_the_palm_and_keeps_bone_lengths(hands):
 def test_shape_first_component_is_size(hands):
     model = hands["right"]
     length = lambda s: float(model(shape=s).keypoints[0, INDEX["MIDDLE_TIP"]].norm())  # noqa: E731
-    bigger = length(torch.tensor([[1.0, 0, 0, 0]]))
-    smaller = length(torch.tensor([[-1.0, 0, 0, 0]]))
-    base = length(torch.zeros(1, 4))
+    unit = torch.zeros(1, 37)
+    unit[0, 0] = 1.0
+    bigger, smaller, base = length(unit), length(-unit), length(torch.zeros(1, 37))
     assert smaller + 15 < base < bigger - 15
 
 
@@ -210,8 +216,11 @@ def test_vertices_match_a_per_vertex_reference_skinning(hands):
     model = copy.deepcopy(hands["left"]).double()  # float64: differences are the algorithm's, not rounding's
     pose, shape, orient, transl = (t.double() for t in _random_inputs(5, batch=6))
     pose = 2.0 * pose  # well beyond the rest pose
-    heads = model.heads + torch.einsum("kcs,bs->bkc", model.heads_shapedirs, shape)
-    rest = model.v_template + torch.einsum("vcs,bs->bvc", model.shapedirs, shape)
+    beta, gamma = shape[:, :4], shape[:, 4:]
+    heads = (model.heads + torch.einsum("kcs,bs->bkc", model.heads_shapedirs, beta)
+             + torch.einsum("kcs,bs->bkc", model.heads_proportiondirs, gamma))
+    rest = (model.v_template + torch.einsum("vcs,bs->bvc", model.shapedirs, beta)
+            + torch.einsum("vcs,bs->bvc", model.proportiondirs, gamma))
     local = axis_angle_to_matrix(pose.view(6, 15, 3) * model.pose_sign)
     rotations = torch.eye(3, dtype=torch.float64).repeat(6, 20, 1, 1)
     rotations[:, model.articulated] = model.frames @ local @ model.frames.transpose(-1, -2)
@@ -253,6 +262,96 @@ def test_input_validation(hands):
     with pytest.raises(ValueError, match="side"):
         load_hand_model("open", "middle")
     assert isinstance(model, OpenHandModel)
+
+
+# --- proportions -------------------------------------------------------------------------------
+def _proportion(name: str, value: float = 1.0) -> torch.Tensor:
+    shape = torch.zeros(1, 37)
+    shape[0, 4 + PROPORTION_LABELS.index(name)] = value
+    return shape
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_finger_base_offset_moves_that_finger_only(hands, side):
+    model = hands[side]
+    rest = model().keypoints[0]
+    moved = model(shape=_proportion("index base offset y", 2.0)).keypoints[0] - rest
+    index = list(FINGERS["index"])
+    expected = torch.zeros(21, 3)
+    expected[index, 1] = 2.0 * PALM_UNIT_MM  # y is not mirrored
+    torch.testing.assert_close(moved, expected, atol=1e-4, rtol=0)
+
+
+def test_wrist_offset_moves_the_wrist_relative_to_the_hand(hands):
+    model = hands["right"]
+    rest = model().keypoints[0]
+    moved = model(shape=_proportion("wrist offset z", 1.0)).keypoints[0]
+    torch.testing.assert_close(moved[0], rest[0])  # the wrist stays the origin...
+    # ...and everything else moves by -e: seen from the hand, the wrist moved by +e
+    torch.testing.assert_close(moved[1:] - rest[1:], torch.tensor([0.0, 0.0, -PALM_UNIT_MM]).expand(20, 3),
+                               atol=1e-4, rtol=0)
+
+
+def test_bone_length_stretches_one_bone_and_carries_the_rest_of_the_finger(hands):
+    model = hands["right"]
+    rest = model().keypoints[0]
+    longer = model(shape=_proportion("middle bone 2 length", 1.0)).keypoints[0]
+    mcp, pip, dip, tip = FINGERS["middle"]
+    bone = rest[dip] - rest[pip]
+    torch.testing.assert_close((longer[dip] - longer[pip]).norm(), (1 + LENGTH_UNIT) * bone.norm())
+    for k in (dip, tip):
+        torch.testing.assert_close(longer[k] - rest[k], LENGTH_UNIT * bone, atol=1e-4, rtol=0)
+    unchanged = [k for k in range(21) if k not in (dip, tip)]
+    torch.testing.assert_close(longer[unchanged], rest[unchanged], atol=1e-5, rtol=0)
+
+
+def test_the_skin_follows_the_proportions(hands):
+    model = hands["right"]
+    rest = model().vertices[0]
+    # a longer distal index bone: skin fully on that bone stretches with it, between 0 (at its head)
+    # and the tail's displacement (at the tip); skin on other fingers stays
+    bone = model.bone_labels.index("finger2-3")
+    moved = model(shape=_proportion("index bone 3 length", 1.0)).vertices[0] - rest
+    on_bone = model.weights[:, bone] > 0.999
+    tail_step = LENGTH_UNIT * (model.tails[bone] - model.heads[bone])
+    along = ((rest[on_bone] - model.heads[bone]) @ (model.tails[bone] - model.heads[bone])
+             / (model.tails[bone] - model.heads[bone]).square().sum()).clamp(0, 1)
+    torch.testing.assert_close(moved[on_bone], along[:, None] * tail_step, atol=1e-4, rtol=0)
+    pinky = model.weights[:, [model.bone_labels.index(f"finger5-{j}") for j in (1, 2, 3)]].sum(1) > 0.999
+    assert int(on_bone.sum()) > 20 and int(pinky.sum()) > 20
+    assert float(moved[pinky].abs().max()) == 0.0
+    # no proportion moves the skin further than it moves the keypoints (no spikes)
+    rest_keypoints = model().keypoints[0]
+    for name in PROPORTION_LABELS:
+        out = model(shape=_proportion(name))
+        skin = (out.vertices[0] - rest).norm(dim=-1).max()
+        assert float(skin) <= float((out.keypoints[0] - rest_keypoints).norm(dim=-1).max()) + 1e-4, name
+
+
+def test_proportion_directions_known_answer_on_a_two_bone_chain():
+    # bone 0 from (0,0,0) to (0,10,0), bone 1 (finger) from (0,10,0) to (0,20,0); a vertex halfway
+    # along bone 1 moves by half of bone 1's tail displacement when bone 1 lengthens
+    labels = ("wrist",) + tuple(f"finger{f}-{j}" for f in range(1, 6) for j in (1, 2, 3))
+    parents = (-1,) + tuple(0 if j == 0 else 1 + 3 * f + j - 1 for f in range(5) for j in range(3))
+    heads = np.zeros((16, 3))
+    tails = np.zeros((16, 3))
+    for f in range(5):
+        for j in range(3):
+            k = 1 + 3 * f + j
+            heads[k] = [f, 10.0 * (j + 1), 0]
+            tails[k] = [f, 10.0 * (j + 2), 0]
+    tails[0] = [0, 10.0, 0]
+    vertices = np.array([[0.0, 15.0, 0.0]])  # halfway along finger1-1
+    weights = np.zeros((1, 16))
+    weights[0, 1] = 1.0
+    d_vertices, d_heads, d_tails = proportion_directions(vertices, weights, heads, tails, parents, labels)
+    col = PROPORTION_LABELS.index("thumb bone 1 length")
+    np.testing.assert_allclose(d_tails[1, :, col], [0, 10.0 * LENGTH_UNIT, 0])
+    np.testing.assert_allclose(d_heads[2, :, col], [0, 10.0 * LENGTH_UNIT, 0])  # the next bone follows
+    np.testing.assert_allclose(d_vertices[0, :, col], [0, 5.0 * LENGTH_UNIT, 0])
+    col = PROPORTION_LABELS.index("thumb base offset x")
+    np.testing.assert_allclose(d_vertices[0, :, col], [PALM_UNIT_MM, 0, 0])
+    np.testing.assert_allclose(d_heads[4, :, col], 0.0)  # the index finger stays
 
 
 # --- set-up ------------------------------------------------------------------------------------

@@ -377,7 +377,8 @@ class HandFactory:
 
     def build(self, spec: HandSpec, skin: str, sleeve_rgb: tuple[int, int, int], shape: np.ndarray,
               pose: np.ndarray, K: np.ndarray, width: int, height: int) -> PosedHand:
-        """Pose the hand of ``spec`` (pose ``(45,)`` rad, shape ``(4,)``) for the camera ``K`` of a
+        """Pose the hand of ``spec`` (pose ``(45,)`` rad, shape ``(S,)``: the first ``S`` shape
+        components, the rest, proportions included, at the mean) for the camera ``K`` of a
         ``width x height`` image, and attach its forearm."""
         import torch
         from scipy.spatial.transform import Rotation
@@ -385,9 +386,11 @@ class HandFactory:
         model = self.models[spec.side]
         rotation = sc.look_rotation(np.asarray(spec.forward, float), np.asarray(spec.normal, float))
         orient = Rotation.from_matrix(rotation).as_rotvec()
+        coefficients = np.zeros(model.num_shape)
+        coefficients[:len(shape)] = shape
         with torch.no_grad():
             out = model(pose=torch.as_tensor(pose, dtype=torch.float32)[None],
-                        shape=torch.as_tensor(shape, dtype=torch.float32)[None],
+                        shape=torch.as_tensor(coefficients, dtype=torch.float32)[None],
                         global_orient=torch.as_tensor(orient, dtype=torch.float32)[None])
         # move the palm centre onto the ray through `at`: target = z K^-1 (u W, v H, 1)
         u, v, z = spec.at

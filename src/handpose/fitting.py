@@ -13,8 +13,11 @@ For each hand ``b`` the fit minimises, over pose, shape, global orientation and 
   to a translation and a scale, both in closed form (weighted least squares without rotation);
   measured in ``Y``'s frame so that shrinking the hand cannot lower it, and brought to mm by the
   constant ``k = size(rest hand) / size(Y)``.
-- ``L_reg = a_pose prior(pose) + a_shape |shape|^2 / num_shape + a_lim sum_k d_k^2`` with ``d_k``
-  how far pose component ``k`` is outside the model's ``pose_limits`` (radians).
+- ``L_reg = a_pose prior(pose) + a_shape |beta|^2 / num_beta + a_prop |gamma|^2 + a_lim sum_k d_k^2``
+  with ``beta`` the overall shape components, ``gamma`` the proportions (the last
+  ``model.num_proportions`` shape components, each a local change the keypoints see on its own,
+  so each pays on its own) and ``d_k`` how far pose component ``k`` is outside the model's
+  ``pose_limits`` (radians).
 
 Initialisation, so that the optimiser does not start in a twisted local minimum: the rest hand's
 palm (wrist and the four finger MCPs) is aligned rigidly first: rotation by Kabsch against the
@@ -57,7 +60,10 @@ class FitWeights:
         keypoints_3d: ``a_3D``, weight of ``L_3D`` (mm^2) relative to ``L_2D`` (px^2); low by
             default because estimated 3D keypoints (MediaPipe's) are less exact than their 2D.
         pose_prior: ``a_pose``, weight of ``model.pose_prior(pose)``.
-        shape_prior: ``a_shape``, weight of the mean squared shape coefficient.
+        shape_prior: ``a_shape``, weight of the mean squared overall shape coefficient.
+        proportion_prior: ``a_prop``, weight of the sum of squared proportion coefficients: a
+            Gaussian prior of unit variance on each against 2D noise of ``sigma`` pixels is
+            ``sigma^2 / 21``, about 0.2 for MediaPipe on photos.
         joint_limits: ``a_lim``, weight of the squared limit violations (rad^2).
         robust_scale_px: ``sigma`` of the Geman-McClure penalty, pixels.
     """
@@ -65,11 +71,12 @@ class FitWeights:
     keypoints_3d: float = 0.1
     pose_prior: float = 1.0
     shape_prior: float = 1.0
+    proportion_prior: float = 0.2
     joint_limits: float = 1e4
     robust_scale_px: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("keypoints_3d", "pose_prior", "shape_prior", "joint_limits"):
+        for name in ("keypoints_3d", "pose_prior", "shape_prior", "proportion_prior", "joint_limits"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise ValueError(f"FitWeights.{name} must be finite and >= 0, got {getattr(self, name)}")
         if not (math.isfinite(self.robust_scale_px) and self.robust_scale_px > 0):
@@ -419,6 +426,13 @@ def _optimise(
         transl_unit = torch.stack([step_xy, step_xy, transl0_t[:, 2] / 100.0], -1)
     else:
         transl_unit = torch.zeros(batch, 3, dtype=dtype)  # 3D only: the alignment absorbs it
+    # The proportions are masked out (no effect, no gradient) for the first half of the iterations:
+    # they refine a fitted pose instead of standing in for one (Adam moves every coefficient by
+    # about its step from the first iteration on, and many weakly determined proportions would
+    # drift while the pose is still far off, trading the hand's size for its depth).
+    overall = model.num_shape - model.num_proportions
+    shape_mask = torch.ones(model.num_shape, dtype=dtype)
+    shape_mask[overall:] = 0.0
     params = {
         "pose": ((lower + upper) / 2).expand(batch, -1).clone().requires_grad_(True),
         "shape": torch.zeros(batch, model.num_shape, dtype=dtype, requires_grad=True),
@@ -433,7 +447,8 @@ def _optimise(
 
     def evaluate(joint_mask: torch.Tensor | None = None, with_vertices: bool = False):
         transl = transl0_t + params["transl_step"] * transl_unit
-        out = model(pose=params["pose"], shape=params["shape"], global_orient=params["global_orient"],
+        shape = params["shape"] * shape_mask
+        out = model(pose=params["pose"], shape=shape, global_orient=params["global_orient"],
                     transl=transl, with_vertices=with_vertices)
         w = c if joint_mask is None else c * joint_mask
         w_norm = w / w.sum(-1, keepdim=True).clamp_min(1e-12)
@@ -454,10 +469,11 @@ def _optimise(
             res3, scale, shift = sq / s_inv[:, None] ** 2, 1.0 / s_inv, -t_inv / s_inv[:, None]
         if joint_mask is None:
             loss = loss + weights.pose_prior * model.pose_prior(params["pose"])
-            if model.num_shape:
-                loss = loss + weights.shape_prior * (params["shape"] ** 2).mean(-1)
+            if overall:
+                loss = loss + weights.shape_prior * (shape[:, :overall] ** 2).mean(-1)
+            loss = loss + weights.proportion_prior * (shape[:, overall:] ** 2).sum(-1)
             loss = loss + weights.joint_limits * limit_violation(params["pose"], lower, upper)
-        return loss, out, transl, res2, res3, scale, shift
+        return loss, out, transl, shape, res2, res3, scale, shift
 
     steps = np.zeros(batch, dtype=np.int64)
     converged = np.zeros(batch, dtype=bool)
@@ -465,11 +481,15 @@ def _optimise(
     for n_steps, names, joint_mask in stages:
         if n_steps == 0:
             continue
+        # the step at which the proportions join; hands may converge only from then on
+        join = n_steps // 2 if joint_mask is None and model.num_proportions else 0
         active = torch.ones(batch, dtype=torch.bool)
         optim = torch.optim.Adam([params[n] for n in names], lr=learning_rate)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=n_steps, eta_min=learning_rate * 0.01)
         history: list[torch.Tensor] = []
-        for _ in range(n_steps):
+        for step in range(n_steps):
+            if joint_mask is None and step == join:
+                shape_mask[overall:] = 1.0
             optim.zero_grad(set_to_none=True)
             loss = evaluate(joint_mask)[0]
             loss.sum().backward()
@@ -481,7 +501,8 @@ def _optimise(
                     params[n][~active] = frozen[n]
             if joint_mask is None:
                 steps[active.numpy()] += 1
-            history.append(loss.detach())
+            if step >= join:
+                history.append(loss.detach())
             if len(history) > 20:
                 old, new = history[-21], history[-1]
                 done = (old - new) <= tolerance * new.abs() + 1e-6
@@ -492,7 +513,7 @@ def _optimise(
                     break
 
     with torch.no_grad():
-        loss, out, transl, res2, res3, scale, shift = evaluate(with_vertices=True)
+        loss, out, transl, shape, res2, res3, scale, shift = evaluate(with_vertices=True)
     nan = np.full((batch, NUM_KEYPOINTS), np.nan)
     np64 = lambda x: x.detach().double().numpy()  # noqa: E731
     vertices, keypoints = np64(out.vertices), np64(out.keypoints)
@@ -505,7 +526,7 @@ def _optimise(
         keypoints=keypoints,
         faces=model.faces.numpy().copy(),
         pose=np64(params["pose"]),
-        shape=np64(params["shape"]),
+        shape=np64(shape),
         global_orient=np64(params["global_orient"]),
         transl=np64(transl) if use_2d else np.zeros((batch, 3)),
         scale=np.ones(batch) if scale is None else np64(scale),

