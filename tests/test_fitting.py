@@ -1,7 +1,8 @@
 """Tests of handpose.fitting on a small stand-in hand model (a 21-keypoint kinematic chain).
 
 The stand-in implements the :class:`~handpose.handmodel.HandModel` interface only, so these tests
-check the fitting itself; the open hand and MANO are exercised by bench/bench_fitting.py.
+check the fitting itself; the last test fits the open hand's proportions. The open hand's accuracy
+and speed are measured by bench/bench_fitting.py.
 """
 from __future__ import annotations
 
@@ -308,3 +309,40 @@ def test_input_validation(toy, hands):
         fit_hand(toy, keypoints_3d=kp3, confidence=-np.ones(21))
     with pytest.raises(ValueError, match="threads"):
         fit_hand(toy, keypoints_3d=kp3, threads=0)
+    with pytest.raises(ValueError, match="proportion_prior"):
+        FitWeights(proportion_prior=-1.0)
+
+
+# --- the open hand's proportions ---------------------------------------------------------------
+def test_proportions_fit_a_hand_built_differently(open_hand_export):
+    """Keypoints of open hands with other proportions than the mean (a thumb base further in, a
+    longer index, the wrist lower, a narrower palm): the fit reaches them through its proportion
+    components, and cannot without them (an overwhelming proportion prior)."""
+    from scipy.spatial.transform import Rotation
+
+    from handpose.handmodel import PROPORTION_LABELS, load_hand_model
+
+    model = load_hand_model("open", "right")
+    rng = np.random.default_rng(0)
+    lower, upper = (v.numpy().astype(np.float64) for v in model.pose_limits())
+    pose = lower + (upper - lower) * rng.uniform(0.2, 0.5, (2, 45))
+    truth = {"thumb base offset x": -2.0, "index bone 1 length": 2.0, "wrist offset y": 1.5,
+             "pinky base offset x": 1.5}
+    shape = np.zeros((2, model.num_shape))
+    for name, value in truth.items():
+        shape[:, 4 + PROPORTION_LABELS.index(name)] = value
+    orient = np.stack([(Rotation.from_rotvec(rng.normal(0, 0.3, 3)) * Rotation.from_rotvec([0, np.pi, 0])).as_rotvec()
+                       for _ in range(2)])
+    transl = np.array([[-30.0, 20.0, 450.0], [40.0, -10.0, 420.0]])
+    as_t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    with torch.no_grad():
+        points = model(as_t(pose), as_t(shape), as_t(orient), as_t(transl)).keypoints.double().numpy()
+    kp2, kp3 = project(points, K), points - points[:, :1]
+    fit = fit_hand(model, kp2, kp3, K)
+    rigid = fit_hand(model, kp2, kp3, K, weights=FitWeights(proportion_prior=1e6))
+    assert np.abs(rigid.shape[:, 4:]).max() < 0.05
+    assert fit.residual_2d_px.mean() < 1.0
+    assert 2.0 * fit.residual_2d_px.mean() < rigid.residual_2d_px.mean()
+    for name, value in truth.items():  # each found in the right direction, shrunk by the prior
+        found = fit.shape[:, 4 + PROPORTION_LABELS.index(name)]
+        assert np.all(found * np.sign(value) > 0.15), (name, found)
