@@ -378,34 +378,27 @@ def proportion_directions(
     count = len(parents)
     d_heads = np.zeros((count, 3, len(PROPORTION_LABELS)))
     d_tails = np.zeros_like(d_heads)
-    column = 0
+    offsets = PALM_UNIT_MM * np.eye(3)  # one unit along x, y, z
     wrist = labels.index("wrist")
+    not_wrist = [k for k in range(count) if k != wrist]
     for axis in range(3):
-        step = np.zeros(3)
-        step[axis] = -PALM_UNIT_MM
-        others = [k for k in range(count) if k != wrist]
-        d_heads[others, :, column] = step
-        d_tails[:, :, column] = step
-        column += 1
+        d_heads[not_wrist, :, axis] = -offsets[axis]
+        d_tails[:, :, axis] = -offsets[axis]
+    column = 3
     for f in range(1, 6):
         base = labels.index(f"finger{f}-1")
         chain = _subtree(base, parents)
         joined = parents[base] >= 0 and np.linalg.norm(tails[parents[base]] - heads[base]) < 1e-3
         for axis in range(3):
-            step = np.zeros(3)
-            step[axis] = PALM_UNIT_MM
-            d_heads[chain, :, column] = step
-            d_tails[chain, :, column] = step
+            d_heads[chain, :, column] = d_tails[chain, :, column] = offsets[axis]
             if joined:
-                d_tails[parents[base], :, column] = step
+                d_tails[parents[base], :, column] = offsets[axis]
             column += 1
     for f in range(1, 6):
         for j in (1, 2, 3):
             bone = labels.index(f"finger{f}-{j}")
-            step = LENGTH_UNIT * (tails[bone] - heads[bone])
             below = _subtree(bone, parents)[1:]
-            d_tails[[bone, *below], :, column] = step
-            d_heads[below, :, column] = step
+            d_tails[[bone, *below], :, column] = d_heads[below, :, column] = LENGTH_UNIT * (tails[bone] - heads[bone])
             column += 1
     axes = tails - heads  # (K, 3)
     along = np.einsum("vkc,kc->vk", vertices[:, None] - heads[None], axes) / (axes**2).sum(-1)
@@ -530,8 +523,10 @@ class OpenHandModel(HandModel):
         # gamma the proportions (the keypoints need only the bone heads and tails)
         overall = self.num_shape - self.num_proportions
         beta, gamma = shape[:, :overall], shape[:, overall:]
-        heads = self.heads + _shape_offsets(self.heads_shapedirs, beta) + _shape_offsets(self.heads_proportiondirs, gamma)
-        tails = self.tails + _shape_offsets(self.tails_shapedirs, beta) + _shape_offsets(self.tails_proportiondirs, gamma)
+        heads = (self.heads + _shape_offsets(self.heads_shapedirs, beta)
+                 + _shape_offsets(self.heads_proportiondirs, gamma))
+        tails = (self.tails + _shape_offsets(self.tails_shapedirs, beta)
+                 + _shape_offsets(self.tails_proportiondirs, gamma))
         # finger joints: R = F exp(s * w) F^T, F the bone's anatomical frame
         local = axis_angle_to_matrix(pose.view(batch, -1, 3) * self.pose_sign)
         joint_rotations = self.frames @ local @ self.frames.transpose(-1, -2)
@@ -549,7 +544,8 @@ class OpenHandModel(HandModel):
         )
         vertices = None
         if with_vertices:
-            rest = self.v_template + _shape_offsets(self.shapedirs, beta) + _shape_offsets(self.proportiondirs, gamma)
+            rest = (self.v_template + _shape_offsets(self.shapedirs, beta)
+                    + _shape_offsets(self.proportiondirs, gamma))
             vertices = skin_vertices(rest, self.weights, transforms) + transl[:, None]
         return HandModelOutput(vertices=vertices, keypoints=keypoints, joints=posed_heads)
 
