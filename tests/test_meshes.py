@@ -149,6 +149,29 @@ def test_mesh_images_uses_known_K_else_the_default(models, tmp_path: Path):
     assert meshed[1].overlay().sum() == 0  # no hands: the photo unchanged
 
 
+
+def test_mesh_images_with_mano_files(fake_mano_dir, tmp_path: Path, monkeypatch):
+    """Given MANO files in the weights folder, photos' hands become fitted MANO meshes on the photo
+    (the fake MANO of conftest: random geometry with the official keys, so the hand is its own)."""
+    from PIL import Image
+
+    monkeypatch.setenv("HANDPOSE_WEIGHTS", str(fake_mano_dir))
+    monkeypatch.setenv("HANDPOSE_CACHE", str(tmp_path / "cache"))
+    assert meshes.mesh_model_kind() == "mano"
+    mano = load_hand_model("mano", "right")
+    posed = meshes.pose_model(mano, pose=np.full(45, 0.1), global_orient=np.array([0.0, np.pi, 0.0]))
+    points = posed.keypoints[0] + np.array([0.0, 0.0, 400.0])
+    hand = HandPrediction(project(points, K), points - points[0], "right", 0.9)
+    Image.fromarray(np.zeros((480, 640, 3), np.uint8)).save(tmp_path / "a.png")
+    meshed = meshes.mesh_images([ImageResult(tmp_path / "a.png", 640, 480, [hand])], "mano", {"a.png": K})
+    (fit,) = meshed[0].fits
+    assert fit.vertices.shape == (1, 778, 3) and len(fit.faces) == 1538
+    assert np.nanmean(fit.residual_2d_px) < 2.0
+    drawn = meshed[0].overlay().sum(-1) > 0
+    u, v = np.rint(project(fit.vertices[0], K).mean(0)).astype(int)
+    assert drawn.sum() > 100 and drawn[v, u]
+
+
 # -- overlays, placement, figures ---------------------------------------------------------------
 def test_overlay_and_placement_of_an_exact_fit(models):
     hand, pose, points = _synthetic(models["right"], 3)
