@@ -73,3 +73,25 @@ def test_entry_point_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "handpose.cli", "--help"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0 and "predict" in result.stdout and "doctor" in result.stdout
+
+
+def test_predict_writes_fitted_meshes(photos, tmp_path, capsys, open_hand_export):
+    out = tmp_path / "out"
+    code = cli.main(["predict", str(photos), "--out", str(out), "--no-cache", "--max-hands", "1", "--meshes", "open"])
+    assert code == 0
+    drawn = cv2.imread(str(out / "meshes" / "hand.png"))
+    assert drawn.shape == (256, 256, 3)
+    assert (drawn != cv2.imread(str(photos / "hand.png"))).any(axis=-1).sum() > 500  # a mesh over the hand
+    (obj,) = sorted((out / "meshes").glob("hand_hand1_*.obj"))
+    lines = obj.read_text().splitlines()
+    assert sum(line.startswith("v ") for line in lines) == 1609 and sum(line.startswith("f ") for line in lines) == 3196
+    assert "1 meshes ->" in capsys.readouterr().out
+
+
+def test_predict_meshes_without_mano_files_says_what_is_missing(photos, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HANDPOSE_WEIGHTS", str(tmp_path / "empty"))
+    code = cli.main(["predict", str(photos), "--out", str(tmp_path / "out"), "--no-cache", "--max-hands", "1",
+                     "--meshes", "mano"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "MANO file not found" in err and "weights/README.md" in err

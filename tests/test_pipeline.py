@@ -101,7 +101,7 @@ def test_cache_hits_and_invalidation(folder, tmp_path):
 
 
 def test_overlay_names_are_unique(tmp_path):
-    names = pipeline._overlay_names([tmp_path / "x" / "a.jpg", tmp_path / "y" / "a.png", tmp_path / "b.jpg"])
+    names = pipeline.output_names([tmp_path / "x" / "a.jpg", tmp_path / "y" / "a.png", tmp_path / "b.jpg"])
     assert names == ["a.png", "a_2.png", "b.png"]
 
 

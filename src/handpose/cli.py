@@ -1,6 +1,7 @@
 """The ``handpose`` command.
 
     handpose predict IMAGES_OR_FOLDERS... --out DIR [--model mediapipe|iccv21] [--max-hands N]
+                     [--meshes auto|open|mano]
     handpose doctor [--weights DIR]
     handpose demo-data [--out data/demo] [--seed 0] [--only NAME ...] [--count N]
 
@@ -48,6 +49,9 @@ def add_predict(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the prediction cache")
     p.add_argument("--cache-dir", type=Path, default=None, help="cache folder (default <repo>/.cache/predictions)")
+    p.add_argument("--meshes", choices=("auto", "open", "mano"), default=None,
+                   help="also fit hand meshes and write DIR/meshes/<name>.png and one .obj per hand "
+                        "(auto: MANO when its files are in weights/, else the open hand)")
     p.set_defaults(run=run_predict)
 
 
@@ -80,7 +84,30 @@ def run_predict(args: argparse.Namespace) -> int:
     print(f"{len(results)} photos, {hands} hands, {len(failed)} failed -> {args.out / 'predictions.json'}")
     for r in failed:
         print(f"  failed: {r.image}: {r.error}", file=sys.stderr)
+    if args.meshes and hands and not write_mesh_outputs(results, args.meshes, args.out / "meshes"):
+        return 2
     return 1 if results and len(failed) == len(results) else 0
+
+
+def write_mesh_outputs(results: Sequence, kind: str, out: Path) -> bool:
+    """Fit ``kind`` meshes (``auto``/``open``/``mano``) to the photos' hands and write them to
+    ``out``; ``False`` (with the reason on stderr) when the hand model's files are missing."""
+    from handpose import meshes
+    from handpose.mano import ManoFileError
+    from handpose.pipeline import output_names
+
+    kind = meshes.mesh_model_kind() if kind == "auto" else kind
+    names = [name for r, name in zip(results, output_names([r.image for r in results])) if r.error is None]
+    done = [r for r in results if r.error is None]
+    print(f"fitting the {kind} hand model to {sum(len(r.hands) for r in done)} hands (batched)...", flush=True)
+    try:
+        meshed = meshes.mesh_images(done, kind)
+    except (FileNotFoundError, ManoFileError) as exc:  # the open hand not built, or no MANO files
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    written = meshes.write_meshes(meshed, out, names)
+    print(f"{len(written) - len(meshed)} meshes -> {out}")
+    return True
 
 
 # -- doctor ---------------------------------------------------------------------------------------

@@ -223,6 +223,32 @@ def mesh_images(
 # ---------------------------------------------------------------------------------------------
 # Overlays and placement
 # ---------------------------------------------------------------------------------------------
+def write_meshes(meshed: Sequence[MeshedImage], out_dir: str | os.PathLike, names: Sequence[str]) -> list[Path]:
+    """Write each photo's fitted meshes: ``out_dir/<name>`` (PNG, the meshes over the photo) and per
+    hand ``out_dir/<stem>_hand<i>_<side>.obj`` (camera frame, mm), all atomically.
+
+    Args:
+        meshed: from :func:`mesh_images`.
+        out_dir: the folder (created if needed).
+        names: one ``<stem>.png`` per photo (e.g. :func:`handpose.pipeline.output_names`).
+    Returns:
+        The paths written, in order.
+    """
+    from handpose.render import export_obj
+
+    if len(names) != len(meshed):
+        raise ValueError(f"got {len(meshed)} photos but {len(names)} names")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for item, name in zip(meshed, names):
+        written.append(io.save_png_atomic(out / name, item.overlay()))
+        stem = Path(name).stem
+        for i, fit in enumerate(item.fits, start=1):
+            written.append(export_obj(out / f"{stem}_hand{i}_{fit.side}.obj", fit.vertices[0], fit.faces))
+    return written
+
+
 def mesh_overlay(image: np.ndarray, fits: Sequence[FitResult], K: np.ndarray, alpha: float = 0.8) -> np.ndarray:
     """``(H, W, 3)`` uint8: the fitted meshes (camera frame) drawn over the photo with one z-buffer,
     coloured by handedness (:data:`SIDE_COLORS`)."""

@@ -144,8 +144,9 @@ def expand_inputs(inputs: PathLike | Iterable[PathLike]) -> list[Path]:
     return list(dict.fromkeys(paths))
 
 
-def _overlay_names(paths: Sequence[Path]) -> list[str]:
-    """``<stem>.png`` per photo, made unique with ``_2``, ``_3``... when stems repeat."""
+def output_names(paths: Sequence[Path]) -> list[str]:
+    """``<stem>.png`` per photo, made unique with ``_2``, ``_3``... when stems repeat (the names of
+    its overlays and meshes in an output folder)."""
     names, seen = [], {}
     for path in paths:
         stem = path.stem
@@ -211,7 +212,7 @@ def predict_folder(folder_or_paths: PathLike | Iterable[PathLike], out_dir: Path
         return estimator[0]
 
     results = []
-    names = _overlay_names(paths)
+    names = output_names(paths)
     for path, name in zip(tqdm(paths, desc=f"hands ({model_name})", unit="photo", disable=not progress), names):
         try:
             result, image = _predict_one(path, estimator[0] if estimator else None, model_name, options, cache,
