@@ -13,7 +13,9 @@ Usage::
    single torch thread; ``--threads N`` fits with ``N``).
 2. Real photos (``--photos``, default ``../shared/photos``; skipped when absent): MediaPipe's
    hands (:func:`handpose.pipeline.predict_image`) fitted with :func:`fit_predictions` under
-   :func:`default_intrinsics`; prints the mean 2D residual per hand and per joint. ``--overlays DIR`` writes the
+   :func:`default_intrinsics`; prints the mean 2D residual per hand and per joint (the open hand
+   reaches MediaPipe's joint layout through its proportion components: compare with
+   ``FitWeights(proportion_prior=1e6)``, which holds them at 0, to see what they bring). ``--overlays DIR`` writes the
    fitted meshes drawn over the photos (keep them out of the repository: the photos are internal).
 
 Goals (issue 5): synthetic mean 3D residual <= 2 mm and 2D <= 2 px at <= 0.3 s per hand

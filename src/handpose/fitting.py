@@ -25,8 +25,11 @@ palm (wrist and the four finger MCPs) is aligned rigidly first: rotation by Kabs
 the 2D palm (linear least squares of the pinhole equations, i.e. depth from the ratio of the 3D
 palm size to the 2D palm size and the focal length). Then a few rigid iterations, then all
 parameters with Adam from the middle of the joint ranges (a half-closed hand, from which both
-open and fully curled fingers are reached without passing through hyper-extension) (torch, batched over hands: each hand's parameters and loss are independent,
-so a batched fit equals the hands fitted one by one).
+open and fully curled fingers are reached without passing through hyper-extension); a model's
+proportion components (the open hand's bone lengths and joint offsets) join for the second half
+of these iterations, to refine a found pose rather than stand in for one (torch, batched over
+hands: each hand's parameters and loss are independent, so a batched fit equals the hands fitted
+one by one).
 
 The optimisation evaluates the model's keypoints only (``with_vertices=False``); the mesh is
 skinned once, for the result. Arrays in and out are numpy; torch stays inside.
