@@ -3,6 +3,7 @@
 Usage::
 
     .venv/bin/python bench/bench_fitting.py [--batch 16] [--photos DIR] [--overlays DIR] [--threads N]
+                                            [--proportion-prior A]
 
 1. Synthetic: ``--batch`` hands with random poses inside the model's ``pose_limits`` (uniform),
    the mean shape, the palm turned towards the camera within about 30 degrees, 350-700 mm away,
@@ -14,8 +15,8 @@ Usage::
 2. Real photos (``--photos``, default ``../shared/photos``; skipped when absent): MediaPipe's
    hands (:func:`handpose.pipeline.predict_image`) fitted with :func:`fit_predictions` under
    :func:`default_intrinsics`; prints the mean 2D residual per hand and per joint (the open hand
-   reaches MediaPipe's joint layout through its proportion components: compare with
-   ``FitWeights(proportion_prior=1e6)``, which holds them at 0, to see what they bring). ``--overlays DIR`` writes the
+   reaches MediaPipe's joint layout through its proportion components: ``--proportion-prior 1e6``
+   holds them at 0, to see what they bring). ``--overlays DIR`` writes the
    fitted meshes drawn over the photos (keep them out of the repository: the photos are internal).
 
 Goals (issue 5): synthetic mean 3D residual <= 2 mm and 2D <= 2 px at <= 0.3 s per hand
@@ -33,7 +34,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from handpose.camera import project
-from handpose.fitting import default_intrinsics, fit_hand, fit_predictions
+from handpose.fitting import FitWeights, default_intrinsics, fit_hand, fit_predictions
 from handpose.handmodel import load_hand_model
 from handpose.keypoints import NAMES
 
@@ -84,7 +85,8 @@ def synthetic(batch: int, threads: int | None = 1, seed: int = 0) -> None:
           f"3D only: mean 3D residual {np.mean(only3d.residual_3d_mm):.2f} mm (no goals)")
 
 
-def real_photos(folder: Path, overlays: Path | None, threads: int | None = 1) -> None:
+def real_photos(folder: Path, overlays: Path | None, threads: int | None = 1,
+                weights: FitWeights = FitWeights()) -> None:
     if not folder.is_dir():
         print(f"real photos: {folder} absent, skipped")
         return
@@ -102,7 +104,7 @@ def real_photos(folder: Path, overlays: Path | None, threads: int | None = 1) ->
             continue
         K = default_intrinsics(image.shape[1], image.shape[0])
         start = time.perf_counter()
-        fits = fit_predictions(models, hands, K, threads=threads)
+        fits = fit_predictions(models, hands, K, threads=threads, weights=weights)
         timings.append((time.perf_counter() - start) / len(hands))
         residuals = [float(np.mean(f.residual_2d_px)) for f in fits]
         per_hand += residuals
@@ -131,11 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
     parser.add_argument("--overlays", type=Path, default=None, help="folder for overlay PNGs (not in the repo)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the fits (fit_hand's default: 1)")
+    parser.add_argument("--proportion-prior", type=float, default=FitWeights().proportion_prior,
+                        help="weight of the open hand's proportion prior on real photos (1e6: no proportions)")
     args = parser.parse_args(argv)
     if args.overlays is not None:
         args.overlays.mkdir(parents=True, exist_ok=True)
     synthetic(args.batch, args.threads)
-    real_photos(args.photos, args.overlays, args.threads)
+    real_photos(args.photos, args.overlays, args.threads, FitWeights(proportion_prior=args.proportion_prior))
     return 0
 
 

@@ -137,7 +137,7 @@ slider_figure([[mesh_trace(v, shaped.faces, name="M(β, θ)", opacity=0.55), *sk
 # unit) and the length of each finger bone (6 % per unit); the skin follows its bones
 # (`handpose.handmodel.proportion_directions`). The fit adds them, under a Gaussian prior, once the
 # pose is roughly found; on MediaPipe's keypoints of real photos they bring the mean distance
-# between the fitted mesh's keypoints and MediaPipe's from about 4.6 to 2.9 pixels. Below: a thumb
+# between the fitted mesh's keypoints and MediaPipe's from about 4.8 to 2.9 pixels. Below: a thumb
 # base moved into the palm and a longer index finger, $\gamma$ from $-3$ to $+3$.
 
 # %%
