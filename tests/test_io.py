@@ -63,6 +63,23 @@ def test_lossless_formats_round_trip(tmp_path: Path, suffix: str, options: dict)
     np.testing.assert_array_equal(out, image)
 
 
+def _jpeg_with_focal(path: Path, focal_35mm: int | None, shape: tuple[int, int] = (48, 64)) -> Path:
+    exif = Image.Exif()
+    if focal_35mm is not None:
+        exif.get_ifd(0x8769)[0xA405] = focal_35mm  # FocalLengthIn35mmFilm in the Exif sub-IFD
+    Image.fromarray(np.full((*shape, 3), 128, np.uint8)).save(path, exif=exif.tobytes())
+    return path
+
+
+def test_exif_focal_length_35mm(tmp_path: Path) -> None:
+    assert hio.exif_focal_35mm(_jpeg_with_focal(tmp_path / "phone.jpg", 26)) == 26.0
+    assert hio.exif_focal_35mm(_jpeg_with_focal(tmp_path / "none.jpg", None)) is None
+    assert hio.exif_focal_35mm(_jpeg_with_focal(tmp_path / "zero.jpg", 0)) is None
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    assert hio.exif_focal_35mm(tmp_path / "broken.jpg") is None
+    assert hio.exif_focal_35mm(tmp_path / "gone.jpg") is None
+
+
 def test_exif_orientation_6_turns_the_photo_clockwise(tmp_path: Path) -> None:
     stored = quadrants()
     exif = Image.Exif()

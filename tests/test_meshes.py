@@ -172,6 +172,20 @@ def test_mesh_images_with_mano_files(fake_mano_dir, tmp_path: Path, monkeypatch)
     assert drawn.sum() > 100 and drawn[v, u]
 
 
+
+def test_photo_intrinsics_from_exif_else_the_default(tmp_path: Path):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 26  # a phone's main camera: 26 mm equivalent
+    Image.fromarray(np.zeros((300, 400, 3), np.uint8)).save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    Image.fromarray(np.zeros((300, 400, 3), np.uint8)).save(tmp_path / "plain.png")
+    K = meshes.photo_intrinsics(tmp_path / "phone.jpg", 400, 300)
+    assert K[0, 0] == pytest.approx(26.0 * 500.0 / 43.27)  # the 43.27 mm diagonal maps to 500 px
+    np.testing.assert_array_equal(meshes.photo_intrinsics(tmp_path / "plain.png", 400, 300),
+                                  default_intrinsics(400, 300))
+
+
 # -- overlays, placement, figures ---------------------------------------------------------------
 def test_overlay_and_placement_of_an_exact_fit(models):
     hand, pose, points = _synthetic(models["right"], 3)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import math
 import os
 import re
 import uuid
@@ -39,6 +40,8 @@ _HEIF_SUFFIXES = frozenset({".heic", ".heif"})
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, MemoryError)
+_EXIF_IFD = 0x8769  # the Exif sub-IFD of a photo's EXIF block
+_FOCAL_LENGTH_35MM = 0xA405  # FocalLengthIn35mmFilm
 
 
 class ImageError(ValueError):
@@ -137,6 +140,19 @@ def load_image(
     if downscale_above is not None and max(rgb.shape[:2]) > downscale_above:
         rgb = _downscale(rgb, downscale_above)
     return rgb
+
+
+def exif_focal_35mm(path: str | os.PathLike) -> float | None:
+    """The 35 mm-equivalent focal length (mm) the camera wrote into the photo's EXIF block
+    (``FocalLengthIn35mmFilm``, which phones fill in), or ``None`` when the file has none, or
+    cannot be read. Only the header is read."""
+    try:
+        with Image.open(path, formats=_available_formats()) as img:
+            value = img.getexif().get_ifd(_EXIF_IFD).get(_FOCAL_LENGTH_35MM)
+        value = float(value)
+    except (UnidentifiedImageError, TypeError, *_DECODE_ERRORS):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def _unidentified_reason(path: Path, heif: bool) -> str:

@@ -79,6 +79,13 @@ def known_intrinsics(gt_path: str | os.PathLike) -> dict[str, np.ndarray]:
     return out
 
 
+def photo_intrinsics(path: str | os.PathLike, width: int, height: int) -> np.ndarray:
+    """``K (3, 3)`` for a photo loaded at ``width x height``: from the 35 mm-equivalent focal length
+    in its EXIF (:func:`handpose.io.exif_focal_35mm`, written by phones) when there is one, else
+    :func:`handpose.fitting.default_intrinsics`' guess."""
+    return default_intrinsics(width, height, focal_35mm=io.exif_focal_35mm(path))
+
+
 # ---------------------------------------------------------------------------------------------
 # Batched fits
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +210,7 @@ def mesh_images(
         results: the pipeline's results.
         model_or_kind: see :func:`fit_images`.
         intrinsics: ``K`` per photo file name (e.g. :func:`known_intrinsics`); photos not in it
-            get :func:`handpose.fitting.default_intrinsics`.
+            get :func:`photo_intrinsics` (their EXIF focal length, else a default).
         **fit_options: passed to :func:`handpose.fitting.fit_hand`.
     """
     intrinsics = intrinsics or {}
@@ -215,7 +222,7 @@ def mesh_images(
         K = intrinsics.get(r.image.name)
         if K is not None and r.width is not None and (r.width, r.height) != (width, height):
             raise ValueError(f"{r.image.name}: K is for {r.width} x {r.height} but the photo loads as {width} x {height}")
-        Ks.append(default_intrinsics(width, height) if K is None else np.asarray(K, dtype=np.float64))
+        Ks.append(photo_intrinsics(r.image, width, height) if K is None else np.asarray(K, dtype=np.float64))
     fits = fit_images(model_or_kind, [r.hands for r in done], Ks, **fit_options)
     return [MeshedImage(r.image, image, K, list(r.hands), f) for r, image, K, f in zip(done, images, Ks, fits)]
 

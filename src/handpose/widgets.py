@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from handpose.meshes import MeshedImage, fit_images, inference_figure, pose_model, scene_traces
+from handpose.meshes import MeshedImage, fit_images, inference_figure, photo_intrinsics, pose_model, scene_traces
 
 
 def _bundle(obj: Any) -> dict[str, Any]:
@@ -74,14 +74,13 @@ def image_picker(items: Sequence[MeshedImage], model_name: str = "mediapipe") ->
 
 def predict_and_fit(path: str | os.PathLike, model: str = "mediapipe", kind: str = "open") -> MeshedImage:
     """One photo through the whole pipeline: load, predict (not cached), fit ``kind`` meshes with
-    :func:`handpose.fitting.default_intrinsics`."""
-    from handpose.fitting import default_intrinsics
+    :func:`handpose.meshes.photo_intrinsics`."""
     from handpose.io import load_image
     from handpose.pipeline import predict_image
 
     image = load_image(path)
     hands = predict_image(image, model)
-    K = default_intrinsics(image.shape[1], image.shape[0])
+    K = photo_intrinsics(path, image.shape[1], image.shape[0])
     fits = fit_images(kind, [hands], [K])[0] if hands else []
     return MeshedImage(Path(path), image, K, hands, fits)
 
