@@ -86,7 +86,7 @@ class HandModel(torch.nn.Module):
         side: ``"right"`` or ``"left"``.
         num_pose: length of the pose vector (15 joints x 3 axis-angle components).
         num_shape: length of the shape vector, in unit-variance coordinates (MANO's betas, the open
-            hand's principal components and proportions): ``|shape|^2`` is the natural shape prior.
+            hand's principal components and proportions): each component is ``N(0, 1)`` a priori.
         num_proportions: how many of the shape components, the last ones, are proportions (local
             bone lengths and joint offsets, :func:`proportion_directions`) rather than components
             of overall hand shape; 0 for MANO.
