@@ -22,6 +22,8 @@ from handpose.prediction import HandPrediction  # noqa: E402
 
 K = np.array([[700.0, 0.0, 319.5], [0.0, 700.0, 239.5], [0.0, 0.0, 1.0]])
 FAST = dict(iterations=25, rigid_iterations=10)
+#: Enough steps for a fit to land on an exact synthetic hand (25 leave it 10-15 mm off in depth).
+LANDED = dict(iterations=60, rigid_iterations=10)
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +108,12 @@ def test_fit_images_batches_photos_and_keeps_order(models):
     left_b, _, points_b = _synthetic(models["left"], 1, x=60.0)
     right_b, _, _ = _synthetic(models["right"], 2, x=-80.0)
     threads = torch.get_num_threads()
-    fits = meshes.fit_images(models, [[right_a], [], [left_b, right_b]], [K, K, K], **FAST)
+    fits = meshes.fit_images(models, [[right_a], [], [left_b, right_b]], [K, K, K], **LANDED)
     assert torch.get_num_threads() == threads  # restored
     assert [len(f) for f in fits] == [1, 0, 2]
     assert [f.side for f in fits[2]] == ["left", "right"]
     # the batched fit equals each side's hands fitted on their own
-    alone = fit_hand(models["left"], left_b.keypoints_2d, left_b.keypoints_3d, K, **FAST)
+    alone = fit_hand(models["left"], left_b.keypoints_2d, left_b.keypoints_3d, K, **LANDED)
     np.testing.assert_allclose(fits[2][0].vertices, alone.vertices, atol=0.05)
     # exact synthetic input: the fitted hands land on the true ones (mm) and reproject (px)
     assert np.linalg.norm(fits[0][0].keypoints[0] - points_a, axis=-1).mean() < 15.0
