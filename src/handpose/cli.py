@@ -97,16 +97,17 @@ def write_mesh_outputs(results: Sequence, kind: str, out: Path) -> bool:
     from handpose.pipeline import output_names
 
     kind = meshes.mesh_model_kind() if kind == "auto" else kind
-    names = [name for r, name in zip(results, output_names([r.image for r in results])) if r.error is None]
-    done = [r for r in results if r.error is None]
-    print(f"fitting the {kind} hand model to {sum(len(r.hands) for r in done)} hands (batched)...", flush=True)
+    done, names = zip(*[(r, name) for r, name in zip(results, output_names([r.image for r in results]))
+                        if r.error is None])
+    count = sum(len(r.hands) for r in done)
+    print(f"fitting the {kind} hand model to {count} hands (batched)...", flush=True)
     try:
         meshed = meshes.mesh_images(done, kind)
     except (FileNotFoundError, ManoFileError) as exc:  # the open hand not built, or no MANO files
         print(f"error: {exc}", file=sys.stderr)
         return False
-    written = meshes.write_meshes(meshed, out, names)
-    print(f"{len(written) - len(meshed)} meshes -> {out}")
+    meshes.write_meshes(meshed, out, names)
+    print(f"{count} meshes -> {out}")
     return True
 
 
