@@ -10,7 +10,7 @@ import torch
 
 from handpose.handmodel import load_hand_model
 from handpose.keypoints import COURSE_FROM_MANO, INDEX
-from handpose.mano import (
+from handpose.handmodel.mano import (
     ManoFileError,
     ManoHandModel,
     fix_left_shapedirs,
@@ -19,6 +19,7 @@ from handpose.mano import (
     load_mano_side,
     read_mano_pickle,
 )
+from handpose.paths import model_cache_dir
 
 smplx = pytest.importorskip("smplx")
 
@@ -27,7 +28,7 @@ smplx = pytest.importorskip("smplx")
 def private_cache(tmp_path, monkeypatch):
     """Keep the converted .npz files out of the project's cache."""
     monkeypatch.setenv("HANDPOSE_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+    return model_cache_dir()
 
 
 def test_loader_reads_every_array(fake_mano_dir, fake_mano_arrays):

@@ -1,4 +1,4 @@
-"""handpose.notebook: checkout root, HANDPOSE_MAX_IMAGES, atomic figure saving."""
+"""handpose.notebook: HANDPOSE_MAX_IMAGES, atomic figure saving (the checkout root: test_paths)."""
 from __future__ import annotations
 
 import struct
@@ -21,15 +21,6 @@ def png_size_and_dpi(path: Path) -> tuple[int, int, float]:
     x_per_metre, _, unit = struct.unpack(">IIB", data[at + 4:at + 13])
     assert unit == 1
     return width, height, x_per_metre * 0.0254
-
-
-def test_find_repo_root(tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text("")
-    (tmp_path / "notebooks" / "deep").mkdir(parents=True)
-    assert notebook.find_repo_root(tmp_path / "notebooks" / "deep") == tmp_path.resolve()
-    assert notebook.find_repo_root(Path(__file__).parent) == Path(__file__).resolve().parents[1]
-    with pytest.raises(FileNotFoundError, match="no handpose checkout"):
-        notebook.find_repo_root(tmp_path.parent)
 
 
 def test_max_images(monkeypatch: pytest.MonkeyPatch) -> None:

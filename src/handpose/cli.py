@@ -18,7 +18,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from handpose.notebook import find_weights_dir
+from handpose.paths import ICCV21_CHECKPOINT_FILES, find_weights_dir
+from handpose.paths import MANO_FILES as MANO_PICKLES
 
 #: Files of the ``mediapipe`` wheel that the default estimator uses, relative to the package.
 BUNDLED_MEDIAPIPE_FILES: dict[str, tuple[str, ...]] = {
@@ -32,8 +33,8 @@ BUNDLED_MEDIAPIPE_FILES: dict[str, tuple[str, ...]] = {
     "holistic": ("modules/holistic_landmark/hand_recrop.tflite",
                  "modules/holistic_landmark/holistic_landmark_cpu.binarypb"),
 }
-ICCV21_CHECKPOINTS = ("snapshot_99.pth.tar", "model.pts")
-MANO_FILES = ("MANO_RIGHT.pkl", "MANO_LEFT.pkl")
+ICCV21_CHECKPOINTS = tuple(ICCV21_CHECKPOINT_FILES.values())
+MANO_FILES = tuple(MANO_PICKLES.values())
 
 
 # -- predict --------------------------------------------------------------------------------------
@@ -93,7 +94,7 @@ def write_mesh_outputs(results: Sequence, kind: str, out: Path) -> bool:
     """Fit ``kind`` meshes (``auto``/``open``/``mano``) to the photos' hands and write them to
     ``out``; ``False`` (with the reason on stderr) when the hand model's files are missing."""
     from handpose import meshes
-    from handpose.mano import ManoFileError
+    from handpose.handmodel.mano import ManoFileError
     from handpose.pipeline import output_names
 
     kind = meshes.mesh_model_kind() if kind == "auto" else kind

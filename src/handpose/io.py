@@ -7,6 +7,7 @@ Files are only ever opened for reading.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import math
@@ -16,6 +17,7 @@ import uuid
 import warnings
 from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -222,31 +224,39 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
     return sorted(found, key=lambda p: _natural_key(p.relative_to(folder)))
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write ``data`` (``str`` as UTF-8) to ``path`` so that readers see the old file or the whole new one.
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open ``path`` for writing in binary so that readers see the old file or the whole new one.
 
-    The bytes go to a hidden temporary file in the same folder (created if needed), are flushed to
-    disk, then renamed over ``path`` (``os.replace``, atomic on one file system). On any error the
-    temporary file is removed and ``path`` is left as it was. Returns ``path``.
+    Yields a binary file object on a hidden temporary file in the same folder (created if needed);
+    on a clean exit it is flushed to disk and renamed over ``path`` (``os.replace``, atomic on one
+    file system); on any error it is removed and ``path`` is left as it was. For writers that want
+    a file object (``np.savez``, ``fig.savefig(f, format="png")``); :func:`write_atomic` for bytes.
     """
     path = Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"data must be bytes or str, got {type(data).__name__}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` (``str`` as UTF-8) to ``path`` with :func:`atomic_open`. Returns ``path``."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes or str, got {type(data).__name__}")
+    with atomic_open(path) as f:
+        f.write(data)
+    return Path(path)
 
 
 def save_png_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -47,9 +47,9 @@ SIDE_COLORS: dict[str, tuple[int, int, int]] = {"right": (80, 150, 255), "left":
 # ---------------------------------------------------------------------------------------------
 def mesh_model_kind(weights_dir: str | os.PathLike | None = None) -> str:
     """``"mano"`` when ``MANO_RIGHT.pkl`` and ``MANO_LEFT.pkl`` are in the weights folder
-    (:func:`handpose.notebook.find_weights_dir`), else ``"open"`` (the open hand, always there)."""
-    from handpose.mano import FILENAMES
-    from handpose.notebook import find_weights_dir
+    (:func:`handpose.paths.find_weights_dir`), else ``"open"`` (the open hand, always there)."""
+    from handpose.paths import MANO_FILES as FILENAMES
+    from handpose.paths import find_weights_dir
 
     folder = find_weights_dir(weights_dir)
     return "mano" if all((folder / name).is_file() for name in FILENAMES.values()) else "open"

@@ -3,9 +3,9 @@
 * :func:`predict_image` runs one estimator on one photo.
 * :func:`predict_folder` runs it on many photos with a progress bar. A photo that cannot be read
   or processed is logged, recorded with its error and skipped; the batch never aborts.
-  Results are cached per photo under ``cache_dir`` (default ``<repo>/.cache/predictions/``, or
-  ``$HANDPOSE_CACHE``), keyed by the SHA-256 of the file's bytes, the model name and a hash of
-  its options, so a changed file or changed options are recomputed and re-running is fast.
+  Results are cached per photo under ``cache_dir`` (default
+  :func:`handpose.paths.prediction_cache_dir`), keyed by the SHA-256 of the file's bytes, the
+  model name and a hash of its options, so a changed file or changed options are recomputed and re-running is fast.
 
 ``predictions.json`` is a public interface: a list of ``{"image", "width", "height", "hands":
 [HandPrediction.to_json()...]}``, plus ``"error"`` for photos that failed.
@@ -26,7 +26,7 @@ import numpy as np
 
 from handpose import io
 from handpose.models import Estimator, get_estimator
-from handpose.notebook import find_repo_root
+from handpose.paths import prediction_cache_dir
 from handpose.prediction import HandPrediction
 
 logger = logging.getLogger(__name__)
@@ -34,21 +34,6 @@ logger = logging.getLogger(__name__)
 #: Bump when the cached JSON's meaning changes, to ignore older entries.
 CACHE_VERSION = 1
 PathLike = str | os.PathLike
-
-
-def repo_root() -> Path:
-    """The handpose checkout (:func:`handpose.notebook.find_repo_root`), or the working directory
-    when there is none (package installed from a wheel and run outside a checkout)."""
-    try:
-        return find_repo_root()
-    except FileNotFoundError:
-        return Path.cwd()
-
-
-def default_cache_dir() -> Path:
-    """``$HANDPOSE_CACHE`` if set, else ``<repo>/.cache/predictions``."""
-    env = os.environ.get("HANDPOSE_CACHE")
-    return Path(env) if env else repo_root() / ".cache" / "predictions"
 
 
 @dataclass
@@ -185,7 +170,7 @@ def predict_folder(folder_or_paths: PathLike | Iterable[PathLike], out_dir: Path
         out_dir: where to write outputs (atomically); ``None`` writes nothing.
         model: registered name or estimator instance.
         options: the model's options dataclass (part of the cache key).
-        cache_dir: cache folder (default :func:`default_cache_dir`).
+        cache_dir: cache folder (default :func:`handpose.paths.prediction_cache_dir`).
         use_cache: read and write the cache.
         overlays: write ``overlays/<stem>.png`` (skeleton, handedness, score) per photo.
         progress: show a tqdm progress bar.
@@ -200,7 +185,7 @@ def predict_folder(folder_or_paths: PathLike | Iterable[PathLike], out_dir: Path
 
     paths = expand_inputs(folder_or_paths)
     model_name = _model_name(model)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = Path(cache_dir) if cache_dir is not None else prediction_cache_dir()
     cache = cache if use_cache else None
     out = Path(out_dir) if out_dir is not None else None
     # Built lazily: a fully cached run never loads the model (a missing weight file still raises).

@@ -13,7 +13,7 @@
   Every HTML file opens offline: plotly.js and MathJax are embedded inline once per file, and no
   script, stylesheet or image is loaded from the network (checked on export).
 
-The notebooks' own helpers (checkout root, ``HANDPOSE_MAX_IMAGES``, ``save_figure``) are in the
+The notebooks' own helpers (``HANDPOSE_MAX_IMAGES``, ``save_figure``) are in the
 light :mod:`handpose.notebook`.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ from nbconvert import HTMLExporter
 from nbformat import NotebookNode
 
 from handpose.io import write_atomic
-from handpose.notebook import MAX_IMAGES_ENV, find_repo_root
+from handpose.paths import MAX_IMAGES_ENV, find_repo_root
 
 #: Whole-report goal on the 20 demo images, seconds.
 GOAL_SECONDS = 300.0

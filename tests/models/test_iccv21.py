@@ -18,7 +18,7 @@ import torch
 
 from handpose.heatmap import ICCV21_SIGMA, register_heatmap
 from handpose.keypoints import COURSE_FROM_MANO
-from handpose.mano import ManoData
+from handpose.handmodel.mano import ManoData
 from handpose.models.iccv21 import (
     CHECKPOINT_FILES,
     CheckpointError,
@@ -75,7 +75,7 @@ def mano_raw() -> dict[str, dict[str, np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def mano_dir(tmp_path_factory: pytest.TempPathFactory, mano_raw: dict) -> Path:
-    """``mano_raw`` as MANO_RIGHT/LEFT.pkl in the official layout, read by ``handpose.mano.load_mano``."""
+    """``mano_raw`` as MANO_RIGHT/LEFT.pkl in the official layout, read by ``handpose.handmodel.mano.load_mano``."""
     folder = tmp_path_factory.mktemp("mano")
     for side, name in (("right", "MANO_RIGHT.pkl"), ("left", "MANO_LEFT.pkl")):
         write_fake_mano_pickle(folder / name, mano_raw[side])

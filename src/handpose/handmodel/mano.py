@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from handpose.handmodel import HandModel, HandModelOutput, cache_dir
+from handpose.handmodel.base import HandModel, HandModelOutput
 from handpose.keypoints import COURSE_FROM_MANO, MANO_TIP_VERTICES
-from handpose.notebook import find_weights_dir
+from handpose.paths import MANO_FILES as FILENAMES
+from handpose.paths import find_weights_dir, model_cache_dir
 
 NUM_VERTICES = 778
 NUM_FACES = 1538
@@ -41,7 +42,6 @@ NUM_BETAS = 10
 NUM_POSE = 45
 #: Bump when the cached ``.npz`` layout changes.
 NPZ_VERSION = 1
-FILENAMES = {"right": "MANO_RIGHT.pkl", "left": "MANO_LEFT.pkl"}
 _MANO_SOURCE = (
     "register at https://mano.is.tue.mpg.de, download 'Models & Code' and copy "
     "mano_v1_2/models/MANO_*.pkl into weights/ (see weights/README.md)"
@@ -295,7 +295,7 @@ def load_mano(path: str | os.PathLike, use_cache: bool = True) -> ManoData:
         raw = path.read_bytes()
     except OSError as err:
         raise ManoFileError(f"cannot read MANO file {path}: {err}. To get it: {_MANO_SOURCE}") from None
-    cached = cache_dir() / "mano" / f"{path.stem}-{hashlib.sha256(raw).hexdigest()[:16]}.npz"
+    cached = model_cache_dir() / "mano" / f"{path.stem}-{hashlib.sha256(raw).hexdigest()[:16]}.npz"
     if use_cache and cached.is_file():
         with np.load(cached, allow_pickle=False) as npz:
             if int(npz["npz_version"]) == NPZ_VERSION:
@@ -338,7 +338,7 @@ def fix_left_shapedirs(left: ManoData) -> ManoData:
 
 
 def load_mano_side(side: str, mano_dir: str | os.PathLike | None = None) -> ManoData:
-    """The MANO arrays of one hand from ``mano_dir`` (see :func:`handpose.notebook.find_weights_dir`),
+    """The MANO arrays of one hand from ``mano_dir`` (see :func:`handpose.paths.find_weights_dir`),
     left-hand bug fixed when detected against ``MANO_RIGHT.pkl`` (warns if the right file is absent)."""
     if side not in FILENAMES:
         raise ValueError(f"side must be 'right' or 'left', got {side!r}")
@@ -462,5 +462,5 @@ class ManoHandModel(HandModel):
 
 def load_mano_model(side: str = "right", mano_dir: str | os.PathLike | None = None) -> ManoHandModel:
     """:class:`ManoHandModel` of ``side`` from the pickles in ``mano_dir``
-    (see :func:`handpose.notebook.find_weights_dir`)."""
+    (see :func:`handpose.paths.find_weights_dir`)."""
     return ManoHandModel(load_mano_side(side, mano_dir), side)

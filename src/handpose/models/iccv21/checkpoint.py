@@ -21,10 +21,9 @@ from torch import Tensor
 
 from handpose.models.iccv21.mano_layers import Release, fill_mano_pair, has_mano_data
 from handpose.models.iccv21.network import ICCV21Net
+from handpose.paths import ICCV21_CHECKPOINT_FILES as CHECKPOINT_FILES  # file name per release
+from handpose.paths import MANO_FILES
 
-#: Checkpoint file name of each release, as the authors distribute it.
-CHECKPOINT_FILES: dict[Release, str] = {"v2": "snapshot_99.pth.tar", "v1": "model.pts"}
-MANO_FILES = {"right": "MANO_RIGHT.pkl", "left": "MANO_LEFT.pkl"}
 SOURCES = {
     "v2": "the Google Drive folder linked from the README of iscas3dv/Two-Hand-Shape-Pose_v2",
     "v1": "the Google Drive folder linked from the README of BaowenZ/Two-Hand-Shape-Pose",
@@ -38,7 +37,7 @@ class CheckpointError(ValueError):
 
 
 def _mano_data(mano_dir: str | os.PathLike) -> tuple[object, object]:
-    from handpose.mano import load_mano
+    from handpose.handmodel.mano import load_mano
 
     folder = Path(mano_dir)
     paths = {side: folder / name for side, name in MANO_FILES.items()}

@@ -26,7 +26,7 @@ from handpose.models.iccv21.mano_layers import Release
 from handpose.models.iccv21.network import HEATMAP_SIZE, ICCV21Net, ICCV21Output
 from handpose.models.iccv21.preprocess import INPUT_SIZE, CropTransform, box_transform, crop_image, demo_transform, to_tensor
 from handpose.prediction import HandPrediction
-from handpose.notebook import find_weights_dir
+from handpose.paths import find_weights_dir
 
 HEATMAP_PEAK = 255.0
 _HANDS = (("right", 0), ("left", 1))

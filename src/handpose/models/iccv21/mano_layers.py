@@ -22,15 +22,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from handpose.handmodel.mano import NUM_BETAS, NUM_FACES, NUM_JOINTS, NUM_VERTICES
 from handpose.keypoints import COURSE_FROM_MANO, MANO_TIP_VERTICES
 
 Release = Literal["v1", "v2"]
 
-NUM_VERTICES = 778
-NUM_FACES = 1538
-NUM_JOINTS = 16
-NUM_BETAS = 10
-NUM_POSE = 48
+#: Length of the full pose these layers take: global orientation + 15 finger joints, axis-angle
+#: (``handpose.handmodel.mano.NUM_POSE`` = 45 is the finger pose alone).
+NUM_FULL_POSE = 3 * NUM_JOINTS
 #: MANO's kinematic tree in its native joint order (0 wrist; index, middle, pinky, ring, thumb).
 MANO_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
 #: Release v1's left-hand fingertips (upstream manopth uses 445 for the left middle tip).
@@ -43,7 +42,7 @@ M_TO_MM = 1000.0
 
 
 class ManoArrays(Protocol):
-    """What the layers need from a MANO pickle (``handpose.mano.ManoData`` provides it)."""
+    """What the layers need from a MANO pickle (``handpose.handmodel.mano.ManoData`` provides it)."""
 
     v_template: np.ndarray  # (778, 3) m
     shapedirs: np.ndarray  # (778, 3, 10)
@@ -73,8 +72,11 @@ class ManoOutput:
     rest_joints: Tensor
 
 
-def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
-    """Rodrigues' formula, ``(N, 3)`` axis-angle -> ``(N, 3, 3)`` rotation matrices.
+def axis_angle_to_matrix_smplx(axis_angle: Tensor) -> Tensor:
+    """Rodrigues' formula as smplx and manopth write it, ``(N, 3)`` axis-angle -> ``(N, 3, 3)``.
+
+    Kept for numerical faithfulness to the authors' layers; the package's own (Taylor branch near
+    0, no epsilon bias) is :func:`handpose.handmodel.skinning.axis_angle_to_matrix`.
 
     ``R = I + sin(t) K + (1 - cos(t)) K^2`` with ``t = |r + 1e-8|`` and ``K`` the cross-product
     matrix of ``r / t`` (the epsilon placement of smplx and manopth, so zero maps to ``I``).
@@ -116,7 +118,7 @@ def linear_blend_skinning(
     # v_shaped = T + S beta ; J = R v_shaped
     v_shaped = v_template + torch.einsum("bl,vkl->bvk", betas, shapedirs)
     joints = torch.einsum("jv,bvk->bjk", j_regressor, v_shaped)
-    rot = axis_angle_to_matrix(full_pose.reshape(-1, 3)).view(batch, -1, 3, 3)  # (B, 16, 3, 3)
+    rot = axis_angle_to_matrix_smplx(full_pose.reshape(-1, 3)).view(batch, -1, 3, 3)  # (B, 16, 3, 3)
     # v_posed = v_shaped + P vec(R_1..15 - I)
     eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
     pose_feature = (rot[:, 1:] - eye).reshape(batch, -1)
@@ -142,8 +144,8 @@ def linear_blend_skinning(
 
 
 def _check_params(pose: Tensor, betas: Tensor) -> None:
-    if pose.ndim != 2 or pose.shape[1] != NUM_POSE:
-        raise ValueError(f"pose must be (B, {NUM_POSE}) axis-angle, got {tuple(pose.shape)}")
+    if pose.ndim != 2 or pose.shape[1] != NUM_FULL_POSE:
+        raise ValueError(f"pose must be (B, {NUM_FULL_POSE}) axis-angle, got {tuple(pose.shape)}")
     if betas.shape != (pose.shape[0], NUM_BETAS):
         raise ValueError(f"betas must be ({pose.shape[0]}, {NUM_BETAS}), got {tuple(betas.shape)}")
 
@@ -254,7 +256,7 @@ class ManoLayerV2(nn.Module):
         self.register_buffer("parents", torch.tensor(MANO_PARENTS, dtype=torch.long))
         self.register_buffer("lbs_weights", torch.zeros(NUM_VERTICES, NUM_JOINTS))
         self.register_buffer("hand_mean", torch.zeros(45))
-        self.register_buffer("pose_mean", torch.zeros(NUM_POSE))
+        self.register_buffer("pose_mean", torch.zeros(NUM_FULL_POSE))
         self.register_buffer("beta2J", torch.zeros(NUM_JOINTS, 3, NUM_BETAS))
         self.register_buffer("template_J", torch.zeros(NUM_JOINTS, 3))
         self.vertex_joint_selector = _VertexJointSelector()

