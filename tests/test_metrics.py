@@ -144,6 +144,27 @@ def test_procrustes_never_reflects() -> None:
     np.testing.assert_allclose(procrustes_align(noisy, gt)[0], reference_alignment(noisy[0], gt[0]), atol=1e-8)
 
 
+def test_pa_mpjpe_skips_nan_and_invisible_ground_truth_joints() -> None:
+    """Used to raise LinAlgError (SVD on NaN); now aligns on the known joints only, like mpjpe."""
+    gt = hand_3d(5, n=2)
+    noisy = gt + np.random.default_rng(6).normal(0, 3.0, gt.shape)
+    rotation = Rotation.from_rotvec([0.4, -0.9, 1.3]).as_matrix()
+    pred = 1.3 * noisy @ rotation.T + np.array([20.0, -40.0, 500.0])
+    unknown = gt.copy()
+    unknown[0, 4] = np.nan  # not annotated
+    unknown[1, :] = np.nan  # nothing known on the second hand
+    known = np.ones((2, 21), bool)
+    known[0, 4] = False
+    keep = np.arange(21) != 4
+    expected = np.linalg.norm(reference_alignment(pred[0, keep], gt[0, keep]) - gt[0, keep], axis=-1).mean()
+    errors = pa_mpjpe(pred, unknown)
+    np.testing.assert_allclose(errors[0], expected, rtol=1e-9)
+    assert np.isnan(errors[1])
+    np.testing.assert_allclose(pa_mpjpe(pred, gt, known)[0], expected, rtol=1e-9)  # the mask, finite GT
+    aligned = procrustes_align(pred, unknown)
+    assert np.all(np.isfinite(aligned[0])) and np.all(np.isnan(aligned[1]))  # every joint moved
+
+
 def test_align_root_scale_protocol() -> None:
     gt = hand_3d(4)
     pred = 2.5 * gt + np.array([10.0, -3.0, 700.0])

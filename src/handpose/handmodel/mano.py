@@ -21,7 +21,6 @@ import hashlib
 import io
 import os
 import pickle
-import tempfile
 import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from handpose.handmodel.base import HandModel, HandModelOutput
+from handpose.io import atomic_open
 from handpose.keypoints import COURSE_FROM_MANO, MANO_TIP_VERTICES
 from handpose.paths import MANO_FILES as FILENAMES
 from handpose.paths import find_weights_dir, model_cache_dir
@@ -309,18 +309,10 @@ def load_mano(path: str | os.PathLike, use_cache: bool = True) -> ManoData:
 
 
 def _save_npz_atomic(target: Path, data: ManoData) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f.name: getattr(data, f.name) for f in fields(ManoData)}
     arrays = {name: value for name, value in arrays.items() if value is not None}
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, npz_version=np.int64(NPZ_VERSION), **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(target) as handle:
+        np.savez(handle, npz_version=np.int64(NPZ_VERSION), **arrays)
 
 
 def left_shapedirs_bug(left: ManoData, right: ManoData) -> bool:
