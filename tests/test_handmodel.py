@@ -64,6 +64,15 @@ def test_anatomical_frames_are_rotations_and_flex_towards_the_reference():
     np.testing.assert_allclose(flexed, frames[:, :, 2], atol=1e-12)
 
 
+def test_anatomical_frames_refuse_a_bone_parallel_to_its_flexion_reference():
+    """Used to return NaN axes silently (cross product of parallel vectors)."""
+    heads, tails = np.zeros((2, 3)), np.array([[0, 1.0, 0], [0, 0, 2.0]])
+    with pytest.raises(ValueError, match=r"parallel \(at \[1\]\)"):
+        anatomical_frames(heads, tails, np.array([[0, 0, 1.0], [0, 0, 1.0]]))
+    with pytest.raises(ValueError, match="zero"):
+        anatomical_frames(heads, heads, np.array([[0, 0, 1.0], [0, 0, 1.0]]))
+
+
 # --- the open hand -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def hands(open_hand_export) -> dict[str, HandModel]:
@@ -373,6 +382,9 @@ def test_canonical_frame_known_answer():
     np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-12)
     np.testing.assert_allclose(rotation[1], [0, 0, 1])  # y: wrist -> middle MCP
     assert rotation[0] @ (heads[1] - heads[3]) > 0  # x: pinky -> index side (thumb side)
+    heads[1, 1], heads[3, 1] = 1.0, 1.0  # index and pinky bases in line with the middle finger
+    with pytest.raises(ValueError, match="zero|parallel"):  # used to return a NaN frame
+        setup_assets.canonical_frame(heads, labels)
 
 
 def test_setup_failure_is_explained(tmp_path, monkeypatch, capsys):

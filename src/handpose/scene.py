@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from handpose.rotations import frame_from_directions
+
 #: Fitzpatrick-like skin palette: type -> (back-of-hand sRGB, palm sRGB, tag for ``metadata.csv``).
 #: Palms are lighter and pinker than the back, much more so for dark skin.
 SKIN_TONES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int], str]] = {
@@ -55,12 +57,10 @@ def look_rotation(forward: np.ndarray, normal: np.ndarray) -> np.ndarray:
     palm. ``R e_y = forward``, ``R e_z = normal`` made orthogonal to it (Gram-Schmidt), and
     ``R e_x = R e_y x R e_z``.
     """
-    y = normalize(np.asarray(forward, dtype=np.float64))
-    z = np.asarray(normal, dtype=np.float64)
-    z = normalize(z - (z @ y) * y)
-    if not np.isfinite(z).all() or np.linalg.norm(z) < 0.5:
-        raise ValueError("forward and normal must not be parallel")
-    return np.stack([np.cross(y, z), y, z], axis=1)
+    try:
+        return frame_from_directions(np.asarray(forward, dtype=np.float64), np.asarray(normal, dtype=np.float64))
+    except ValueError as err:
+        raise ValueError(f"forward and normal must not be parallel or zero: {err}") from err
 
 
 # ------------------------------------------------------------------------------------------------

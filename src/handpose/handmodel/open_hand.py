@@ -32,6 +32,7 @@ from handpose.handmodel.skinning import (
     skin_vertices,
 )
 from handpose.paths import model_cache_dir
+from handpose.rotations import frame_from_directions
 
 #: Bump when the export's content or layout changes; setup_assets then rebuilds it.
 OPEN_HAND_VERSION = 1
@@ -75,12 +76,10 @@ def anatomical_frames(heads: np.ndarray, tails: np.ndarray, towards: np.ndarray)
     ``y`` runs along the bone (head to tail), ``z`` is ``towards`` made orthogonal to ``y``, and
     ``x = y x z``; a positive rotation about ``x`` turns ``y`` towards ``z`` (flexion).
     Args: heads, tails ``(N, 3)``; towards ``(N, 3)``.
+    Raises: ValueError for a zero-length bone or a bone parallel to ``towards``
+    (:func:`handpose.rotations.frame_from_directions`).
     """
-    y = tails - heads
-    y = y / np.linalg.norm(y, axis=-1, keepdims=True)
-    z = towards - (towards * y).sum(-1, keepdims=True) * y
-    z = z / np.linalg.norm(z, axis=-1, keepdims=True)
-    return np.stack([np.cross(y, z), y, z], axis=-1)
+    return frame_from_directions(tails - heads, towards)
 
 
 #: Proportion units: a joint offset of 1 moves the joint by PALM_UNIT_MM; a bone length of 1
