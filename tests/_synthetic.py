@@ -27,7 +27,7 @@ HAND = np.array([[100, 170], [122, 160], [138, 148], [150, 136], [160, 124], [11
 def blob_image(points: np.ndarray, shape: tuple[int, int] = (220, 200), sigma: float = SIGMA) -> np.ndarray:
     """``(H, W, 3)`` uint8: joint j of ``points (21, 2)`` as a Gaussian blob of colour (255, 12 j, 0)."""
     h, w = shape
-    ys, xs = np.mgrid[0:h, 0:w] + 0.5  # pixel centres, continuous coordinates
+    ys, xs = np.mgrid[0:h, 0:w]  # the package's convention: integer pixel centres
     image = np.zeros((h, w, 3))
     for j, (x, y) in enumerate(points):
         image += np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2))[..., None] * [255.0, 12.0 * j, 0.0]
@@ -44,7 +44,7 @@ def find_blobs(image: np.ndarray) -> np.ndarray:
         weight = red[ys, xs]
         joint = int(round(np.sum(image[ys, xs, 1]) / weight.sum() * 255.0 / 12.0))
         if 0 <= joint < NUM_KEYPOINTS:
-            points[joint] = (np.sum(weight * (xs + 0.5)), np.sum(weight * (ys + 0.5))) / weight.sum()
+            points[joint] = (np.sum(weight * xs), np.sum(weight * ys)) / weight.sum()
     return points
 
 

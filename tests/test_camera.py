@@ -7,6 +7,10 @@ import pytest
 import torch
 
 from handpose.camera import (
+    affine_on_centres,
+    centres_to_continuous,
+    continuous_to_centres,
+    resize_pixels,
     K,
     WeakCamera,
     from_homogeneous,
@@ -264,3 +268,54 @@ def test_weak_conversion_validation():
         perspective_to_weak(np.array([0.0, 0.0, -1.0]), 500.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="focal"):
         perspective_to_weak(np.array([0.0, 0.0, 1.0]), 0.0, 0.0, 0.0)
+
+
+# -- pixel convention ---------------------------------------------------------------------------
+
+
+def _centroid(image: np.ndarray) -> np.ndarray:
+    """Intensity centroid ``(u, v)`` of a grey image, in integer-centre pixel coordinates."""
+    vs, us = np.mgrid[0:image.shape[0], 0:image.shape[1]]
+    return np.array([(image * us).sum(), (image * vs).sum()]) / image.sum()
+
+
+def _blob(uv: np.ndarray, shape: tuple[int, int], sigma: float = 3.0) -> np.ndarray:
+    vs, us = np.mgrid[0:shape[0], 0:shape[1]]
+    return np.exp(-((us - uv[0]) ** 2 + (vs - uv[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
+
+
+def test_continuous_and_centre_coordinates_round_trip_and_keep_the_type():
+    uv = np.array([[0.0, 0.0], [639.0, 479.0]])
+    np.testing.assert_allclose(continuous_to_centres(np.array([[0.5, 0.5], [640.0, 480.0]])), [[0, 0], [639.5, 479.5]])
+    np.testing.assert_allclose(continuous_to_centres(centres_to_continuous(uv)), uv)
+    assert torch.is_tensor(centres_to_continuous(torch.zeros(2)))
+
+
+def test_affine_on_centres_is_what_opencv_warps_with():
+    w, h = 40, 30
+    flip = np.array([[-1.0, 0.0, w], [0.0, 1.0, 0.0]])  # x -> W - x on continuous coordinates
+    np.testing.assert_allclose(affine_on_centres(flip), [[-1, 0, w - 1], [0, 1, 0]])
+    image = np.random.default_rng(0).integers(0, 255, (h, w), dtype=np.uint8)
+    np.testing.assert_array_equal(cv2.warpAffine(image, affine_on_centres(flip), (w, h)), cv2.flip(image, 1))
+    # a turn and zoom: a blob at centre p lands at the centre-convention image of p
+    theta = np.deg2rad(25.0)
+    a = 1.3 * np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
+    matrix = np.concatenate([a, [[12.0], [-4.0]]], axis=1)
+    p = np.array([30.3, 27.6])
+    warped = cv2.warpAffine(_blob(p, (60, 60)), affine_on_centres(matrix), (90, 90), flags=cv2.INTER_LINEAR)
+    expected = continuous_to_centres(a @ centres_to_continuous(p) + matrix[:, 2])
+    np.testing.assert_allclose(_centroid(warped), expected, atol=0.02)
+    with pytest.raises(ValueError, match=r"\(2, 3\)"):
+        affine_on_centres(np.eye(3))
+
+
+@pytest.mark.parametrize("scale", [2.0, 0.5, 3.0])
+def test_resize_pixels_follows_opencv_resize(scale):
+    p = np.array([41.3, 22.8])
+    image = _blob(p, (60, 80), sigma=4.0)
+    size = (round(80 * scale), round(60 * scale))
+    resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
+    moved = resize_pixels(p, size[0] / 80, size[1] / 60)
+    np.testing.assert_allclose(_centroid(resized), moved, atol=0.03)
+    assert abs((p * scale - moved)[0]) > 0.2  # scaling the centres themselves would be off
+    torch.testing.assert_close(resize_pixels(torch.tensor(p), 2.0, 2.0), torch.tensor(p * 2 + 0.5))

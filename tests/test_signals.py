@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from handpose.camera import affine_on_centres, centres_to_continuous, continuous_to_centres
 from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST
 from handpose.prediction import HandPrediction
 from handpose.signals import (
@@ -49,9 +50,10 @@ def test_fake_estimator_finds_the_blobs() -> None:
 @pytest.mark.parametrize("aug", DEFAULT_AUGMENTATIONS + (Augmentation("all", True, -15.0, 1.1),), ids=lambda a: a.name)
 def test_augment_maps_points_exactly(aug: Augmentation) -> None:
     view = augment(blob_image(HAND), aug)
-    expected = HAND @ view.matrix[:, :2].T + view.matrix[:, 2]
+    on_centres = affine_on_centres(view.matrix)  # the view's map acts on continuous coordinates
+    expected = HAND @ on_centres[:, :2].T + on_centres[:, 2]
     assert np.abs(find_blobs(view.image) - expected).max() < 0.06
-    np.testing.assert_allclose(view.to_photo(expected), HAND, atol=1e-9)
+    np.testing.assert_allclose(continuous_to_centres(view.to_photo(centres_to_continuous(expected))), HAND, atol=1e-9)
 
 
 def test_augment_canvas_holds_the_whole_photo() -> None:
@@ -117,7 +119,8 @@ def test_tta_matches_two_hands_across_order_and_mirror() -> None:
             return [hand_from(right, "right"), hand_from(left, "left")]
         w = img.shape[1]
         mirror = np.array([-1.0, 1.0])
-        return [hand_from(left * mirror + [w, 0], "right"), hand_from(right * mirror + [w, 0], "left")]
+        # the mirror on pixel centres: u -> W - 1 - u
+        return [hand_from(left * mirror + [w - 1, 0], "right"), hand_from(right * mirror + [w - 1, 0], "left")]
 
     hands = fake(image)
     tta = tta_disagreement(image, hands, fake, [Augmentation("flip", flip=True)])

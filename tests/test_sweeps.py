@@ -60,7 +60,7 @@ def test_rotation_matches_opencv() -> None:
     h2, w2 = view.image.shape[:2]
     reference[:, 2] += [(w2 - 100) / 2.0, (h2 - 60) / 2.0]
     pixel_centres = np.array([[0.0, 0.0], [99.0, 59.0], [10.0, 40.0]])
-    np.testing.assert_allclose(transform_points(pixel_centres + 0.5, view.matrix) - 0.5,
+    np.testing.assert_allclose(transform_points(pixel_centres, view.matrix),
                                pixel_centres @ reference[:, :2].T + reference[:, 2], atol=1e-9)
 
 
@@ -70,7 +70,7 @@ def test_scale_hand_sets_the_box_side_and_centres_the_hand() -> None:
     moved = transform_points(HAND, view.matrix)
     assert view.image.shape == image.shape
     assert box_size(moved[None])[0] == pytest.approx(40.0)
-    np.testing.assert_allclose((moved.min(0) + moved.max(0)) / 2, [100.0, 110.0])
+    np.testing.assert_allclose((moved.min(0) + moved.max(0)) / 2, [99.5, 109.5])  # ((W - 1) / 2, (H - 1) / 2)
 
 
 def test_transform_points_validation() -> None:

@@ -2,8 +2,16 @@
 
 Conventions:
 
-- Camera frame: x right, y down, z forward (OpenCV); millimetres. Pixels: ``u`` right, ``v`` down;
-  integer pixel coordinates are pixel centres.
+- Camera frame: x right, y down, z forward (OpenCV); millimetres. Pixels: ``u`` right, ``v`` down.
+- **The package's pixel convention: integer pixel centres.** Pixel column ``u``, row ``v`` has its
+  centre at ``(u, v)`` and covers ``[u - 0.5, u + 0.5]``; a ``W x H`` image spans
+  ``[-0.5, W - 0.5] x [-0.5, H - 0.5]`` and its centre is ``((W - 1) / 2, (H - 1) / 2)``. Every
+  array of pixel coordinates that crosses a module border follows it (camera, render, heatmap,
+  estimator outputs, ground-truth files, drawing: OpenCV uses it too). *Continuous* coordinates
+  (``[0, W]``, pixel centres at ``+0.5``: MediaPipe's normalised landmarks times the size, click
+  events, the detection views' matrices) convert at the boundary with
+  :func:`continuous_to_centres` (``u = x - 0.5``), :func:`centres_to_continuous` and, for a
+  continuous affine map ``[A | t]``, :func:`affine_on_centres`.
 - Intrinsics ``K = [[fx, skew, cx], [0, fy, cy], [0, 0, 1]]``; extrinsics map world to camera,
   ``x_cam = R X + t``.
 - Cameras are per point set: points are ``(..., N, 3)`` and ``K``, ``R``, ``t`` (``(..., 3, 3)``,
@@ -36,6 +44,39 @@ def intrinsics(f: float, cx: float, cy: float, fy: float | None = None) -> np.nd
 
 
 K = intrinsics
+
+
+def continuous_to_centres(xy: ArrayLike) -> ArrayLike:
+    """``(..., 2)`` continuous pixel coordinates (image ``[0, W]``) -> the package's integer-centre
+    ones: ``u = x - 0.5``, ``v = y - 0.5`` (numpy or torch, type kept)."""
+    return xy - 0.5
+
+
+def centres_to_continuous(uv: ArrayLike) -> ArrayLike:
+    """Inverse of :func:`continuous_to_centres`: ``x = u + 0.5``, ``y = v + 0.5``."""
+    return uv + 0.5
+
+
+def affine_on_centres(matrix: np.ndarray) -> np.ndarray:
+    """``(2, 3)`` affine map ``[A | t]`` between continuous pixel coordinates -> the same map on
+    integer-centre coordinates (what ``cv2.warpAffine`` takes).
+
+    With ``x = u + 0.5``: ``u' + 0.5 = A (u + 0.5) + t``  =>  ``u' = A u + (t + A 0.5 - 0.5)``.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.shape != (2, 3):
+        raise ValueError(f"matrix must be (2, 3), got {matrix.shape}")
+    a, t = matrix[:, :2], matrix[:, 2]
+    return np.concatenate([a, (t + a @ np.full(2, 0.5) - 0.5)[:, None]], axis=1)
+
+
+def resize_pixels(uv: ArrayLike, scale_x: float, scale_y: float) -> ArrayLike:
+    """``(..., 2)`` pixel centres of an image -> those of the image resized by ``(scale_x, scale_y)``
+    (new size / old size): ``u' = (u + 0.5) s_x - 0.5`` (the pixel edges scale, not the centres)."""
+    if not (scale_x > 0 and scale_y > 0):
+        raise ValueError(f"scales must be positive, got {scale_x}, {scale_y}")
+    scale = uv.new_tensor([scale_x, scale_y]) if torch.is_tensor(uv) else np.array([scale_x, scale_y])
+    return (uv + 0.5) * scale - 0.5
 
 
 def project(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from handpose.camera import centres_to_continuous, continuous_to_centres
 from handpose.detect import View, check_image, warp_view
 from handpose.heatmap import fit_scale_translation
 from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST
@@ -153,7 +154,8 @@ def tta_disagreement(image: np.ndarray, hands: Sequence[HandPrediction], predict
         others = predict(view.image)
         if not others:
             continue
-        mapped = view.to_photo(np.stack([hand.keypoints_2d for hand in others]))
+        # estimator outputs are pixel centres; the view's map acts on continuous coordinates
+        mapped = continuous_to_centres(view.to_photo(centres_to_continuous(np.stack([h.keypoints_2d for h in others]))))
         for j, i in match_hands(mapped, reference, max_distance=max_distance).pairs:
             side = others[j].handedness
             if aug.flip:

@@ -3,8 +3,9 @@
 Perturbations are pure functions of ``(H, W, 3)`` uint8 RGB images. Geometric ones return a
 :class:`~handpose.detect.View` whose ``matrix`` ``[A | t]`` maps photo pixels to the perturbed
 image's pixels exactly (``p' = A p + t``), so ground-truth keypoints follow with
-:func:`transform_points`. Coordinates are continuous pixels as everywhere in the package: the
-photo spans ``[0, W] x [0, H]`` and pixel ``(i, j)`` has its centre at ``(j + 0.5, i + 0.5)``.
+:func:`transform_points`. Keypoints use the package's pixel convention (integer pixel centres,
+:mod:`handpose.camera`); the views' matrices, like every :class:`~handpose.detect.View`'s, act on
+continuous coordinates (the photo spans ``[0, W] x [0, H]``) and :func:`transform_points` converts.
 
 :func:`robustness_sweep` runs any estimator (``predict(image) -> list[HandPrediction]``) over one
 perturbation kind at several strengths and returns a :class:`SweepResult` table of detection
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from handpose.camera import affine_on_centres, centres_to_continuous
 from handpose.detect import View, check_image, rotated_view, warp_view
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.metrics import box_size, evaluate_2d
@@ -35,18 +37,18 @@ Predictor = Callable[[np.ndarray], list[HandPrediction]]
 
 
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Apply ``p' = A p + t`` to ``(..., 2)`` pixel coordinates; ``matrix`` is ``(2, 3)`` ``[A | t]``."""
+    """``(..., 2)`` pixel centres moved by a view's continuous-coordinate map ``[A | t]`` ``(2, 3)``:
+    ``u' = A u + t + A 0.5 - 0.5`` (:func:`handpose.camera.affine_on_centres`)."""
     points = np.asarray(points, dtype=np.float64)
-    matrix = np.asarray(matrix, dtype=np.float64)
     if points.shape[-1] != 2:
         raise ValueError(f"points must be (..., 2), got {points.shape}")
-    if matrix.shape != (2, 3):
-        raise ValueError(f"matrix must be (2, 3), got {matrix.shape}")
-    return points @ matrix[:, :2].T + matrix[:, 2]
+    on_centres = affine_on_centres(matrix)
+    return points @ on_centres[:, :2].T + on_centres[:, 2]
 
 
 def flip(image: np.ndarray) -> View:
-    """Horizontal mirror: ``x' = W - x``, ``y' = y`` (exact pixel permutation)."""
+    """Horizontal mirror: ``x' = W - x`` in continuous coordinates (``u' = W - 1 - u`` on pixel
+    centres), ``y' = y`` (exact pixel permutation)."""
     image = check_image(image)
     w = image.shape[1]
     return View(np.ascontiguousarray(image[:, ::-1]), np.array([[-1.0, 0.0, w], [0.0, 1.0, 0.0]]), "flip")
@@ -62,8 +64,8 @@ def scale_hand(image: np.ndarray, keypoints_2d: np.ndarray, size_px: float) -> V
     """Resize the photo so the hand's larger box side is ``size_px``, hand centred on a canvas of the
     photo's size (padded with black when shrinking, cropped when enlarging).
 
-    ``p' = s (p - c) + (W, H) / 2`` with ``s = size_px / side`` and ``c`` the centre of the box
-    around ``keypoints_2d``.
+    ``p' = s (p - c) + (W, H) / 2`` (continuous coordinates) with ``s = size_px / side`` and ``c``
+    the centre of the box around ``keypoints_2d``.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
@@ -80,7 +82,7 @@ def scale_hand(image: np.ndarray, keypoints_2d: np.ndarray, size_px: float) -> V
         raise ValueError("the hand's box is empty: cannot scale it")
     h, w = image.shape[:2]
     flat = keypoints_2d.reshape(-1, 2)
-    center = (np.nanmin(flat, axis=0) + np.nanmax(flat, axis=0)) / 2.0
+    center = centres_to_continuous((np.nanmin(flat, axis=0) + np.nanmax(flat, axis=0)) / 2.0)
     s = size_px / side
     t = np.array([w, h]) / 2.0 - s * center
     return warp_view(image, np.array([[s, 0.0, t[0]], [0.0, s, t[1]]]), (w, h), f"hand{size_px:g}px")
