@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handpose.annotate import AnnotationStore, read_ground_truth, render_annotation
+from handpose.annotate import AnnotationStore, click_position, read_ground_truth, render_annotation
 from handpose.keypoints import NAMES, NUM_KEYPOINTS
 
 SHARED_GT = Path(__file__).resolve().parents[2] / "shared" / "photos" / "gt.json"
@@ -76,8 +76,8 @@ def test_validation(tmp_path: Path) -> None:
         store.begin_hand("both")
     store.begin_hand("right")
     with pytest.raises(ValueError, match="outside"):
-        store.click(101.0, 5.0)
-    store.click(100.0, 80.0)  # the far edge of the continuous frame is inside
+        store.click(100.0, 5.0)  # beyond the last pixel's edge (99.5)
+    store.click(99.5, 79.5)  # the far edge of the last pixel is inside
     with pytest.raises(RuntimeError, match="incomplete"):
         store.begin_hand("left")
     store.set_handedness("left")
@@ -160,8 +160,39 @@ def test_ground_truth_resized_to_the_loaded_photo(tmp_path: Path) -> None:
     store.save()
     small = read_ground_truth(store.path)["a.jpg"].resized(100, 150)
     assert (small.width, small.height) == (100, 150)
-    np.testing.assert_allclose(small.keypoints_2d[0], expected * [0.25, 0.5])
+    np.testing.assert_allclose(small.keypoints_2d[0], (expected + 0.5) * [0.25, 0.5] - 0.5)  # pixel centres
     assert small.visibility[0, 2] == False  # noqa: E712
+
+
+def test_resized_ground_truth_follows_the_pixels_of_an_opencv_resize(tmp_path: Path) -> None:
+    """A bright pixel's centre must stay on the resized bright spot (scaling the centres themselves,
+    as before the one pixel convention, lands 0.25-0.5 px off)."""
+    import cv2
+
+    store = AnnotationStore(tmp_path / "a.json")
+    store.open_image("a.jpg", 40, 40)
+    store.begin_hand("right")
+    store.click(-0.5, -0.5)  # the photo's corner, the edge of its first pixel
+    store.click(12.5, 26.5)  # the centre of the 2 x 2 bright spot below
+    for _ in range(NUM_KEYPOINTS - 2):
+        store.skip()
+    store.save()
+    image = np.zeros((40, 40), np.float32)
+    image[26:28, 12:14] = 1.0  # a 2 x 2 spot centred on (12.5, 26.5): pixel (6, 13) once halved
+    small = cv2.resize(image, (20, 20), interpolation=cv2.INTER_AREA)
+    vs, us = np.nonzero(small)
+    spot = np.array([(small[vs, us] * us).sum(), (small[vs, us] * vs).sum()]) / small[vs, us].sum()
+    truth = read_ground_truth(store.path)["a.jpg"].resized(20, 20)
+    np.testing.assert_allclose(spot, [6.0, 13.0])
+    np.testing.assert_allclose(truth.keypoints_2d[0, 1], spot, atol=1e-9)
+    np.testing.assert_allclose(truth.keypoints_2d[0, 0], [-0.5, -0.5])  # the corner stays the corner
+
+
+def test_clicks_convert_from_continuous_event_coordinates() -> None:
+    # the browser reports continuous coordinates on the view (here half the photo's size)
+    assert click_position(0.5, 0.5, 1.0, 40, 30) == (0.0, 0.0)  # the centre of the first pixel
+    assert click_position(10.0, 5.0, 0.5, 40, 30) == (19.5, 9.5)
+    assert click_position(-3.0, 100.0, 0.5, 40, 30) == (-0.5, 29.5)  # clamped to the photo
 
 
 def test_widget_buttons_drive_the_store(tmp_path: Path) -> None:

@@ -12,9 +12,12 @@ Two layers:
   ``ipywidgets.Image``, clicks read with ``ipyevents``, and buttons for undo / skip / new hand /
   next photo.
 
-Coordinates are continuous pixels of the upright photo at full resolution (EXIF rotation applied,
-not downscaled): the photo spans ``[0, W] x [0, H]``; ``width`` / ``height`` record that frame, and
-:meth:`GroundTruth.resized` maps it to the photo as loaded for prediction.
+Coordinates are pixels of the upright photo at full resolution (EXIF rotation applied, not
+downscaled), in the package's convention (integer pixel centres, :mod:`handpose.camera`): the
+photo spans ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``, as in the demo set's ``gt.json``. The click
+events of the browser are continuous (``[0, W]``) and convert on the way in
+(:func:`click_position`). ``width`` / ``height`` record the frame, and :meth:`GroundTruth.resized`
+maps it to the photo as loaded for prediction.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from handpose.camera import continuous_to_centres, resize_pixels
 from handpose.io import write_atomic
 from handpose.keypoints import NAMES, NUM_KEYPOINTS
 
@@ -149,9 +153,9 @@ class AnnotationStore:
         return hand
 
     def click(self, x: float, y: float) -> None:
-        """Record ``(x, y)`` pixels for :attr:`next_joint` and move to the next one."""
+        """Record pixel centre coordinates ``(x, y)`` for :attr:`next_joint` and move to the next one."""
         hand = self._advance()
-        if not (0.0 <= x <= self.image.width and 0.0 <= y <= self.image.height):
+        if not (-0.5 <= x <= self.image.width - 0.5 and -0.5 <= y <= self.image.height - 0.5):
             raise ValueError(f"click ({x:.1f}, {y:.1f}) is outside the {self.image.width} x {self.image.height} image")
         hand.keypoints_2d[hand.n_done] = (x, y)
         hand.visibility[hand.n_done] = 1
@@ -186,7 +190,8 @@ class AnnotationStore:
         return {
             "keypoint_order": [name.lower() for name in NAMES],
             "conventions": {"keypoints_2d": "pixel coords (x right, y down) of the upright full-resolution "
-                                            "photo (EXIF rotation applied), course order",
+                                            "photo (EXIF rotation applied), course order; integer pixel "
+                                            "centres: the photo spans [-0.5, W - 0.5] x [-0.5, H - 0.5]",
                             "visibility": "1 = clicked, 0 = not annotated (keypoint stored as [0, 0])"},
             "images": images,
         }
@@ -227,11 +232,11 @@ class GroundTruth:
 
     def resized(self, width: int, height: int) -> "GroundTruth":
         """The same hands on the photo resized to ``width x height`` (e.g. as loaded, downscaled):
-        ``p' = p * (width / W, height / H)`` in continuous pixel coordinates."""
+        ``p' = (p + 0.5) * (width / W, height / H) - 0.5`` (:func:`handpose.camera.resize_pixels`)."""
         if width <= 0 or height <= 0:
             raise ValueError(f"size must be positive, got {width} x {height}")
-        factor = np.array([width / self.width, height / self.height])
-        return GroundTruth(int(width), int(height), self.keypoints_2d * factor, self.visibility, self.handedness)
+        moved = resize_pixels(self.keypoints_2d, width / self.width, height / self.height)
+        return GroundTruth(int(width), int(height), moved, self.visibility, self.handedness)
 
 
 def read_ground_truth(path: str | os.PathLike[str]) -> dict[str, GroundTruth]:
@@ -266,11 +271,18 @@ def read_ground_truth(path: str | os.PathLike[str]) -> dict[str, GroundTruth]:
 # -- JupyterLab UI ------------------------------------------------------------------------------
 
 
+def click_position(data_x: float, data_y: float, factor: float, width: int, height: int) -> tuple[float, float]:
+    """A click on the view shown (continuous coordinates ``[0, w]`` of the view, ``view = factor *
+    photo``) -> the photo's pixel centre coordinates, clamped to the photo ``[-0.5, W - 0.5]``."""
+    u, v = continuous_to_centres(np.array([data_x, data_y], dtype=np.float64) / factor)
+    return float(np.clip(u, -0.5, width - 0.5)), float(np.clip(v, -0.5, height - 0.5))
+
+
 def render_annotation(image: np.ndarray, store: AnnotationStore, max_side: int = 1000) -> tuple[np.ndarray, float]:
     """The photo downscaled to at most ``max_side`` pixels with the current photo's clicks drawn.
 
     Returns:
-        ``(view (h, w, 3) uint8, factor)`` with ``view pixel = factor * photo pixel``.
+        ``(view (h, w, 3) uint8, factor)`` with ``view = factor * photo`` in continuous coordinates.
     """
     import cv2
 
@@ -280,8 +292,9 @@ def render_annotation(image: np.ndarray, store: AnnotationStore, max_side: int =
     factor = min(1.0, max_side / max(h, w))
     view = cv2.resize(image, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA) if factor < 1 \
         else image.copy()
+    scale_x, scale_y = view.shape[1] / w, view.shape[0] / h
     for hand in store.image.hands:
-        points = np.where(hand.visibility[:, None] == 1, hand.keypoints_2d * factor, np.nan)
+        points = np.where(hand.visibility[:, None] == 1, resize_pixels(hand.keypoints_2d, scale_x, scale_y), np.nan)
         view = draw_keypoints(view, points, thickness=2)
     return view, factor
 
@@ -337,8 +350,8 @@ def annotation_widget(paths: Sequence[str | os.PathLike[str]], out: str | os.Pat
     def on_click(event: dict[str, Any]) -> None:
         if store.next_joint is None:
             return
-        x, y = event["dataX"] / state["factor"], event["dataY"] / state["factor"]
-        store.click(min(max(x, 0.0), store.image.width), min(max(y, 0.0), store.image.height))
+        store.click(*click_position(event["dataX"], event["dataY"], state["factor"],
+                                    store.image.width, store.image.height))
         if store.next_joint is None:
             store.save()
         refresh()

@@ -1,7 +1,8 @@
 """2D skeleton overlays on photos (OpenCV, anti-aliased) and matplotlib image grids.
 
 Colours are :mod:`handpose.keypoints`' per-finger RGB colours; images are ``(H, W, 3)`` uint8 RGB
-and are never modified in place.
+and are never modified in place. Keypoints are in the package's pixel convention (integer pixel
+centres, :mod:`handpose.camera`), which is OpenCV's and matplotlib ``imshow``'s: no conversion.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 
 from handpose.keypoints import BONE_COLORS, BONES, KEYPOINT_COLORS, NUM_KEYPOINTS
+from handpose.metrics import box_size
 from handpose.prediction import HandPrediction
 
 if TYPE_CHECKING:
@@ -30,8 +32,7 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 
 def _default_thickness(image: np.ndarray, keypoints_2d: np.ndarray) -> int:
     """Line width from the hand's size (``1/40`` of its box side) within ``[1, 1/150`` of the photo]."""
-    finite = keypoints_2d[np.all(np.isfinite(keypoints_2d), axis=1)]
-    hand = float(np.ptp(finite, axis=0).max()) if len(finite) > 1 else 0.0
+    hand = float(np.nan_to_num(box_size(keypoints_2d[None])[0]))  # 0 for one point, NaN (none) -> 0
     photo_cap = max(1, round(max(image.shape[:2]) / 150))
     return int(np.clip(round(hand / 40), 1, max(photo_cap, 2)))
 
