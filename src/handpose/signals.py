@@ -32,7 +32,6 @@ from handpose.heatmap import fit_scale_translation
 from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST
 from handpose.metrics import box_size, match_hands, pck
 from handpose.prediction import HandPrediction
-from handpose.viz import axes_grid
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -543,7 +542,7 @@ def failure_gallery(images: Mapping[str, np.ndarray], hands: Mapping[str, Sequen
     """The worst ``n`` rows (:func:`worst_rows`) as crops around the hand: the ground truth in white
     under the prediction in finger colours, titled with the photo, the predicted side and score,
     ``key`` (and PCK) and the photo's caption (e.g. its metadata tags)."""
-    from handpose.viz import draw_hands, draw_keypoints, image_grid
+    from handpose.viz import draw_hands, draw_keypoints, image_grid  # drawing sits above analysis
 
     picked = worst_rows(rows, n, key)
     if not picked:
@@ -620,6 +619,8 @@ def plot_breakdown(rows: Sequence[Mapping[str, Any]], metadata: Mapping[str, Map
     (dots) per value, labelled ``value (number of GT hands)``."""
     if not columns:
         raise ValueError("columns must not be empty")
+    from handpose.viz import axes_grid  # drawing sits above analysis: imported when plotting
+
     fig, axes = axes_grid(len(columns), max(1, ncols), (3.4, 3.0), sharey=True)
     for ax, column in zip(axes, columns):
         table = breakdown(rows, metadata, column)

@@ -25,7 +25,6 @@ from handpose.detect import View, check_image, rotated_view, warp_view
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.metrics import box_size, evaluate_2d
 from handpose.prediction import HandPrediction
-from handpose.viz import axes_grid
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -411,6 +410,8 @@ def plot_sweep_overview(results: Sequence[SweepResult], ncols: int = 4) -> "Figu
         raise ValueError("plot_sweep_overview needs at least one SweepResult")
     labels = list(dict.fromkeys(r.label for r in results))
     colors = {label: f"C{i}" for i, label in enumerate(labels)}
+    from handpose.viz import axes_grid  # drawing sits above analysis: imported when plotting
+
     fig, axes = axes_grid(len(kinds), max(1, ncols), (3.2, 2.7), sharey=True)
     for ax, kind in zip(axes, kinds):
         for result in (r for r in results if r.kind == kind):
