@@ -118,6 +118,15 @@ def test_every_module_has_a_layer(graph) -> None:
                          f"tests/test_architecture.py and to the table of docs/ARCHITECTURE.md and README.md.")
 
 
+def test_the_readme_module_table_names_every_module(graph) -> None:
+    readme = (SRC.parent / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| layer | module | one idea |"):]
+    table = table[:table.index("\n\n")]
+    tops = sorted({name.split(".")[0] for name in graph if name})
+    missing = [top for top in tops if f"`{top}`" not in table and f"`{top}/`" not in table]
+    assert not missing, f"modules missing from README.md's module table: {missing}"
+
+
 def test_no_module_level_import_reaches_a_higher_layer(graph) -> None:
     upward = [f"handpose.{name or '__init__'} (layer {layer_of(name)}) imports handpose.{other} "
               f"(layer {layer_of(other)})"
