@@ -10,7 +10,8 @@ import pytest
 from handpose import demo_data as dd
 from handpose import scene as sc
 from handpose.camera import intrinsics, project
-from handpose.io import METADATA_COLUMNS, load_image, read_metadata_csv
+from handpose.groundtruth import METADATA_COLUMNS, read_metadata_csv
+from handpose.io import load_image
 from handpose.render import rasterize
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,12 +15,10 @@ from PIL import Image
 
 from handpose import io as hio
 from handpose.io import (
-    METADATA_COLUMNS,
     ImageError,
     ImageNotFoundError,
     list_images,
     load_image,
-    read_metadata_csv,
     save_png_atomic,
     write_atomic,
 )
@@ -287,29 +285,3 @@ def test_save_png_atomic_round_trip(tmp_path: Path) -> None:
 
 
 # -- metadata.csv -------------------------------------------------------------------------------
-
-
-def test_read_metadata_csv(tmp_path: Path) -> None:
-    path = tmp_path / "metadata.csv"
-    path.write_text("\ufeff" + ",".join(METADATA_COLUMNS) + ",extra\n"
-                    "IMG_0001.jpg,palm,open,1,none,plain,daylight,medium,0,,x\n"
-                    "\n"
-                    "IMG_0002.jpg, side ,pinch,2,object,cluttered,indoor,light,1,\"hands cross, twice\",\n",
-                    encoding="utf-8")
-    rows = read_metadata_csv(path)
-    assert list(rows) == ["IMG_0001.jpg", "IMG_0002.jpg"]
-    assert rows["IMG_0001.jpg"]["view"] == "palm" and rows["IMG_0001.jpg"]["notes"] == ""
-    assert rows["IMG_0002.jpg"]["view"] == "side" and rows["IMG_0002.jpg"]["notes"] == "hands cross, twice"
-    assert rows["IMG_0001.jpg"]["extra"] == "x" and set(METADATA_COLUMNS) <= set(rows["IMG_0002.jpg"])
-
-
-def test_read_metadata_csv_errors(tmp_path: Path) -> None:
-    path = tmp_path / "metadata.csv"
-    path.write_text(",".join(c for c in METADATA_COLUMNS if c != "lighting") + "\n")
-    with pytest.raises(ValueError, match="metadata.csv: missing column.*lighting"):
-        read_metadata_csv(path)
-    path.write_text(",".join(METADATA_COLUMNS) + "\n" + "a.jpg" + "," * 9 + "\n" + "a.jpg" + "," * 9 + "\n")
-    with pytest.raises(ValueError, match="line 3: image 'a.jpg' is listed twice"):
-        read_metadata_csv(path)
-    with pytest.raises(FileNotFoundError):
-        read_metadata_csv(tmp_path / "none.csv")

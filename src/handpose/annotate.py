@@ -7,7 +7,8 @@ Two layers:
   several hands per photo, and saves atomically to ``data/captured/annotations.json`` in the format
   of the ground truth files (``images[].image / width / height / hands[].handedness /
   keypoints_2d / visibility``; a skipped joint is ``[0.0, 0.0]`` with visibility 0).
-  :func:`read_ground_truth` reads that format back as arrays (NaN for joints not annotated).
+  :func:`handpose.groundtruth.read_ground_truth` reads that format back as arrays (NaN for joints
+  not annotated); the format is documented in :mod:`handpose.groundtruth`.
 * :func:`annotation_widget`, a thin JupyterLab UI: the photo with the clicks drawn on it in an
   ``ipywidgets.Image``, clicks read with ``ipyevents``, and buttons for undo / skip / new hand /
   next photo.
@@ -16,7 +17,7 @@ Coordinates are pixels of the upright photo at full resolution (EXIF rotation ap
 downscaled), in the package's convention (integer pixel centres, :mod:`handpose.camera`): the
 photo spans ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``, as in the demo set's ``gt.json``. The click
 events of the browser are continuous (``[0, W]``) and convert on the way in
-(:func:`click_position`). ``width`` / ``height`` record the frame, and :meth:`GroundTruth.resized`
+(:func:`click_position`). ``width`` / ``height`` record the frame, and :meth:`handpose.groundtruth.GroundTruth.resized`
 maps it to the photo as loaded for prediction.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from handpose.camera import continuous_to_centres, resize_pixels
+from handpose.groundtruth import GroundTruth, check_handedness, read_ground_truth  # noqa: F401 (notebooks)
 from handpose.io import write_atomic
 from handpose.keypoints import NAMES, NUM_KEYPOINTS
 
@@ -69,7 +71,7 @@ class ImageAnnotation:
     hands: list[HandAnnotation] = field(default_factory=list)
 
 
-def _check_side(handedness: str) -> str:
+def check_handedness(handedness: str) -> str:
     if handedness not in ("left", "right"):
         raise ValueError(f"handedness must be 'left' or 'right', got {handedness!r}")
     return handedness
@@ -135,7 +137,7 @@ class AnnotationStore:
 
     def begin_hand(self, handedness: str) -> None:
         """Start a new hand on the current photo; the previous one must be complete."""
-        _check_side(handedness)
+        check_handedness(handedness)
         if self.hand is not None and self.next_joint is not None:
             raise RuntimeError(f"the current hand is incomplete ({self.hand.n_done}/{NUM_KEYPOINTS} joints)")
         self.image.hands.append(HandAnnotation(handedness))
@@ -144,7 +146,7 @@ class AnnotationStore:
         """Change the side of the hand being annotated."""
         if self.hand is None:
             raise RuntimeError("no hand to change: call begin_hand first")
-        self.hand.handedness = _check_side(handedness)
+        self.hand.handedness = check_handedness(handedness)
 
     def _advance(self) -> HandAnnotation:
         joint, hand = self.next_joint, self.hand
@@ -211,61 +213,6 @@ class AnnotationStore:
                 HandAnnotation(side, points.copy(), vis.astype(int).copy(), NUM_KEYPOINTS)
                 for side, points, vis in zip(truth.handedness, truth.keypoints_2d, truth.visibility)])
         return store
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """Ground-truth hands of one photo.
-
-    Attributes:
-        width, height: the image size the keypoints refer to.
-        keypoints_2d: ``(M, 21, 2)`` pixels, NaN where not annotated.
-        visibility: ``(M, 21)`` bool, annotated joints.
-        handedness: ``M`` labels (``None`` where the file does not say).
-    """
-
-    width: int
-    height: int
-    keypoints_2d: np.ndarray
-    visibility: np.ndarray
-    handedness: tuple[str | None, ...]
-
-    def resized(self, width: int, height: int) -> "GroundTruth":
-        """The same hands on the photo resized to ``width x height`` (e.g. as loaded, downscaled):
-        ``p' = (p + 0.5) * (width / W, height / H) - 0.5`` (:func:`handpose.camera.resize_pixels`)."""
-        if width <= 0 or height <= 0:
-            raise ValueError(f"size must be positive, got {width} x {height}")
-        moved = resize_pixels(self.keypoints_2d, width / self.width, height / self.height)
-        return GroundTruth(int(width), int(height), moved, self.visibility, self.handedness)
-
-
-def read_ground_truth(path: str | os.PathLike[str]) -> dict[str, GroundTruth]:
-    """Read a ground-truth file (``gt.json``, ``annotations.json``) into arrays, keyed by image name.
-
-    A joint counts as annotated when its visibility is non-zero, or when visibility is missing /
-    ``null`` (then every joint is annotated).
-    """
-    with open(path) as f:
-        data = json.load(f)
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise ValueError(f"{path}: not a ground-truth file (no 'images' list)")
-    out = {}
-    for entry in data["images"]:
-        points, visible, sides = [], [], []
-        for hand in entry.get("hands", []):
-            xy = np.asarray(hand["keypoints_2d"], dtype=np.float64)
-            if xy.shape != (NUM_KEYPOINTS, 2):
-                raise ValueError(f"{path}: {entry['image']}: keypoints_2d must be (21, 2), got {xy.shape}")
-            vis = hand.get("visibility")
-            vis = np.ones(NUM_KEYPOINTS, dtype=bool) if vis is None else np.asarray(vis, dtype=np.float64) > 0
-            points.append(np.where(vis[:, None], xy, np.nan))
-            visible.append(vis)
-            side = hand.get("handedness")
-            sides.append(None if side is None else _check_side(side))
-        out[entry["image"]] = GroundTruth(int(entry["width"]), int(entry["height"]),
-                                          np.asarray(points, dtype=np.float64).reshape(-1, NUM_KEYPOINTS, 2),
-                                          np.asarray(visible, dtype=bool).reshape(-1, NUM_KEYPOINTS), tuple(sides))
-    return out
 
 
 # -- JupyterLab UI ------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 (:mod:`handpose.handmodel`), a forearm and sleeve, objects, lights and backgrounds
 (:mod:`handpose.scene`), through a phone-like pinhole camera (4:3, ``f`` about the image width),
 and writes ``<out>/<name>.jpg``, ``<out>/gt.json`` (the format of ``../shared/photos/gt.json``) and
-``<out>/metadata.csv`` (columns :data:`handpose.io.METADATA_COLUMNS`). Everything is a pure function
+``<out>/metadata.csv`` (columns :data:`handpose.groundtruth.METADATA_COLUMNS`). Everything is a pure function
 of the seed: the scene list fixes the composition, the seed the jitter (pose, shape, light,
 textures, noise).
 
@@ -693,7 +693,7 @@ class GenerationResult:
 
 
 def gt_document(images: list[dict]) -> dict:
-    """The whole ``gt.json``: key order and conventions of ``../shared/photos/gt.json``."""
+    """The whole ``gt.json`` (format: :mod:`handpose.groundtruth`)."""
     return {
         "keypoint_order": [name.lower() for name in NAMES],
         "conventions": {
@@ -742,8 +742,8 @@ def generate(out_dir: str | Path = "data/demo", seed: int = 0, only: Sequence[st
 
 
 def metadata_csv(rows: Sequence[dict[str, str]]) -> str:
-    """CSV text with the columns :data:`handpose.io.METADATA_COLUMNS`, in that order."""
-    from handpose.io import METADATA_COLUMNS
+    """CSV text with the columns :data:`handpose.groundtruth.METADATA_COLUMNS`, in that order."""
+    from handpose.groundtruth import METADATA_COLUMNS
 
     buffer = _stdio.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(METADATA_COLUMNS), lineterminator="\n")

@@ -1,4 +1,4 @@
-"""Reading photos safely, listing folders, writing outputs atomically, and ``metadata.csv``.
+"""Reading photos safely, listing folders, writing outputs atomically.
 
 :func:`load_image` is the one way photos enter the package: whatever the file (phone JPEG with an
 EXIF rotation, PNG with transparency, 16-bit scan, CMYK print file, HEIC), it returns an RGB uint8
@@ -8,7 +8,6 @@ Files are only ever opened for reading.
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import math
 import os
@@ -33,10 +32,6 @@ IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "HEIF", 
 MAX_PIXELS = 120_000_000
 #: Downscale images whose longer side exceeds this many pixels (no model here needs more).
 DOWNSCALE_ABOVE = 4096
-#: Columns of ``metadata.csv``: per-photo scenario tags of a photo set.
-METADATA_COLUMNS: tuple[str, ...] = (
-    "image", "view", "gesture", "hands", "occlusion", "background", "lighting", "skin_tone", "hard", "notes",
-)
 
 _HEIF_SUFFIXES = frozenset({".heic", ".heif"})
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
@@ -271,35 +266,11 @@ def save_png_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:
     return write_atomic(path, buffer.getvalue())
 
 
-def read_metadata_csv(path: str | os.PathLike) -> dict[str, dict[str, str]]:
-    """Scenario tags of a photo set: image name -> ``{column: value}``, in file order.
+def __getattr__(name: str):
+    """``METADATA_COLUMNS`` and ``read_metadata_csv`` moved to :mod:`handpose.groundtruth`; the old
+    names still resolve here (lazily: groundtruth imports camera, hence torch)."""
+    if name in ("METADATA_COLUMNS", "read_metadata_csv"):
+        from handpose import groundtruth
 
-    The file needs every column of :data:`METADATA_COLUMNS` (extra columns are kept). Values are
-    stripped strings (``""`` when blank); a UTF-8 byte-order mark (Excel) is accepted; rows with an
-    empty ``image`` are skipped.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: a missing column or a repeated image name (the message names file and column/row).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: metadata file not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [name.strip() for name in reader.fieldnames or []]
-        missing = [column for column in METADATA_COLUMNS if column not in header]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)} "
-                             f"(expected {', '.join(METADATA_COLUMNS)})")
-        reader.fieldnames = header
-        rows: dict[str, dict[str, str]] = {}
-        for raw in reader:
-            row = {key: (value or "").strip() for key, value in raw.items() if key is not None}
-            name = row["image"]
-            if not name:
-                continue
-            if name in rows:
-                raise ValueError(f"{path}, line {reader.line_num}: image {name!r} is listed twice")
-            rows[name] = row
-    return rows
+        return getattr(groundtruth, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -576,7 +576,7 @@ def _crop_around(image: np.ndarray, points: np.ndarray, margin: float = 0.35, mi
     points = points[np.all(np.isfinite(points), -1)]
     h, w = image.shape[:2]
     center = (points.min(0) + points.max(0)) / 2.0
-    half = max(float(np.ptp(points, axis=0).max()) * (0.5 + margin), min_side / 2.0)
+    half = max(float(box_size(points[None])[0]) * (0.5 + margin), min_side / 2.0)
     x1, y1 = (int(max(0, np.floor(c - half))) for c in center)
     x2, y2 = int(min(w, np.ceil(center[0] + half))), int(min(h, np.ceil(center[1] + half)))
     return image[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]
