@@ -17,6 +17,7 @@ from handpose import io as hio
 from handpose.io import (
     ImageError,
     ImageNotFoundError,
+    atomic_open,
     list_images,
     load_image,
     save_png_atomic,
@@ -271,6 +272,21 @@ def test_write_atomic_never_leaves_a_half_file(tmp_path: Path, monkeypatch: pyte
     monkeypatch.undo()
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["result.json"]
+
+
+def test_atomic_open_keeps_the_old_file_when_the_writer_fails(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "arrays.npz"
+    with atomic_open(path) as f:  # the folder is created; np.savez writes to the file object
+        np.savez(f, a=np.arange(3))
+    with np.load(path) as npz:
+        np.testing.assert_array_equal(npz["a"], [0, 1, 2])
+    with pytest.raises(RuntimeError, match="writer failed"):
+        with atomic_open(path) as f:
+            f.write(b"half a file")
+            raise RuntimeError("writer failed")
+    with np.load(path) as npz:
+        np.testing.assert_array_equal(npz["a"], [0, 1, 2])
+    assert [p.name for p in path.parent.iterdir()] == ["arrays.npz"]  # no temporary file left
 
 
 def test_save_png_atomic_round_trip(tmp_path: Path) -> None:
