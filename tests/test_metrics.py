@@ -19,6 +19,7 @@ from handpose.metrics import (
     pck,
     pck_curve,
     procrustes_align,
+    square_box,
 )
 from handpose.prediction import HandPrediction
 
@@ -258,3 +259,14 @@ def test_evaluate_2d_with_arrays_and_nothing_found() -> None:
         evaluate_2d(gt, gt + gt)
     with pytest.raises(ValueError, match="visible entries"):
         evaluate_2d(gt, gt, visible=[])
+
+
+def test_square_box_is_a_square_around_the_points_shifted_into_the_photo() -> None:
+    points = np.c_[np.linspace(100, 200, 21), np.linspace(50, 90, 21)]
+    points[3] = np.nan  # not annotated: ignored
+    x1, y1, x2, y2 = square_box(points, 640, 480, margin=0.25)
+    assert x2 - x1 == pytest.approx(y2 - y1) == pytest.approx(150.0)  # 100 px * (1 + 2 * 0.25)
+    assert (x1 + x2) / 2 == pytest.approx(150.0) and y1 == 0.0  # shifted down into the photo, not shrunk
+    assert square_box(points[:2], 640, 480, min_side=96.0) == pytest.approx((54.5, 3.0, 150.5, 99.0))  # at least 96
+    assert square_box(np.full((21, 2), np.nan), 640, 480) == (0.0, 0.0, 640.0, 480.0)
+    assert square_box(points, 100, 60, margin=2.0) == pytest.approx((0.0, -20.0, 100.0, 80.0))  # wider than tall

@@ -30,6 +30,7 @@ from handpose.camera import project
 from handpose.fitting import FitResult, default_intrinsics, fit_hand
 from handpose.handmodel import HandModel, load_hand_model
 from handpose.keypoints import BONE_COLORS, BONES, NUM_KEYPOINTS
+from handpose.metrics import square_box
 from handpose.prediction import HandPrediction
 
 if TYPE_CHECKING:
@@ -298,21 +299,9 @@ def placed_keypoints(hand: HandPrediction, fit: FitResult) -> np.ndarray:
 
 def hands_box(hands: Sequence[HandPrediction], width: int, height: int, margin: float = 0.3,
               min_side: float = 96.0) -> tuple[float, float, float, float]:
-    """A square ``(x1, y1, x2, y2)`` around all hands' 2D keypoints, ``margin`` times its side
-    larger on each side, at least ``min_side`` pixels, shifted (not shrunk) to stay in the photo
-    when it fits; the whole photo without hands."""
-    if not hands:
-        return 0.0, 0.0, float(width), float(height)
-    points = np.concatenate([h.keypoints_2d for h in hands])
-    points = points[np.all(np.isfinite(points), axis=1)]
-    lo, hi = points.min(0), points.max(0)
-    side = max(float((hi - lo).max()) * (1 + 2 * margin), min_side)
-    side = min(side, float(max(width, height)))
-    centre = (lo + hi) / 2
-    x1, y1 = centre - side / 2
-    x1 = float(np.clip(x1, 0, max(width - side, 0))) if side <= width else (width - side) / 2
-    y1 = float(np.clip(y1, 0, max(height - side, 0))) if side <= height else (height - side) / 2
-    return x1, y1, x1 + side, y1 + side
+    """:func:`handpose.metrics.square_box` around all hands' 2D keypoints (the whole photo without hands)."""
+    points = np.concatenate([h.keypoints_2d for h in hands]) if hands else np.empty((0, 2))
+    return square_box(points, width, height, margin, min_side)
 
 
 def scene_traces(item: MeshedImage, opacity: float = 0.55) -> list:

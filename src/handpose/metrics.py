@@ -60,6 +60,25 @@ def box_size(keypoints: np.ndarray, visible: np.ndarray | None = None) -> np.nda
     return np.where(mask.any(axis=(1, 2)), side, np.nan)
 
 
+def square_box(points: np.ndarray, width: int, height: int, margin: float = 0.3,
+               min_side: float = 96.0) -> tuple[float, float, float, float]:
+    """A square ``(x1, y1, x2, y2)`` around the finite ``points`` ``(..., 2)`` (e.g. the keypoints of
+    the hands to show), ``margin`` times their box side larger on each side, at least ``min_side``
+    pixels, at most the photo's longer side, shifted (not shrunk) to stay in the ``width x height``
+    photo when it fits; the whole photo when no point is finite."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    points = points[np.all(np.isfinite(points), axis=1)]
+    if not len(points):
+        return 0.0, 0.0, float(width), float(height)
+    lo, hi = points.min(0), points.max(0)
+    side = max(float((hi - lo).max()) * (1 + 2 * margin), min_side)
+    side = min(side, float(max(width, height)))
+    x1, y1 = (lo + hi) / 2 - side / 2
+    x1 = float(np.clip(x1, 0, max(width - side, 0))) if side <= width else (width - side) / 2
+    y1 = float(np.clip(y1, 0, max(height - side, 0))) if side <= height else (height - side) / 2
+    return x1, y1, x1 + side, y1 + side
+
+
 def endpoint_error(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:
     """``(N, J)`` Euclidean distance ``||pred - gt||`` per joint (pixels), NaN where not visible.
 

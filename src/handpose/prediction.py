@@ -4,6 +4,7 @@ Its JSON form is a public interface (``predictions.json``): keep the keys stable
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -75,3 +76,8 @@ class HandPrediction:
             box_xyxy=np.asarray(data["box_xyxy"]) if data.get("box_xyxy") is not None else None,
             source=data.get("source", ""),
         )
+
+
+#: A function from one ``(H, W, 3)`` uint8 RGB image to its hands: an estimator's bound
+#: ``predict`` (:class:`handpose.models.Estimator`) or any fake with the same signature.
+Predictor = Callable[[np.ndarray], list[HandPrediction]]

@@ -19,7 +19,7 @@ and :func:`failure_gallery` draws its worst cases.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,13 +30,11 @@ from handpose.camera import centres_to_continuous, continuous_to_centres
 from handpose.detect import View, check_image, warp_view
 from handpose.heatmap import fit_scale_translation
 from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST
-from handpose.metrics import box_size, match_hands, pck
-from handpose.prediction import HandPrediction
+from handpose.metrics import box_size, match_hands, pck, square_box
+from handpose.prediction import HandPrediction, Predictor
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-Predictor = Callable[[np.ndarray], list[HandPrediction]]
 
 
 # -- test-time augmentation -------------------------------------------------------------------
@@ -572,13 +570,11 @@ def failure_gallery(images: Mapping[str, np.ndarray], hands: Mapping[str, Sequen
 
 
 def _crop_around(image: np.ndarray, points: np.ndarray, margin: float = 0.35, min_side: int = 64) -> np.ndarray:
-    """Square crop around the finite ``points`` with ``margin`` of their box side on each side."""
-    points = points[np.all(np.isfinite(points), -1)]
+    """The pixels of :func:`handpose.metrics.square_box` around the finite ``points``."""
     h, w = image.shape[:2]
-    center = (points.min(0) + points.max(0)) / 2.0
-    half = max(float(box_size(points[None])[0]) * (0.5 + margin), min_side / 2.0)
-    x1, y1 = (int(max(0, np.floor(c - half))) for c in center)
-    x2, y2 = int(min(w, np.ceil(center[0] + half))), int(min(h, np.ceil(center[1] + half)))
+    x1, y1, x2, y2 = square_box(points, w, h, margin, min_side)
+    x1, y1 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
+    x2, y2 = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
     return image[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]
 
 

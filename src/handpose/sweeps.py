@@ -24,12 +24,10 @@ from handpose.camera import affine_on_centres, centres_to_continuous
 from handpose.detect import View, check_image, rotated_view, warp_view
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.metrics import box_size, evaluate_2d
-from handpose.prediction import HandPrediction
+from handpose.prediction import HandPrediction, Predictor
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-Predictor = Callable[[np.ndarray], list[HandPrediction]]
 
 
 # -- geometry ---------------------------------------------------------------------------------
