@@ -6,6 +6,7 @@ import os
 import struct
 import time
 import zlib
+from io import BytesIO
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ from handpose.io import (
     ImageError,
     ImageNotFoundError,
     atomic_open,
+    encode_jpeg,
     list_images,
     load_image,
     save_png_atomic,
@@ -301,3 +303,14 @@ def test_save_png_atomic_round_trip(tmp_path: Path) -> None:
 
 
 # -- metadata.csv -------------------------------------------------------------------------------
+
+
+def test_encode_jpeg_round_trip_keeps_colours_and_is_deterministic() -> None:
+    image = quadrants()
+    data = encode_jpeg(image, 95)
+    assert data[:2] == b"\xff\xd8" and data == encode_jpeg(image, 95)
+    decoded = np.asarray(Image.open(BytesIO(data)).convert("RGB")).astype(int)
+    assert np.abs(decoded - image).mean() < 3.0  # RGB order kept (a swap would cost ~100)
+    with pytest.raises(ValueError, match="quality"):
+        encode_jpeg(image, 0)
+

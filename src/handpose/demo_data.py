@@ -648,16 +648,6 @@ def image_name(spec: SceneSpec) -> str:
     return f"{spec.name}.jpg"
 
 
-def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    """JPEG bytes of an ``(H, W, 3)`` uint8 RGB image (OpenCV's libjpeg, 4:2:0, deterministic)."""
-    import cv2
-
-    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return data.tobytes()
-
-
 def select_scenes(only: Sequence[str | int] | None = None, count: int | None = None) -> list[int]:
     """Indices into :data:`SCENES`: those in ``only`` (names, name prefixes like ``"07"``, or
     0-based ``int`` indices), else the first ``count`` (all when ``None``)."""
@@ -729,7 +719,7 @@ def generate(out_dir: str | Path = "data/demo", seed: int = 0, only: Sequence[st
         spec = SCENES[index]
         rendered = render_scene(spec, seed, index, factory)
         name = image_name(spec)
-        paths.append(io.write_atomic(out / name, encode_jpeg(rendered.image)))
+        paths.append(io.write_atomic(out / name, io.encode_jpeg(rendered.image, JPEG_QUALITY)))
         images.append(scene_gt(rendered, name))
         rows.append({"image": name, **spec.metadata()})
         if progress:

@@ -266,6 +266,19 @@ def save_png_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:
     return write_atomic(path, buffer.getvalue())
 
 
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    """JPEG bytes of an ``(H, W, 3)`` uint8 RGB image at ``quality`` in ``[1, 100]`` (OpenCV's
+    libjpeg, 4:2:0 chroma, deterministic)."""
+    import cv2  # only the writers of JPEG files need OpenCV here
+
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in [1, 100], got {quality}")
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode the image as JPEG")
+    return data.tobytes()
+
+
 def __getattr__(name: str):
     """``METADATA_COLUMNS`` and ``read_metadata_csv`` moved to :mod:`handpose.groundtruth`; the old
     names still resolve here (lazily: groundtruth imports camera, hence torch)."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from handpose.camera import affine_on_centres, centres_to_continuous
 from handpose.detect import View, check_image, rotated_view, warp_view
+from handpose.io import encode_jpeg
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.metrics import box_size, evaluate_2d
 from handpose.prediction import HandPrediction, Predictor
@@ -161,13 +162,8 @@ def contrast(image: np.ndarray, factor: float) -> np.ndarray:
 
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     """JPEG round trip at ``quality`` in ``[1, 100]`` (OpenCV's encoder, 4:2:0 chroma)."""
-    image = check_image(image)
-    if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be in [1, 100], got {quality}")
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise RuntimeError("OpenCV failed to encode the image as JPEG")
-    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    data = encode_jpeg(check_image(image), quality)
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 def desaturate(image: np.ndarray, saturation: float) -> np.ndarray:
