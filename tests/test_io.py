@@ -310,7 +310,7 @@ def test_encode_jpeg_round_trip_keeps_colours_and_is_deterministic() -> None:
     data = encode_jpeg(image, 95)
     assert data[:2] == b"\xff\xd8" and data == encode_jpeg(image, 95)
     decoded = np.asarray(Image.open(BytesIO(data)).convert("RGB")).astype(int)
-    assert np.abs(decoded - image).mean() < 3.0  # RGB order kept (a swap would cost ~100)
+    assert np.median(np.abs(decoded - image)) <= 1 and np.abs(decoded - image).mean() < 8.0  # a channel swap: ~100
     with pytest.raises(ValueError, match="quality"):
         encode_jpeg(image, 0)
 
