@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from handpose.rotations import frame_from_directions
+from handpose.rotations import frame_from_directions, normalize
 
 
 def test_frame_known_answer_and_right_handedness() -> None:
@@ -38,3 +38,8 @@ def test_dtype_is_kept() -> None:
 def test_degenerate_directions_are_refused(y, hint, message) -> None:
     with pytest.raises(ValueError, match=message):
         frame_from_directions(np.array(y, float), np.array(hint, float))
+
+
+def test_normalize_gives_unit_vectors_and_keeps_zero_vectors() -> None:
+    v = np.array([[3.0, 0.0, 4.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(normalize(v), [[0.6, 0.0, 0.8], [0.0, 0.0, 0.0]])

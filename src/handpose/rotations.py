@@ -1,5 +1,5 @@
-"""Rotations built from directions: right-handed orthonormal frames by Gram-Schmidt, with a guard
-against parallel or zero-length directions (numpy).
+"""Directions and the rotations built from them (numpy): unit vectors, and right-handed
+orthonormal frames by Gram-Schmidt with a guard against parallel or zero-length directions.
 
 The package's other rotation helpers: :func:`handpose.handmodel.skinning.axis_angle_to_matrix`
 (Rodrigues, torch) and, for the ICCV 2021 layers only, its smplx-faithful copy
@@ -8,6 +8,12 @@ The package's other rotation helpers: :func:`handpose.handmodel.skinning.axis_an
 from __future__ import annotations
 
 import numpy as np
+
+def normalize(v: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """``v / |v|`` along the last axis ``(..., 3)`` (zero vectors stay zero)."""
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v / np.maximum(n, eps)
+
 
 #: Smallest sine of the angle between the two directions of :func:`frame_from_directions`.
 MIN_SINE = 1e-6

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handpose.rotations import frame_from_directions
+from handpose.rotations import frame_from_directions, normalize
 
 #: Fitzpatrick-like skin palette: type -> (back-of-hand sRGB, palm sRGB, tag for ``metadata.csv``).
 #: Palms are lighter and pinker than the back, much more so for dark skin.
@@ -42,12 +42,6 @@ def smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """``t^2 (3 - 2 t)`` with ``t = clip((x - lo) / (hi - lo), 0, 1)``."""
     t = np.clip((np.asarray(x, dtype=np.float64) - lo) / (hi - lo), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
-
-
-def normalize(v: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """``v / |v|`` along the last axis (zero vectors stay zero)."""
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
-    return v / np.maximum(n, eps)
 
 
 def look_rotation(forward: np.ndarray, normal: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ from handpose.heatmap import fit_scale_translation
 from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST
 from handpose.metrics import box_size, match_hands, pck, square_box
 from handpose.prediction import HandPrediction, Predictor
+from handpose.rotations import normalize
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -219,10 +220,6 @@ def bone_lengths(keypoints: np.ndarray) -> np.ndarray:
     return np.linalg.norm(keypoints[..., children, :] - keypoints[..., parents, :], axis=-1)
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
-
-
 def joint_angles(keypoints_3d: np.ndarray, handedness: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Flexion and abduction of the 15 :data:`JOINTS`, in degrees.
 
@@ -250,20 +247,20 @@ def joint_angles(keypoints_3d: np.ndarray, handedness: Sequence[str]) -> tuple[n
     if len(handedness) != len(x) or any(side not in ("left", "right") for side in handedness):
         raise ValueError(f"handedness must be {len(x)} labels 'left'/'right', got {list(handedness)}")
     sign = np.where(np.asarray(handedness) == "right", 1.0, -1.0)[:, None]
-    normal = _unit(sign * np.cross(x[:, FINGERS["index"][0]] - x[:, WRIST], x[:, FINGERS["pinky"][0]] - x[:, WRIST]))
+    normal = normalize(sign * np.cross(x[:, FINGERS["index"][0]] - x[:, WRIST], x[:, FINGERS["pinky"][0]] - x[:, WRIST]))
     flexion = np.full((len(x), len(JOINTS)), np.nan)
     abduction = np.full_like(flexion, np.nan)
     for col, (finger, i) in enumerate(JOINTS):
         chain = (WRIST,) + FINGERS[finger]
         parent, joint, child = chain[i], chain[i + 1], chain[i + 2]
-        u = _unit(x[:, joint] - x[:, parent])
+        u = normalize(x[:, joint] - x[:, parent])
         v = x[:, child] - x[:, joint]
         if finger == "thumb":
             flexion[:, col] = np.degrees(np.arctan2(np.linalg.norm(np.cross(u, v), axis=-1), np.sum(u * v, -1)))
             continue
-        metacarpal = _unit(x[:, chain[1]] - x[:, WRIST])
+        metacarpal = normalize(x[:, chain[1]] - x[:, WRIST])
         lateral = np.cross(metacarpal, normal)
-        lateral = _unit(lateral - np.sum(lateral * u, -1, keepdims=True) * u)
+        lateral = normalize(lateral - np.sum(lateral * u, -1, keepdims=True) * u)
         palmar = np.cross(lateral, u)
         along = np.sum(v * u, -1)
         across = np.sum(v * palmar, -1)
