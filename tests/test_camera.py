@@ -11,6 +11,7 @@ from handpose.camera import (
     centres_to_continuous,
     continuous_to_centres,
     resize_pixels,
+    supersampled_intrinsics,
     K,
     WeakCamera,
     from_homogeneous,
@@ -319,3 +320,12 @@ def test_resize_pixels_follows_opencv_resize(scale):
     np.testing.assert_allclose(_centroid(resized), moved, atol=0.03)
     assert abs((p * scale - moved)[0]) > 0.2  # scaling the centres themselves would be off
     torch.testing.assert_close(resize_pixels(torch.tensor(p), 2.0, 2.0), torch.tensor(p * 2 + 0.5))
+
+
+def test_supersampled_intrinsics_keep_the_image_centre_and_the_rays():
+    K = intrinsics(500.0, 319.5, 239.5)  # the centre of a 640 x 480 image
+    K3 = supersampled_intrinsics(K, 3)
+    np.testing.assert_allclose(K3, [[1500.0, 0, 959.5], [0, 1500.0, 719.5], [0, 0, 1]])  # of 1920 x 1440
+    X = np.array([[10.0, -20.0, 300.0], [-50.0, 40.0, 800.0]])
+    np.testing.assert_allclose(project(X, K3), resize_pixels(project(X, K), 3, 3))
+

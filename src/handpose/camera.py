@@ -70,6 +70,18 @@ def affine_on_centres(matrix: np.ndarray) -> np.ndarray:
     return np.concatenate([a, (t + a @ np.full(2, 0.5) - 0.5)[:, None]], axis=1)
 
 
+def supersampled_intrinsics(K: np.ndarray, s: int) -> np.ndarray:
+    """``(3, 3)`` intrinsics of the same camera on an ``s`` times finer pixel grid.
+
+    Pixel ``u`` covers sub-pixels ``s u + (0 .. s-1)``, whose centres are ``u_s = s (u + 1/2) - 1/2``
+    (:func:`resize_pixels`): ``f_s = s f``, ``c_s = s c + (s - 1) / 2``.
+    """
+    Ks = np.array(K, dtype=np.float64)
+    Ks[:2, :2] *= s
+    Ks[:2, 2] = resize_pixels(Ks[:2, 2], s, s)
+    return Ks
+
+
 def resize_pixels(uv: ArrayLike, scale_x: float, scale_y: float) -> ArrayLike:
     """``(..., 2)`` pixel centres of an image -> those of the image resized by ``(scale_x, scale_y)``
     (new size / old size): ``u' = (u + 0.5) s_x - 0.5`` (the pixel edges scale, not the centres)."""

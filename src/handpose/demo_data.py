@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from handpose import scene as sc
-from handpose.camera import intrinsics, project
+from handpose.camera import intrinsics, project, supersampled_intrinsics
 from handpose.keypoints import NAMES
 from handpose.render import rasterize, vertex_normals
 
@@ -458,18 +458,6 @@ class HandFactory:
 # ------------------------------------------------------------------------------------------------
 # Rendering, visibility, ground truth
 # ------------------------------------------------------------------------------------------------
-def supersampled_intrinsics(K: np.ndarray, s: int) -> np.ndarray:
-    """Intrinsics of the same camera on an ``s`` times finer pixel grid.
-
-    Pixel centres are integers, so pixel ``u`` covers sub-pixels ``s u + (0 .. s-1)`` centred at
-    ``u_s = s (u + 1/2) - 1/2``: ``f_s = s f``, ``c_s = s c + (s - 1) / 2``.
-    """
-    Ks = np.array(K, dtype=np.float64)
-    Ks[:2, :2] *= s
-    Ks[:2, 2] = s * Ks[:2, 2] + (s - 1) / 2.0
-    return Ks
-
-
 def keypoint_visibility(points: np.ndarray, K: np.ndarray, depth: np.ndarray,
                         tolerance: np.ndarray | float) -> np.ndarray:
     """Visibility ``(N,)`` bool of camera-frame points ``(N, 3)`` mm against a depth buffer ``(H, W)``.

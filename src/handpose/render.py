@@ -19,7 +19,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from handpose.camera import project
+from handpose.camera import project, resize_pixels
 from handpose.io import write_atomic
 
 #: Default per-hand colours (RGB 0-255), cycled over the meshes.
@@ -392,7 +392,7 @@ def overlay(
         return image.copy(), mask
     # Sub-sample (i, j) of pixel (c, r) sits at c + (i + 0.5) / s - 0.5: x_s = s (x - ox) + (s - 1) / 2.
     screen = np.empty_like(verts)
-    screen[:, :2] = s * (uv - [ox, oy]) + (s - 1) / 2.0
+    screen[:, :2] = resize_pixels(uv - [ox, oy], s, s)
     screen[:, 2] = np.where(front, z, -1.0)  # vertices behind the camera clip their faces
     cov = _rasterize_core(screen, all_faces, ch * s, cw * s, True, _NEAR)
     if cov is None:
