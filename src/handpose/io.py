@@ -1,4 +1,4 @@
-"""Reading photos safely, listing folders, writing outputs atomically.
+"""Reading photos safely, listing folders, writing outputs atomically, encoding JPEG.
 
 :func:`load_image` is the one way photos enter the package: whatever the file (phone JPEG with an
 EXIF rotation, PNG with transparency, 16-bit scan, CMYK print file, HEIC), it returns an RGB uint8
