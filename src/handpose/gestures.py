@@ -52,7 +52,7 @@ _PATTERNS: tuple[tuple[tuple[bool | None, bool, bool, bool, bool], str], ...] = 
     ((False, True, False, False, False), "point"),
     ((False, True, True, False, False), "victory"),
     ((True, True, True, False, False), "three"),
-    ((None, True, True, True, False), "three"),
+    ((False, True, True, True, False), "three"),
     ((False, True, True, True, True), "four"),
     ((True, False, False, False, False), "thumbs_up"),
     ((True, False, False, False, True), "call"),
