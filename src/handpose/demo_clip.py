@@ -36,11 +36,12 @@ EXTRA_GESTURES: dict[str, tuple[tuple[tuple[float, float, float], ...], ...]] = 
     "four": (_THUMB_IN, ((0, 0, -10), (0, 0, 0), (0, 0, 0)), _E, ((0, 0, 5), (0, 0, 0), (0, 0, 0)), _PINKY_OUT),
     "ok": (((25, 0, 15), (20, 0, 0), (15, 0, 0)), ((35, 0, 0), (50, 0, 0), (20, 0, 0)), _E, _E, _PINKY_OUT),
 }
-#: Pose name (demo or extra) -> (expected :mod:`handpose.gestures` name, finger count or ``None``
-#: where the count is not defined: a pinch's index finger, a relaxed hand).
-EXPECTED: dict[str, tuple[str, int | None]] = {
+#: Pose name (demo or extra) -> (expected :mod:`handpose.gestures` name, finger count), ``None``
+#: where undefined: a pinch's index finger is half bent; a relaxed hand lies between open and curled
+#: (MediaPipe bends straight fingers by as much as the relaxed pose does).
+EXPECTED: dict[str, tuple[str | None, int | None]] = {
     "open": ("open_palm", 5), "fist": ("fist", 0), "point": ("point", 1), "count2": ("victory", 2),
-    "count3": ("three", 3), "pinch": ("ok", None), "relaxed": ("other", None), "thumbs_up": ("thumbs_up", 1),
+    "count3": ("three", 3), "pinch": ("ok", None), "relaxed": (None, None), "thumbs_up": ("thumbs_up", 1),
     "call": ("call", 2), "rock": ("rock", 2), "four": ("four", 4), "ok": ("ok", 3),
 }
 #: The right hand's default gesture sequence, and the entering left hand's.

@@ -17,7 +17,12 @@ away from the index knuckle (``|TIP - INDEX_MCP| > THUMB_REACH_MIN |MIDDLE_MCP -
 
 Named gestures come from the pattern of extended fingers (thumb, index, middle, ring, pinky) when
 no finger of the four is *bent*; a thumb tip touching the index tip
-(``|THUMB_TIP - INDEX_TIP| < PINCH_MAX |MIDDLE_MCP - WRIST|``) is ``"ok"`` (OK sign or pinch) first.
+(``|THUMB_TIP - INDEX_TIP| < PINCH_MAX |MIDDLE_MCP - WRIST|``) is ``"ok"`` (OK sign or pinch) first,
+unless all four fingers are curled (in a fist the thumb rests on the index finger).
+
+The thresholds suit both the open hand model's keypoints and MediaPipe's world landmarks, which
+bend straight fingers by 50-80 degrees and shorten the thumb's reach (rendered clip,
+:mod:`handpose.demo_clip`).
 """
 from __future__ import annotations
 
@@ -30,13 +35,13 @@ from handpose.keypoints import FINGERS, MIDDLE_MCP, NUM_KEYPOINTS, WRIST
 
 FINGER_NAMES: tuple[str, ...] = tuple(FINGERS)
 #: A finger (index to pinky) with a smaller curl is extended, degrees.
-EXTENDED_MAX_DEG = 75.0
+EXTENDED_MAX_DEG = 90.0
 #: A finger (index to pinky) with a larger curl is curled, degrees.
-CURLED_MIN_DEG = 140.0
+CURLED_MIN_DEG = 120.0
 #: The thumb's MCP + IP bends must stay below this for it to be extended, degrees.
-THUMB_BEND_MAX_DEG = 60.0
+THUMB_BEND_MAX_DEG = 65.0
 #: The thumb tip's least distance from the index knuckle, in palm lengths, for it to be extended.
-THUMB_REACH_MIN = 0.72
+THUMB_REACH_MIN = 0.55
 #: Thumb and index tips closer than this, in palm lengths, touch (OK sign, pinch).
 PINCH_MAX = 0.45
 
@@ -155,7 +160,7 @@ def classify(keypoints_3d: np.ndarray) -> HandGesture:
     extended = (thumb,) + tuple(bool(c < EXTENDED_MAX_DEG) for c in curls[1:])
     bent = (False,) + tuple(bool(EXTENDED_MAX_DEG <= c <= CURLED_MIN_DEG) for c in curls[1:])
     pinch = float(np.linalg.norm(k[4] - k[8]) / palm)
-    if pinch < PINCH_MAX:
+    if pinch < PINCH_MAX and not all(c > CURLED_MIN_DEG for c in curls[1:]):
         gesture = "ok"
     elif any(bent):
         gesture = "other"
