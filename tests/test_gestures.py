@@ -12,13 +12,10 @@ torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
-def models():
+def models(open_hand_export):
     from handpose.handmodel import load_hand_model
 
-    try:
-        return {side: load_hand_model("open", side) for side in ("right", "left")}
-    except FileNotFoundError as exc:
-        pytest.skip(f"open hand model not built: {exc}")
+    return {side: load_hand_model("open", side) for side in ("right", "left")}
 
 
 def posed(model, name: str, rng: np.random.Generator | None = None, jitter_deg: float = 4.0) -> np.ndarray:

@@ -68,6 +68,7 @@ class HandTruth:
         visible: ``(21,)`` bool (inside the image, not hidden: :func:`handpose.demo_data.keypoint_visibility`).
         gesture: expected gesture while a pose is held, ``None`` in transitions.
         count: expected finger count, ``None`` in transitions or where undefined.
+        held: a pose is held (the fingers do not move; only the wrist turns).
     """
 
     track: int
@@ -77,6 +78,7 @@ class HandTruth:
     visible: np.ndarray
     gesture: str | None
     count: int | None
+    held: bool = True
 
 
 @dataclass
@@ -115,7 +117,7 @@ def _rotate_about(vector: np.ndarray, axis: np.ndarray, degrees: float) -> np.nd
     return v * np.cos(a) + np.cross(k, v) * np.sin(a) + k * (k @ v) * (1 - np.cos(a))
 
 
-def render_clip(width: int = 640, height: int = 480, fps: float = 15.0, hold: int = 6, transition: int = 3,
+def render_clip(width: int = 640, height: int = 480, fps: float = 30.0, hold: int = 8, transition: int = 4,
                 sequence: Sequence[str] = SEQUENCE, second: Sequence[str] = SECOND_SEQUENCE,
                 second_from: float | None = 0.5, turn_deg: float = 45.0, turn_period: float = 4.0,
                 seed: int = 0, progress: bool = False) -> Clip:
@@ -176,7 +178,7 @@ def render_clip(width: int = 640, height: int = 480, fps: float = 15.0, hold: in
                 continue
             gesture, fingers = EXPECTED[name] if name is not None else (None, None)
             row.append(HandTruth(track, hand.side, np.asarray(project(hand.keypoints, K)), hand.keypoints, visible,
-                                 gesture, fingers))
+                                 gesture, fingers, name is not None))
         truth.append(row)
     return Clip(np.stack(frames), float(fps), K, truth)
 
@@ -186,3 +188,130 @@ def write_clip(clip: Clip, path: str | Path) -> Path:
     from handpose.video import write_video
 
     return write_video(path, clip.frames, clip.fps)
+
+
+# -- scoring a tracker on the clip ---------------------------------------------------------------
+
+@dataclass
+class ClipScores:
+    """How well hands were tracked through a clip.
+
+    Attributes:
+        pck: ``(T,)`` per frame, the fraction of the visible true keypoints predicted within
+            ``alpha`` times the true hand's box size (a missed hand's keypoints count as wrong).
+        detected: fraction of the true hands (over all frames) matched by a prediction.
+        id_switches: times a true hand's matched track id changed from its previous match.
+        jitter: mean ``|x_{t+1} - 2 x_t + x_{t-1}|`` of the predicted keypoints, px/frame^2, over
+            the triples of consecutive frames where the same true hand is matched and holds its
+            pose (:attr:`HandTruth.held`: the fingers still, the wrist turning smoothly).
+        truth_jitter: the same of the true keypoints on the same triples (the motion itself).
+        error_jitter: the same of the error ``x - x_true``: the part of the jitter that is noise.
+        gesture_accuracy: fraction of matched hands holding a defined gesture that are named right.
+        count_accuracy: the same for finger counts.
+        gestures: per matched hand with a defined gesture, ``(frame, true gesture, predicted)``.
+        counts: per matched hand with a defined count, ``(frame, true count, predicted)``.
+    """
+
+    pck: np.ndarray
+    detected: float
+    id_switches: int
+    jitter: float
+    truth_jitter: float
+    error_jitter: float
+    gesture_accuracy: float
+    count_accuracy: float
+    gestures: list[tuple[int, str, str | None]]
+    counts: list[tuple[int, int, int | None]]
+
+
+def _acceleration(series: np.ndarray) -> np.ndarray:
+    """``(N,)`` ``|x_{t+1} - 2 x_t + x_{t-1}|`` per keypoint of ``(3, 21, 2)`` triples ``(N, 3, 21, 2)``."""
+    return np.linalg.norm(series[:, 2] - 2 * series[:, 1] + series[:, 0], axis=-1).reshape(-1)
+
+
+def evaluate_clip(clip: Clip, tracked: Sequence[Sequence], alpha: float = 0.1) -> ClipScores:
+    """Score per-frame tracked hands (:class:`handpose.tracking.TrackedHand` lists, one per frame)
+    against the clip's truth: hands are matched per frame (:func:`handpose.metrics.match_hands`),
+    gestures come from :func:`handpose.gestures.classify` of the tracked 3D keypoints."""
+    from handpose.gestures import classify
+    from handpose.metrics import box_size, match_hands
+
+    if len(tracked) != len(clip):
+        raise ValueError(f"{len(tracked)} frames of hands for a clip of {len(clip)} frames")
+    pck, found, total = [], 0, 0
+    last_id: dict[int, int | None] = {}
+    switches = 0
+    history: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    gestures, counts = [], []
+    for f, (truth, hands) in enumerate(zip(clip.truth, tracked)):
+        if not truth:
+            pck.append(np.nan)
+            continue
+        gt = np.stack([h.keypoints_2d for h in truth])
+        visible = np.stack([h.visible for h in truth])
+        pred = np.stack([th.hand.keypoints_2d for th in hands]) if hands else np.zeros((0, 21, 2))
+        matches = match_hands(pred, gt, visible)
+        size = box_size(gt, visible)
+        correct, seen = 0.0, float(visible.sum())
+        total += len(truth)
+        for p, g in matches.pairs:
+            found += 1
+            error = np.linalg.norm(pred[p] - gt[g], axis=-1)[visible[g]]
+            correct += float((error < alpha * size[g]).sum())
+            true_hand, th = truth[g], hands[p]
+            if true_hand.track in last_id and th.track_id != last_id[true_hand.track]:
+                switches += 1
+            last_id[true_hand.track] = th.track_id
+            if true_hand.held:
+                history.setdefault(true_hand.track, []).append((f, pred[p], true_hand.keypoints_2d))
+            if true_hand.gesture is not None or true_hand.count is not None:
+                try:
+                    got = classify(th.hand.keypoints_3d)
+                    name, count = got.gesture, got.count
+                except ValueError:
+                    name, count = None, None
+                if true_hand.gesture is not None:
+                    gestures.append((f, true_hand.gesture, name))
+                if true_hand.count is not None:
+                    counts.append((f, true_hand.count, count))
+        pck.append(correct / seen if seen else np.nan)
+    triples_pred, triples_true = [], []
+    for items in history.values():
+        for a, b, c in zip(items, items[1:], items[2:]):
+            if c[0] - a[0] == 2:
+                triples_pred.append(np.stack([a[1], b[1], c[1]]))
+                triples_true.append(np.stack([a[2], b[2], c[2]]))
+    if triples_pred:
+        tp, tt = np.stack(triples_pred), np.stack(triples_true)
+        jitter, truth_jitter, error_jitter = (float(_acceleration(x).mean()) for x in (tp, tt, tp - tt))
+    else:
+        jitter = truth_jitter = error_jitter = float("nan")
+    mean = lambda pairs: float(np.mean([t == p for _, t, p in pairs])) if pairs else float("nan")  # noqa: E731
+    return ClipScores(np.asarray(pck), found / total if total else float("nan"), switches, jitter, truth_jitter,
+                      error_jitter, mean(gestures), mean(counts), gestures, counts)
+
+
+def track_clip(clip: Clip, smoothing: Sequence[bool] = (False, True), max_hands: int = 2,
+               progress: bool = False) -> tuple[dict[bool, list[list]], float]:
+    """Run MediaPipe's tracking once over the clip's frames and re-track its raw detections with
+    and without smoothing: ``({smoothing: per-frame TrackedHand lists}, detection seconds)``."""
+    from tqdm.auto import tqdm
+
+    from handpose.tracking import HandTracker
+    from handpose.video import HandDetector, detect_hands
+
+    raw, seconds = [], 0.0
+    import time
+
+    with HandDetector(tracking=True, max_hands=max_hands) as detector:
+        previous: list = []
+        for frame in tqdm(clip.frames, desc="tracking", unit="frame", disable=not progress):
+            start = time.perf_counter()
+            hands = detect_hands(detector, frame, previous)
+            seconds += time.perf_counter() - start
+            raw.append(hands)
+    out = {}
+    for smooth in smoothing:
+        tracker = HandTracker(smoothing=smooth)
+        out[smooth] = [tracker.update(hands, f / clip.fps) for f, hands in enumerate(raw)]
+    return out, seconds

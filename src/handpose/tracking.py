@@ -130,7 +130,7 @@ class HandTracker:
         handedness_penalty: added cost when the sides differ.
     """
 
-    def __init__(self, smoothing: bool = True, min_cutoff: float = 1.5, beta: float = 1.0, d_cutoff: float = 1.0,
+    def __init__(self, smoothing: bool = True, min_cutoff: float = 0.3, beta: float = 3.0, d_cutoff: float = 10.0,
                  max_cost: float = 1.0, max_missed: int = 5, handedness_penalty: float = 0.5) -> None:
         if max_cost <= 0 or max_missed < 0:
             raise ValueError(f"need max_cost > 0 and max_missed >= 0, got {max_cost}, {max_missed}")

@@ -438,9 +438,7 @@ def process_video(video: str | os.PathLike, out_dir: str | os.PathLike, meshes: 
     from tqdm.auto import tqdm
 
     info = video_info(video)
-    video_out, jsonl_out = output_paths(video, out_dir)
-    if video_out.resolve() == Path(video).resolve() or jsonl_out.resolve() == Path(video).resolve():
-        raise VideoError(video, "the output would overwrite the input: choose another --out folder")
+    video_out, jsonl_out = output_paths(video, out_dir)  # never the input's name: "_annotated", ".jsonl"
     own = processor is None
     processor = processor or FrameProcessor(tracking, smoothing, meshes, max_hands, model_complexity)
     lines, kept = [], []
