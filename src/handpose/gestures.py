@@ -35,7 +35,7 @@ from handpose.keypoints import FINGERS, MIDDLE_MCP, NUM_KEYPOINTS, WRIST
 
 FINGER_NAMES: tuple[str, ...] = tuple(FINGERS)
 #: A finger (index to pinky) with a smaller curl is extended, degrees.
-EXTENDED_MAX_DEG = 90.0
+EXTENDED_MAX_DEG = 100.0
 #: A finger (index to pinky) with a larger curl is curled, degrees.
 CURLED_MIN_DEG = 120.0
 #: The thumb's MCP + IP bends must stay below this for it to be extended, degrees.
