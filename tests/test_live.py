@@ -69,3 +69,28 @@ def test_bad_video_exits_2(no_display, tmp_path, capsys):
     assert cli.main(["live", "--video", str(bad), "--out", str(tmp_path / "o.mp4")]) == 2
     assert "bad.mp4: the file is empty" in capsys.readouterr().err
     assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.fixture()
+def virtual_display(monkeypatch):
+    """A virtual X display (Xvfb) for the window path; skipped where Xvfb is not installed."""
+    import shutil
+    import subprocess
+    import time
+
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    number = 90 + (hash(str(time.time())) % 9)
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "800x600x24"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    monkeypatch.setenv("DISPLAY", f":{number}")
+    yield f":{number}"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_window_path_under_a_virtual_display(virtual_display, small_video):
+    assert live.display_problem() is None
+    result = live.run_live(video=small_video, max_frames=3)
+    assert result.window and result.frames == 3 and result.out is None

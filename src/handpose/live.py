@@ -139,7 +139,7 @@ def run_live(camera: int | None = 0, video: str | os.PathLike | None = None, mes
     frames, rate, start = 0, None, time.perf_counter()
     try:
         if use_window:
-            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+            cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)  # the frames' size (a resizable Qt window starts tiny)
             print("keys: " + ", ".join(f"{k} {what}" for k, what in KEYS.items()), flush=True)
         while max_frames is None or frames < max_frames:
             ok, bgr = capture.read()
