@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from handpose.camera import project
-from handpose.demo_clip import EXPECTED, EXTRA_GESTURES, Clip, HandTruth, evaluate_clip, pose_of, render_clip
+from handpose.demo_clip import (EXPECTED, EXTRA_GESTURES, Clip, HandTruth, acceleration_by_frame, evaluate_clip, pose_of,
+                                render_clip)
 from handpose.prediction import HandPrediction
 from handpose.tracking import TrackedHand
 
@@ -71,3 +72,14 @@ def test_scores_of_the_truth_itself_and_of_a_lagging_copy(clip):
 def test_truth_type_defaults():
     truth = HandTruth(0, "right", np.zeros((21, 2)), np.zeros((21, 3)), np.ones(21, bool), None, None)
     assert truth.held
+
+
+def test_acceleration_by_frame_of_the_truth(clip):
+    """The truth fed back has the truth's acceleration; frames at the ends are NaN."""
+    tracked = [[TrackedHand(h.track, HandPrediction(h.keypoints_2d, h.keypoints_3d - h.keypoints_3d[0], h.side, 1.0),
+                            None) for h in row] for row in clip.truth]
+    pred, true = acceleration_by_frame(clip, tracked, track=0)
+    assert pred.shape == true.shape == (len(clip),)
+    assert np.isnan(pred[0]) and np.isnan(pred[-1])
+    np.testing.assert_allclose(pred[1:-1], true[1:-1])
+    assert np.all(true[1:-1] >= 0)

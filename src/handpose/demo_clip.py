@@ -208,8 +208,8 @@ class ClipScores:
         error_jitter: the same of the error ``x - x_true``: the part of the jitter that is noise.
         gesture_accuracy: fraction of matched hands holding a defined gesture that are named right.
         count_accuracy: the same for finger counts.
-        gestures: per matched hand with a defined gesture, ``(frame, true gesture, predicted)``.
-        counts: per matched hand with a defined count, ``(frame, true count, predicted)``.
+        gestures: per matched hand with a defined gesture, ``(frame, true track, true gesture, predicted)``.
+        counts: per matched hand with a defined count, ``(frame, true track, true count, predicted)``.
     """
 
     pck: np.ndarray
@@ -220,8 +220,8 @@ class ClipScores:
     error_jitter: float
     gesture_accuracy: float
     count_accuracy: float
-    gestures: list[tuple[int, str, str | None]]
-    counts: list[tuple[int, int, int | None]]
+    gestures: list[tuple[int, int, str, str | None]]
+    counts: list[tuple[int, int, int, int | None]]
 
 
 def _acceleration(series: np.ndarray) -> np.ndarray:
@@ -271,9 +271,9 @@ def evaluate_clip(clip: Clip, tracked: Sequence[Sequence], alpha: float = 0.1) -
                 except ValueError:
                     name, count = None, None
                 if true_hand.gesture is not None:
-                    gestures.append((f, true_hand.gesture, name))
+                    gestures.append((f, true_hand.track, true_hand.gesture, name))
                 if true_hand.count is not None:
-                    counts.append((f, true_hand.count, count))
+                    counts.append((f, true_hand.track, true_hand.count, count))
         pck.append(correct / seen if seen else np.nan)
     triples_pred, triples_true = [], []
     for items in history.values():
@@ -286,9 +286,30 @@ def evaluate_clip(clip: Clip, tracked: Sequence[Sequence], alpha: float = 0.1) -
         jitter, truth_jitter, error_jitter = (float(_acceleration(x).mean()) for x in (tp, tt, tp - tt))
     else:
         jitter = truth_jitter = error_jitter = float("nan")
-    mean = lambda pairs: float(np.mean([t == p for _, t, p in pairs])) if pairs else float("nan")  # noqa: E731
+    mean = lambda rows: float(np.mean([t == p for *_, t, p in rows])) if rows else float("nan")  # noqa: E731
     return ClipScores(np.asarray(pck), found / total if total else float("nan"), switches, jitter, truth_jitter,
                       error_jitter, mean(gestures), mean(counts), gestures, counts)
+
+
+def acceleration_by_frame(clip: Clip, tracked: Sequence[Sequence], track: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame ``t``, the mean ``|x_{t+1} - 2 x_t + x_{t-1}|`` over the 21 keypoints (px/frame^2)
+    of the tracked hand matched to true hand ``track`` and of the truth itself: ``(pred (T,), true (T,))``,
+    NaN where the hand is not matched in all three frames."""
+    from handpose.metrics import match_hands
+
+    pred = np.full((len(clip), 21, 2), np.nan)
+    true = np.full((len(clip), 21, 2), np.nan)
+    for f, (truth, hands) in enumerate(zip(clip.truth, tracked)):
+        rows = [g for g, h in enumerate(truth) if h.track == track]
+        if not rows or not hands:
+            continue
+        g = rows[0]
+        candidates = np.stack([th.hand.keypoints_2d for th in hands])
+        pairs = match_hands(candidates, truth[g].keypoints_2d[None], truth[g].visible[None]).pairs
+        if len(pairs):
+            pred[f], true[f] = candidates[pairs[0, 0]], truth[g].keypoints_2d
+    accel = lambda x: np.r_[np.nan, np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1).mean(-1), np.nan]  # noqa: E731
+    return accel(pred), accel(true)
 
 
 def track_clip(clip: Clip, smoothing: Sequence[bool] = (False, True), max_hands: int = 2,
