@@ -24,7 +24,7 @@ from handpose import scene as sc
 from handpose.camera import intrinsics, project
 
 _E = ((0, 0, 0), (0, 0, 0), (0, 0, 0))
-_C = dd._CURLED
+_C = dd.GESTURES["fist"][1]  # a curled finger
 _THUMB_OUT = ((-20, 0, -20), (-5, 0, 0), (-5, 0, 0))
 _THUMB_IN = ((30, 0, 10), (40, 0, 0), (30, 0, 0))
 _PINKY_OUT = ((-5, 0, 15), (0, 0, 0), (0, 0, 0))

@@ -9,9 +9,10 @@ Per finger (index to pinky), the *curl* is the sum of the bends at its three joi
 
     curl = angle(MCP - WRIST, PIP - MCP) + angle(PIP - MCP, DIP - PIP) + angle(DIP - PIP, TIP - DIP)
 
-about 30 degrees for a straight finger (the knuckles do not lie on the wrist's rays), about 260
-for a fist. A finger is *extended* below :data:`EXTENDED_MAX_DEG`, *curled* above
-:data:`CURLED_MIN_DEG` and *bent* in between (a relaxed hand). The thumb is extended when its MCP
+about 30 degrees for a straight finger of the hand model (the knuckles do not lie on the wrist's
+rays; MediaPipe's world landmarks give 30-90), about 260 for a fist. A finger is *extended* below
+:data:`EXTENDED_MAX_DEG`, *curled* above :data:`CURLED_MIN_DEG` and *bent* in between. A relaxed
+hand (every joint a little flexed) has no defined answer: it falls on either side. The thumb is extended when its MCP
 and IP joints are straight (``bend(MCP) + bend(IP) < THUMB_BEND_MAX_DEG``) and its tip stands
 away from the index knuckle (``|TIP - INDEX_MCP| > THUMB_REACH_MIN |MIDDLE_MCP - WRIST|``).
 
@@ -21,8 +22,8 @@ no finger of the four is *bent*; a thumb tip touching the index tip
 unless all four fingers are curled (in a fist the thumb rests on the index finger).
 
 The thresholds suit both the open hand model's keypoints and MediaPipe's world landmarks, which
-bend straight fingers by 50-80 degrees and shorten the thumb's reach (rendered clip,
-:mod:`handpose.demo_clip`).
+bend straight fingers more and shorten the thumb's reach (tuned on the rendered clip of
+:mod:`handpose.demo_clip` and the demo set, ``bench/bench_gestures.py``).
 """
 from __future__ import annotations
 

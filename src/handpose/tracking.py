@@ -171,10 +171,11 @@ class HandTracker:
             # handedness: the track keeps the side with the most confidence so far (no flicker)
             track.votes[hand.handedness] = track.votes.get(hand.handedness, 0.0) + hand.score
             track.handedness = max(track.votes, key=track.votes.get)
-            kp2, kp3 = hand.keypoints_2d, hand.keypoints_3d
-            if self.smoothing:
-                kp2 = track.filter_2d(kp2, t, size)
-                kp3 = track.filter_3d(kp3, t, max(float(np.ptp(kp3, axis=0).max()), 1e-6))
+            # the filters run even when smoothing is off, so that switching it on mid-stream is seamless
+            kp2 = track.filter_2d(hand.keypoints_2d, t, size)
+            kp3 = track.filter_3d(hand.keypoints_3d, t, max(float(np.ptp(hand.keypoints_3d, axis=0).max()), 1e-6))
+            if not self.smoothing:
+                kp2, kp3 = hand.keypoints_2d, hand.keypoints_3d
             smoothed = dataclasses.replace(hand, keypoints_2d=kp2, keypoints_3d=kp3, handedness=track.handedness,
                                            box_xyxy=None, extras=dict(hand.extras))
             out.append(TrackedHand(track.track_id, smoothed, hand))
