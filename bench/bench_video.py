@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  finger-count accuracy                     {raw.count_accuracy:7.3f}  {smooth.count_accuracy:7.3f}")
     ratio = smooth.jitter / raw.jitter
     cost = np.nanmean(raw.pck) - np.nanmean(smooth.pck)
-    print(f"  smoothing: jitter x {ratio:.2f} (goal <= {GOALS['jitter_ratio']}: {verdict(ratio <= GOALS['jitter_ratio'])}),"
-          f" PCK cost {cost:+.3f} (goal <= {GOALS['pck_cost']}: {verdict(cost <= GOALS['pck_cost'])})")
+    print(f"  smoothing: jitter x {ratio:.2f} (goal <= {GOALS['jitter_ratio']}: "
+          f"{verdict(ratio <= GOALS['jitter_ratio'])}), PCK cost {cost:+.3f} (goal <= {GOALS['pck_cost']}: "
+          f"{verdict(cost <= GOALS['pck_cost'])})")
     print(f"  MediaPipe tracking alone: {len(clip) / seconds:.1f} frames/s over the whole clip (up to two hands)")
 
     one_hand = clip.frames[: next(i for i, row in enumerate(clip.truth) if len(row) > 1)]

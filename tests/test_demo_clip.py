@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from handpose.camera import project
-from handpose.demo_clip import (EXPECTED, EXTRA_GESTURES, Clip, HandTruth, acceleration_by_frame, evaluate_clip, pose_of,
-                                render_clip)
+from handpose.demo_clip import (EXPECTED, EXTRA_GESTURES, Clip, HandTruth, acceleration_by_frame, evaluate_clip,
+                                pose_of, render_clip)
 from handpose.prediction import HandPrediction
 from handpose.tracking import TrackedHand
 

@@ -308,7 +308,9 @@ def acceleration_by_frame(clip: Clip, tracked: Sequence[Sequence], track: int = 
         pairs = match_hands(candidates, truth[g].keypoints_2d[None], truth[g].visible[None]).pairs
         if len(pairs):
             pred[f], true[f] = candidates[pairs[0, 0]], truth[g].keypoints_2d
-    accel = lambda x: np.r_[np.nan, np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1).mean(-1), np.nan]  # noqa: E731
+    def accel(x: np.ndarray) -> np.ndarray:
+        return np.r_[np.nan, np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1).mean(-1), np.nan]
+
     return accel(pred), accel(true)
 
 

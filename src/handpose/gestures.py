@@ -168,8 +168,8 @@ def classify(keypoints_3d: np.ndarray) -> HandGesture:
     else:
         gesture = next((name for pattern, name in _PATTERNS
                         if all(p is None or p == e for p, e in zip(pattern, extended))), "other")
-    return HandGesture(extended, bent, tuple(float(c) for c in curls), int(sum(extended)), gesture,  # type: ignore[arg-type]
-                       pinch)
+    curl = tuple(float(c) for c in curls)
+    return HandGesture(extended, bent, curl, int(sum(extended)), gesture, pinch)  # type: ignore[arg-type]
 
 
 def classify_many(keypoints_3d: np.ndarray) -> list[HandGesture]:

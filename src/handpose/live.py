@@ -65,7 +65,8 @@ def open_source(camera: int | None = None, video: str | os.PathLike | None = Non
     else:
         capture = cv2.VideoCapture(int(camera or 0))
         if not capture.isOpened():
-            raise RuntimeError(f"camera {camera or 0} could not be opened (is it connected, or used by another program?)")
+            raise RuntimeError(f"camera {camera or 0} could not be opened (is it connected, or used by another "
+                               "program?)")
     fps = capture.get(cv2.CAP_PROP_FPS)
     return capture, fps if fps and fps > 0 else DEFAULT_FPS
 
