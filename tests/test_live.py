@@ -74,16 +74,21 @@ def test_bad_video_exits_2(no_display, tmp_path, capsys):
 @pytest.fixture()
 def virtual_display(monkeypatch):
     """A virtual X display (Xvfb) for the window path; skipped where Xvfb is not installed."""
+    import os
     import shutil
     import subprocess
-    import time
 
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    number = 90 + (hash(str(time.time())) % 9)
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "800x600x24"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    time.sleep(1.5)
+    read, write = os.pipe()  # Xvfb picks a free display number and writes it to `write`
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "800x600x24"], pass_fds=(write,),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        server.kill()
+        pytest.skip("Xvfb did not start")
     monkeypatch.setenv("DISPLAY", f":{number}")
     yield f":{number}"
     server.terminate()
