@@ -71,6 +71,18 @@ def test_no_tracking_has_no_track_ids(clip_file, tmp_path):
     assert all(hand["track_id"] is None for line in read_jsonl(result.jsonl) for hand in line["hands"])
 
 
+def test_no_smoothing_keeps_the_raw_keypoints(clip_file, tmp_path, capsys):
+    assert cli.main(["video", str(clip_file), "--out", str(tmp_path), "--no-smoothing"]) == 0
+    capsys.readouterr()
+    result = process_video(clip_file, tmp_path / "again", smoothing=False, progress=False, keep_results=True)
+    hands = [th for frame in result.frames for th in frame.hands]
+    assert hands and all(np.array_equal(th.hand.keypoints_2d, th.raw.keypoints_2d) for th in hands)
+    assert {th.track_id for th in hands} == {0, 1}
+    lines = read_jsonl(tmp_path / "clip_hands.jsonl")
+    np.testing.assert_allclose(lines[5]["hands"][0]["keypoints_2d"], result.frames[5].hands[0].raw.keypoints_2d,
+                               atol=1e-3)
+
+
 def test_tracking_and_smoothing_on_the_clip(clip):
     """Against the exact truth: nearly every hand found, PCK@0.1 high, no id switch; smoothing at
     least halves the jitter on held poses and costs at most 0.02 PCK; gestures mostly right."""
@@ -94,6 +106,13 @@ def test_corrupt_or_empty_video_exits_2_naming_the_file(tmp_path, capsys, conten
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     with pytest.raises(VideoError, match="bad.mp4"):
         list(read_frames(bad))
+
+
+def test_unwritable_output_exits_2(clip_file, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert cli.main(["video", str(clip_file), "--out", str(blocker / "out")]) == 2
+    assert "error:" in capsys.readouterr().err
 
 
 def test_missing_video_exits_2(tmp_path, capsys):

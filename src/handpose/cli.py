@@ -235,7 +235,7 @@ def run_video(args: argparse.Namespace) -> int:
     try:
         result = process_video(args.input, args.out, meshes=args.meshes, tracking=not args.no_tracking,
                                smoothing=not args.no_smoothing, max_hands=args.max_hands)
-    except (VideoError, FileNotFoundError) as exc:
+    except (VideoError, OSError) as exc:  # bad video; an output folder that cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{result.frame_count} frames at {result.fps:.1f} frames/s -> {result.video}, {result.jsonl}")
@@ -265,7 +265,7 @@ def run_live(args: argparse.Namespace) -> int:
     try:
         result = live(camera=args.camera, video=args.video, meshes=args.meshes, out=args.out,
                       max_frames=args.max_frames, max_hands=args.max_hands)
-    except (VideoError, RuntimeError) as exc:
+    except (VideoError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{result.frames} frames at {result.fps:.1f} frames/s"
