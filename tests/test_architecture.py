@@ -24,8 +24,8 @@ LAYERS: dict[str, int] = {
     "models": 1, "detect": 1, "handmodel": 1, "setup_assets": 1,
     "fitting": 2, "losses": 2, "metrics": 2, "signals": 2, "sweeps": 2, "gestures": 2, "tracking": 2,
     "render": 3, "viz": 3, "plot3d": 3, "figures": 3,
-    "pipeline": 4, "meshes": 4, "demo_data": 4, "scene": 4, "video": 4,
-    "cli": 5, "report": 5, "widgets": 5, "annotate": 5, "notebook": 5,
+    "pipeline": 4, "meshes": 4, "demo_data": 4, "scene": 4, "video": 4, "demo_clip": 4,
+    "cli": 5, "report": 5, "widgets": 5, "annotate": 5, "notebook": 5, "live": 5,
 }
 #: Pairs (importer prefix, imported prefix) that the layer numbers allow but the rules forbid.
 FORBIDDEN: tuple[tuple[str, str, str], ...] = (

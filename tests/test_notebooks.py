@@ -32,6 +32,7 @@ EXPECTED = {
     "03_inference": (set(), (0, 0)),
     "04_interactive_3d": (set(), (0, 1)),
     "05_failure_analysis": (set(), (0, 0)),
+    "06_video_and_gestures": ({"06_annotated_strip", "06_jitter", "06_finger_counts"}, (3, 0)),
 }
 
 

@@ -68,6 +68,8 @@ def test_folder_schema_overlays_and_bad_file(folder, tmp_path):
     assert np.asarray(hand["keypoints_2d"]).shape == (21, 2) and np.asarray(hand["keypoints_3d"]).shape == (21, 3)
     assert hand["handedness"] in ("left", "right") and isinstance(hand["score"], float)
     assert len(hand["box_xyxy"]) == 4
+    # gestures need a real 3D hand: the fake one's zeros are degenerate, so both fields are null
+    assert hand["gesture"] is None and hand["fingers"] is None
     overlay = cv2.imread(str(out / "overlays" / "a.png"))
     assert overlay.shape == (40, 60, 3)
     assert not (out / "overlays" / "c.png").exists()

@@ -8,7 +8,7 @@ import pytest
 
 from handpose.keypoints import FINGER_COLORS, FINGERS, NUM_KEYPOINTS
 from handpose.prediction import HandPrediction
-from handpose.viz import axes_grid, draw_hands, draw_keypoints, hand_silhouette, image_grid
+from handpose.viz import axes_grid, draw_hands, draw_keypoints, draw_text, gesture_notes, hand_silhouette, image_grid
 
 
 def fan_hand() -> np.ndarray:
@@ -59,6 +59,24 @@ def test_draw_hands_labels_handedness_and_score():
     np.testing.assert_array_equal(draw_hands(image, []), image)
     with pytest.raises(ValueError):
         draw_hands(image.astype(np.float32), [hand])
+
+
+def test_notes_lengthen_the_label_and_bones_can_be_left_out():
+    """A note widens the label's black box; ``bones=False`` draws the label only; notes must match
+    the hands; ``gesture_notes`` counts the fan's fingers (3D: the fan laid flat) or says ``?``."""
+    kp3 = np.c_[fan_hand() - fan_hand()[0], np.zeros(21)]
+    hand = HandPrediction(fan_hand(), kp3, "left", 0.93)
+    image = np.full((200, 300, 3), 30, np.uint8)
+    black = lambda out: int((out == 0).all(-1).sum())  # noqa: E731
+    assert black(draw_hands(image, [hand], notes=["5 open palm"])) > black(draw_hands(image, [hand])) + 100
+    label_only = draw_hands(image, [hand], bones=False)
+    assert (label_only != image).any(-1).sum() < (draw_hands(image, [hand]) != image).any(-1).sum() / 2
+    with pytest.raises(ValueError, match="notes"):
+        draw_hands(image, [hand], notes=[])
+    assert gesture_notes([hand]) == ["5 open palm"]
+    assert gesture_notes([HandPrediction(fan_hand(), np.zeros((21, 3)), "left", 0.9)]) == ["?"]
+    boxed = draw_text(image, "12.3 FPS", (5, 5))
+    assert (boxed[5:20, 5:40] == 0).all(-1).any() and (boxed[5:20, 5:40] > 180).all(-1).any()
 
 
 def test_image_grid_layout_and_titles():

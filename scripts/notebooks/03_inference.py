@@ -56,13 +56,38 @@ for r in failed:
 # %% [markdown]
 # ## All images with their 2D skeletons
 #
-# Each detected hand is drawn with its finger colours, its handedness and the detector's score.
+# Each detected hand is drawn with its finger colours, its handedness, the detector's score, and
+# its finger count and gesture (next section).
 
 # %%
-fig = viz.image_grid([viz.draw_hands(io.load_image(r.image), r.hands) for r in results],
+fig = viz.image_grid([viz.draw_hands(io.load_image(r.image), r.hands, notes=viz.gesture_notes(r.hands))
+                      for r in results],
                      [f"{r.image.name} ({len(r.hands)})" for r in results], ncols=5, cell_inches=2.6)
 save_figure(fig, "03_grid_skeletons")
 plt.show()
+
+# %% [markdown]
+# ## Fingers and gestures
+#
+# `handpose.gestures` decides for each finger whether it is extended from the **3D keypoints'
+# joint angles**: the bends at a finger's three joints add up to about 30-80° when it is straight
+# and 150-260° when it is curled (the thumb: its two outer joints, and how far its tip reaches from
+# the index knuckle). Angles do not change with the view, so a palm seen edge-on or from behind, or
+# a left hand (a mirror image), counts the same. The pattern of extended fingers then names the
+# gesture (open palm, fist, point, victory, three, four, thumbs-up, call, rock; thumb and index tips
+# touching: OK/pinch). `predictions.json` carries both per hand (`"fingers"`, `"gesture"`). The
+# demo set's `metadata.csv` tag is printed beside (`count` is 2 or 3 fingers; `other` a relaxed hand).
+
+# %%
+from handpose.gestures import classify
+
+tags = io.read_metadata_csv(folder / "metadata.csv") if (folder / "metadata.csv").is_file() else {}
+for r in results:
+    for hand in r.hands:
+        g = classify(hand.keypoints_3d)
+        fingers = "".join(letter if up else "." for letter, up in zip("TIMRP", g.extended))
+        print(f"{r.image.name:<26}{hand.handedness:<6}{g.count} fingers {fingers}  {g.label:<12}"
+              f"tag: {tags.get(r.image.name, {}).get('gesture', '-')}")
 
 # %% [markdown]
 # ## Fitting a hand mesh to each prediction

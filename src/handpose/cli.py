@@ -4,6 +4,8 @@
                      [--meshes auto|open|mano]
     handpose doctor [--weights DIR]
     handpose demo-data [--out data/demo] [--seed 0] [--only NAME ...] [--count N]
+    handpose video IN.mp4 --out DIR [--meshes] [--no-tracking] [--no-smoothing] [--max-hands N]
+    handpose live [--camera N | --video FILE] [--meshes] [--out FILE.mp4] [--max-frames N]
 
 Each subcommand is one ``add_<name>(subparsers)`` function registering its arguments and a
 ``run`` callable ``(args) -> exit code``; add new ones to :data:`COMMANDS`.
@@ -208,9 +210,75 @@ def run_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- video and live -------------------------------------------------------------------------------
+
+def add_video(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("video", help="annotate a video: DIR/<name>_annotated.mp4 + <name>_hands.jsonl",
+                              description="Track hands through a video; write an annotated MP4 (skeletons, "
+                                          "track ids, finger counts, gestures, optional meshes) and one JSON "
+                                          "line of hands per frame.")
+    p.add_argument("input", type=Path, metavar="IN.mp4")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--meshes", action="store_true", help="fit and draw the open hand model on each hand")
+    p.add_argument("--no-tracking", action="store_true",
+                   help="search every frame from scratch, without track ids (and without smoothing)")
+    p.add_argument("--no-smoothing", action="store_true", help="keep the raw keypoints (no One-Euro filter)")
+    p.add_argument("--max-hands", type=int, default=2, metavar="N", help="hands per frame (default 2)")
+    p.set_defaults(run=run_video)
+
+
+def run_video(args: argparse.Namespace) -> int:
+    from handpose.video import VideoError, process_video
+
+    if args.max_hands < 1:
+        print("error: --max-hands must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        result = process_video(args.input, args.out, meshes=args.meshes, tracking=not args.no_tracking,
+                               smoothing=not args.no_smoothing, max_hands=args.max_hands)
+    except (VideoError, OSError) as exc:  # bad video; an output folder that cannot be written
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{result.frame_count} frames at {result.fps:.1f} frames/s -> {result.video}, {result.jsonl}")
+    return 0
+
+
+def add_live(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("live", help="webcam or video in a window: skeletons, meshes, finger counts, FPS",
+                              description="Show a webcam (or a video file) annotated live in an OpenCV window. "
+                                          "Keys: m meshes, k skeleton, s smoothing, p snapshot, q quit. "
+                                          "Without a display, write the annotated frames to --out.")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--camera", type=int, default=0, metavar="N", help="camera number (default 0)")
+    source.add_argument("--video", type=Path, default=None, metavar="FILE", help="play a video file instead")
+    p.add_argument("--meshes", action="store_true", help="start with the mesh overlay on")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE.mp4",
+                   help="also write the annotated frames here (without a display: handpose_live.mp4 by default)")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    p.add_argument("--max-hands", type=int, default=2, metavar="N", help="hands per frame (default 2)")
+    p.set_defaults(run=run_live)
+
+
+def run_live(args: argparse.Namespace) -> int:
+    from handpose.live import run_live as live
+    from handpose.video import VideoError
+
+    try:
+        result = live(camera=args.camera, video=args.video, meshes=args.meshes, out=args.out,
+                      max_frames=args.max_frames, max_hands=args.max_hands)
+    except (VideoError, RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{result.frames} frames at {result.fps:.1f} frames/s"
+          + (f" -> {result.out}" if result.out else "")
+          + (f", {len(result.snapshots)} snapshots" if result.snapshots else ""))
+    return 0
+
+
 # -- main -----------------------------------------------------------------------------------------
 
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_predict, add_doctor, add_demo_data)
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_predict, add_doctor, add_demo_data,
+                                                                       add_video, add_live)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,8 @@
   model name and a hash of its options, so a changed file or changed options are recomputed and re-running is fast.
 
 ``predictions.json`` is a public interface: a list of ``{"image", "width", "height", "hands":
-[HandPrediction.to_json()...]}``, plus ``"error"`` for photos that failed.
+[HandPrediction.to_json()...]}``, plus ``"error"`` for photos that failed. Each hand also has
+``"gesture"`` and ``"fingers"`` (:func:`handpose.gestures.gesture_fields`).
 """
 from __future__ import annotations
 
@@ -59,8 +60,11 @@ class ImageResult:
 
     def to_json(self) -> dict[str, Any]:
         """The ``predictions.json`` entry of this photo."""
+        from handpose.gestures import gesture_fields
+
         entry: dict[str, Any] = {"image": str(self.image), "width": self.width, "height": self.height,
-                                 "hands": [hand.to_json() for hand in self.hands]}
+                                 "hands": [{**hand.to_json(), **gesture_fields(hand.keypoints_3d)}
+                                           for hand in self.hands]}
         if self.error is not None:
             entry["error"] = self.error
         return entry
@@ -213,11 +217,11 @@ def predict_folder(folder_or_paths: PathLike | Iterable[PathLike], out_dir: Path
             results.append(ImageResult(path, error=f"{type(exc).__name__}: {exc}"))
             continue
         if out is not None and overlays:
-            from handpose.viz import draw_hands
+            from handpose.viz import draw_hands, gesture_notes
 
             result.overlay = out / "overlays" / name
             result.overlay.parent.mkdir(parents=True, exist_ok=True)
-            io.save_png_atomic(result.overlay, draw_hands(image, result.hands))
+            io.save_png_atomic(result.overlay, draw_hands(image, result.hands, notes=gesture_notes(result.hands)))
         results.append(result)
     if out is not None:
         write_predictions(out / "predictions.json", results)

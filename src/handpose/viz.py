@@ -74,7 +74,7 @@ def draw_keypoints(image: np.ndarray, keypoints_2d: np.ndarray, color: Color | N
 
 
 def draw_hands(image: np.ndarray, hands: Sequence[HandPrediction], label: bool = True, box: bool = False,
-               thickness: int | None = None) -> np.ndarray:
+               thickness: int | None = None, notes: Sequence[str] | None = None, bones: bool = True) -> np.ndarray:
     """Draw predicted hands: finger-coloured skeleton, keypoint dots and a ``"right 0.97"`` label.
 
     Args:
@@ -83,6 +83,8 @@ def draw_hands(image: np.ndarray, hands: Sequence[HandPrediction], label: bool =
         label: write handedness and score above each hand.
         box: also draw each hand's ``box_xyxy``.
         thickness: line width in pixels (``None``: from each hand's size).
+        notes: one text per hand appended to its label (e.g. :func:`gesture_notes`).
+        bones: draw the skeleton (``False``: labels and boxes only).
 
     Returns:
         ``(H, W, 3)`` uint8 RGB copy.
@@ -90,20 +92,49 @@ def draw_hands(image: np.ndarray, hands: Sequence[HandPrediction], label: bool =
     out = _check_image(image).copy()
     font_scale = max(0.4, max(out.shape[:2]) / 1400)
     font_thick = max(1, round(font_scale * 2))
-    for hand in hands:
-        out = draw_keypoints(out, hand.keypoints_2d, thickness=thickness)
+    if notes is not None and len(notes) != len(hands):
+        raise ValueError(f"{len(hands)} hands but {len(notes)} notes")
+    for i, hand in enumerate(hands):
+        if bones:
+            out = draw_keypoints(out, hand.keypoints_2d, thickness=thickness)
         x1, y1, x2, y2 = (int(round(v)) for v in hand.box_xyxy)
         if box:
             cv2.rectangle(out, (x1, y1), (x2, y2), (255, 255, 255), 1, cv2.LINE_AA)
         if label:
-            text = f"{hand.handedness} {hand.score:.2f}"
+            text = f"{hand.handedness} {hand.score:.2f}" + (f" {notes[i]}" if notes is not None else "")
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, font_thick)
             x = int(np.clip(x1, 0, max(out.shape[1] - tw, 0)))
             y = int(np.clip(y1 - 4, th + 2, out.shape[0] - base))
-            cv2.rectangle(out, (x - 1, y - th - 2), (x + tw + 1, y + base), (0, 0, 0), -1)
-            cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), font_thick,
-                        cv2.LINE_AA)
+            out = draw_text(out, text, (x, y - th), font_scale)
     return out
+
+
+def draw_text(image: np.ndarray, text: str, top_left: tuple[int, int], font_scale: float | None = None) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB copy with white ``text`` on a black box whose top-left corner is at
+    ``top_left`` px (font size from the image size by default)."""
+    out = _check_image(image).copy()
+    font_scale = font_scale or max(0.4, max(out.shape[:2]) / 1400)
+    font_thick = max(1, round(font_scale * 2))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, font_thick)
+    x, y = int(top_left[0]), int(top_left[1]) + th
+    cv2.rectangle(out, (x - 1, y - th - 2), (x + tw + 1, y + base), (0, 0, 0), -1)
+    cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255), font_thick, cv2.LINE_AA)
+    return out
+
+
+def gesture_notes(hands: Sequence[HandPrediction]) -> list[str]:
+    """Per hand, ``"<finger count> <gesture label>"`` from its 3D keypoints (:mod:`handpose.gestures`),
+    ``"?"`` when they cannot be classified."""
+    from handpose.gestures import classify
+
+    notes = []
+    for hand in hands:
+        try:
+            gesture = classify(hand.keypoints_3d)
+            notes.append(f"{gesture.count} {gesture.label}")
+        except ValueError:
+            notes.append("?")
+    return notes
 
 
 def axes_grid(count: int, ncols: int, cell_inches: tuple[float, float], **subplots_kw: Any
