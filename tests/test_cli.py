@@ -1,5 +1,6 @@
 """The handpose command: predict writes predictions.json + overlays; doctor reports models and weights."""
 import json
+import re
 import subprocess
 import sys
 
@@ -29,6 +30,20 @@ def test_predict_writes_json_and_overlays(photos, tmp_path, capsys):
     assert cv2.imread(str(out / "overlays" / "hand.png")).shape == (256, 256, 3)
     captured = capsys.readouterr()
     assert "2 photos, 1 hands, 1 failed" in captured.out and "broken.jpg" in captured.err
+
+
+#: Lines MediaPipe's C++ graphs write to fd 2 when nothing silences them (absl/glog prefix I/W/E/F + date).
+NATIVE_LOG = re.compile(r"XNNPACK|Feedback manager|NORM_RECT|absl::InitializeLog|^[IWEF]\d{4} ", re.MULTILINE)
+
+
+def test_predict_prints_no_native_mediapipe_logs(photos, tmp_path):
+    """In a fresh process, where MediaPipe logs its graph set-up and first inference to fd 2."""
+    result = subprocess.run([sys.executable, "-m", "handpose.cli", "predict", str(photos / "hand.png"), "--out",
+                             str(tmp_path / "out"), "--no-cache", "--max-hands", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "1 photos, 1 hands" in result.stdout
+    assert not NATIVE_LOG.search(result.stdout + result.stderr), result.stderr
 
 
 def test_predict_unknown_model_and_missing_weights(photos, tmp_path, monkeypatch, capsys):
