@@ -44,9 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import nbformat
+import numpy as np
 from jinja2 import DictLoader
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
@@ -175,11 +174,13 @@ class ReportResult:
 
 
 class _InterpreterKernelSpecs(KernelSpecManager):
-    """Every kernel name resolves to an IPython kernel of the running interpreter (sys.executable)."""
+    """Every kernel name resolves to an IPython kernel of the running interpreter (sys.executable),
+    which logs only errors to the build's terminal (not its start-up warnings, e.g. about TCP on
+    localhost)."""
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
         return KernelSpec(
-            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", "--log-level=ERROR"],
             display_name=f"Python {sys.version_info.major}.{sys.version_info.minor} ({sys.executable})",
             language="python",
         )
@@ -357,9 +358,10 @@ def combined_notebook(runs: Sequence[NotebookRun]) -> NotebookNode:
 
 # -- the front page ----------------------------------------------------------------------------
 
-#: Worst photos shown on the front page per photo set, and their thumbnails' longer side in pixels.
+#: Worst photos shown on the front page per photo set, and their thumbnails' longer side in pixels
+#: (shown at half that many CSS pixels: sharp on high-density screens and in print).
 WORST_SHOWN = 4
-THUMBNAIL_SIDE = 220
+THUMBNAIL_SIDE = 340
 
 
 @dataclass
@@ -666,7 +668,7 @@ h1 {{ margin-bottom: 0.1em; }} h2 {{ border-bottom: 2px solid #ddd; padding-bott
 .card .label {{ font-weight: 600; }} .card .hint {{ font-size: 0.8em; }}
 .worst {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 12px; }}
 .worst .photo {{ display: flex; gap: 10px; align-items: flex-start; break-inside: avoid; }}
-.worst img {{ display: block; width: {THUMBNAIL_SIDE // 1.3:.0f}px; flex: none; border-radius: 4px; }}
+.worst img {{ display: block; width: {THUMBNAIL_SIDE // 2}px; flex: none; border-radius: 4px; }}
 h4 .hint {{ font-weight: normal; }}
 ul.notebooks {{ list-style: none; padding-left: 0; }}
 ul.notebooks > li {{ margin-bottom: 1em; }} ul.notebooks p {{ margin: 0.2em 0; }}
