@@ -93,7 +93,14 @@ def built(tmp_path_factory: pytest.TempPathFactory, photo_set) -> report.ReportR
         new_code_cell("print(6 * 7)"),
     ])
     out = tmp_path_factory.mktemp("report")
-    (out / "02_plain.ipynb").write_text("an executed copy left by an older build")
+    # Left by an older build: an executed copy of 02 (removed), and an edited copy of 01 (kept).
+    old_copy = nbformat.read(folder / "02_plain.ipynb", as_version=4)
+    old_copy.cells[1].outputs = [new_output("stream", name="stdout", text="42\n")]
+    nbformat.write(old_copy, out / "02_plain.ipynb")
+    edited = nbformat.read(folder / "01_plotly.ipynb", as_version=4)
+    edited.cells[1].source += "\n# my note"
+    edited.cells[1].outputs = [new_output("stream", name="stdout", text="x\n")]
+    nbformat.write(edited, out / "01_plotly.ipynb")
     photos, estimator = photo_set
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HANDPOSE_CACHE", str(tmp_path_factory.mktemp("cache")))  # the fake's predictions stay out
@@ -121,8 +128,10 @@ def test_html_embeds_plotlyjs_once_and_loads_nothing_from_the_network(built: rep
 
 def test_outputs_and_index(built: report.ReportResult) -> None:
     out = built.index_html.parent
-    # No executed .ipynb next to the HTML (their widgets would show as text); an old one is removed.
-    assert sorted(p.name for p in out.iterdir()) == ["01_plotly.html", "02_plain.html", "index.html"]
+    # No executed .ipynb next to the HTML (their widgets would show as text); an old executed copy
+    # is removed, a notebook that is not one is left alone.
+    assert sorted(p.name for p in out.iterdir()) == ["01_plotly.html", "01_plotly.ipynb", "02_plain.html", "index.html"]
+    assert "# my note" in (out / "01_plotly.ipynb").read_text()
     assert stat.S_IMODE((out / "index.html").stat().st_mode) & 0o444 == 0o444  # readable by all
     assert built.runs[1].notebook.cells[1].outputs[0]["text"] == "42\n"
     index = built.index_html.read_text(encoding="utf-8")

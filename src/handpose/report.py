@@ -721,6 +721,16 @@ def print_pdf(html_path: Path, pdf_path: Path, chromium: str, budget_ms: int = 6
         return write_atomic(pdf_path, tmp_pdf.read_bytes())
 
 
+def _is_executed_copy(path: Path, executed: NotebookNode) -> bool:
+    """Whether ``path`` is an executed copy of the notebook ``executed`` came from: a notebook with
+    outputs and the same cell sources (anything else there, e.g. an edited copy, is left alone)."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+    return has_outputs(nb) and [c.source for c in nb.cells] == [c.source for c in executed.cells]
+
+
 def build_report(
     notebooks: Sequence[str | os.PathLike],
     out: str | os.PathLike = "report",
@@ -748,9 +758,10 @@ def build_report(
     for source in map(Path, notebooks):
         run = execute_notebook(source, timeout=timeout, max_images=max_images)
         write_atomic(out / f"{source.stem}.html", export_html(run.notebook, run.title))
-        stale = out / source.name  # an executed copy written by earlier versions of this build
-        if stale.is_file() and stale.resolve() != source.resolve():
+        stale = out / source.name
+        if _is_executed_copy(stale, run.notebook):  # written by earlier versions of this build
             stale.unlink()
+            log(f"report: removed {stale} (executed copies are no longer kept; its widgets showed as text)")
         log(f"report: {source.name:<36} {run.seconds:6.1f} s  {run.title}")
         runs.append(run)
     pdf_path = None
