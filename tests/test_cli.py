@@ -1,5 +1,6 @@
 """The handpose command: predict writes predictions.json + overlays; doctor reports models and weights."""
 import json
+import re
 import subprocess
 import sys
 
@@ -31,6 +32,20 @@ def test_predict_writes_json_and_overlays(photos, tmp_path, capsys):
     assert "2 photos, 1 hands, 1 failed" in captured.out and "broken.jpg" in captured.err
 
 
+#: Lines MediaPipe's C++ graphs write to fd 2 when nothing silences them (absl/glog prefix I/W/E/F + date).
+NATIVE_LOG = re.compile(r"XNNPACK|Feedback manager|NORM_RECT|absl::InitializeLog|^[IWEF]\d{4} ", re.MULTILINE)
+
+
+def test_predict_prints_no_native_mediapipe_logs(photos, tmp_path):
+    """In a fresh process, where MediaPipe logs its graph set-up and first inference to fd 2."""
+    result = subprocess.run([sys.executable, "-m", "handpose.cli", "predict", str(photos / "hand.png"), "--out",
+                             str(tmp_path / "out"), "--no-cache", "--max-hands", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "1 photos, 1 hands" in result.stdout
+    assert not NATIVE_LOG.search(result.stdout + result.stderr), result.stderr
+
+
 def test_predict_unknown_model_and_missing_weights(photos, tmp_path, monkeypatch, capsys):
     assert cli.main(["predict", str(photos), "--out", str(tmp_path / "o"), "--model", "nope"]) == 2
     assert "unknown model" in capsys.readouterr().err
@@ -58,10 +73,12 @@ def test_doctor_reports_versions_models_and_weights(tmp_path, capsys):
 
 
 def test_doctor_reports_a_missing_open_hand_model(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HANDPOSE_CACHE", str(tmp_path))
+    from handpose import handmodel
+
+    monkeypatch.setattr(handmodel, "open_hand_path", lambda: tmp_path / "open_hand_v1.npz")
     assert cli.main(["doctor", "--weights", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "Open hand model  MISSING" in out and "make setup" in out
+    assert "Open hand model  MISSING" in out and "setup_assets --rebuild" in out
 
 
 def test_doctor_uses_the_environment_variable(tmp_path, monkeypatch):

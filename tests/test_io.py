@@ -229,12 +229,31 @@ def test_list_images_order_and_filtering(tmp_path: Path) -> None:
                  "sub/img3.jpeg", ".git/x.jpg", "sub/.cache/y.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
-    (tmp_path / "folder.jpg").mkdir()
     names = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)]
     assert names == ["a.heic", "b.webp", "img1.png", "img2.JPG", "img10.jpg"]
     names = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, recursive=True)]
     assert names == ["a.heic", "b.webp", "img1.png", "img2.JPG", "img10.jpg", "sub/img3.jpeg"]
     assert list_images(tmp_path / "sub") == [tmp_path / "sub" / "img3.jpeg"]
+
+
+def test_list_images_reports_entries_named_like_images_that_are_not_files(tmp_path: Path) -> None:
+    """A folder or a broken link named like a photo is listed, and reading it names the problem."""
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    (tmp_path / "b.jpg").mkdir()
+    (tmp_path / "b.jpg" / "inner.png").write_bytes(b"x")
+    (tmp_path / "c.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "d.png").symlink_to(tmp_path / "b.jpg")  # a link to a folder
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "e.jpg")  # a pipe: reading it would block, so it is skipped
+    names = [p.name for p in list_images(tmp_path)]
+    assert names == ["a.jpg", "b.jpg", "c.png", "d.png"]
+    with pytest.raises(ImageError, match=r"b\.jpg: a folder, not a file"):
+        load_image(tmp_path / "b.jpg")
+    with pytest.raises(ImageNotFoundError, match=r"c\.png: file not found"):
+        load_image(tmp_path / "c.png")
+    # Searched recursively, b.jpg/ is a sub-folder like any other; links are not followed.
+    names = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, recursive=True)]
+    assert names == ["a.jpg", "b.jpg/inner.png", "c.png", "d.png"]
 
 
 def test_list_images_errors(tmp_path: Path) -> None:

@@ -43,6 +43,38 @@ def _builder():
     return module
 
 
+def stderr_outputs(nb: nbformat.NotebookNode) -> list[str]:
+    """``"cell N: text"`` for every stderr stream output of an executed notebook."""
+    return [f"cell {i + 1}: {output.get('text', '')[:300]}" for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" for output in cell.get("outputs", [])
+            if output.get("output_type") == "stream" and output.get("name") == "stderr"]
+
+
+def forward_fd2_to_notebooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make kernels started from now on in this test forward what their process writes to fd 2
+    (native libraries' logs) to the notebook as stderr, as in JupyterLab and ``make report``:
+    ipykernel does not when it sees ``PYTEST_CURRENT_TEST`` (inherited from pytest, which sets it
+    again when the test body starts, so call this in the body)."""
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+
+
+def test_mediapipe_in_a_kernel_writes_no_stderr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MediaPipe's C++ graph logs reach a notebook through fd 2, which the kernel forwards as stderr."""
+    forward_fd2_to_notebooks(monkeypatch)
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import sys\nprint('python stderr is kept', file=sys.stderr)"),
+        nbformat.v4.new_code_cell(
+            "from handpose.models.mediapipe import MediaPipeEstimator\nfrom handpose.viz import hand_silhouette\n"
+            "with MediaPipeEstimator() as estimator:\n    hands = estimator.predict(hand_silhouette(256))\n"
+            "print(len(hands), 'hands')"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "mediapipe.ipynb")
+    run = report.execute_notebook(tmp_path / "mediapipe.ipynb", timeout=300)
+    assert [o.get("text") for o in run.notebook.cells[1].outputs] == ["1 hands\n"]
+    assert stderr_outputs(run.notebook) == ["cell 1: python stderr is kept\n"]
+
+
 def test_the_five_notebooks_are_there_in_order() -> None:
     assert NAMES == list(EXPECTED)
 
@@ -73,9 +105,11 @@ def test_notebook_matches_its_source(path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_notebook_runs_and_exports(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    forward_fd2_to_notebooks(monkeypatch)
     monkeypatch.setenv(FIGURES_DIR_ENV, str(tmp_path))
     run = report.execute_notebook(path, timeout=600, max_images=3)  # raises NotebookFailure on a cell error
     page = report.export_html(run.notebook, run.title)  # raises if anything loads from the network
+    assert stderr_outputs(run.notebook) == [], f"{path.name} writes to stderr (log noise in the report)"
     figures, (min_images, min_plotly) = EXPECTED[path.stem]
     saved = {p.stem: p for p in tmp_path.glob("*.png")}
     assert figures <= set(saved), f"missing figures: {sorted(figures - set(saved))}"

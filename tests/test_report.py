@@ -1,6 +1,9 @@
 """The report build: execution in a fresh kernel, offline HTML export, index, errors, PDF."""
 from __future__ import annotations
 
+import base64
+import io
+import json
 import os
 import re
 import stat
@@ -8,12 +11,60 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
+from PIL import Image
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from handpose import report
+from handpose.io import save_png_atomic
+from handpose.prediction import HandPrediction
+from handpose.sample import canonical_hand_keypoints
 
 PLOTLYJS_MARKER = "* plotly.js v"
+
+
+def hand_2d(centre: tuple[float, float], size: float = 100.0) -> np.ndarray:
+    """A plausible hand's 21 keypoints ``(21, 2)`` px, about ``size`` px tall, around ``centre``."""
+    xy = canonical_hand_keypoints()[:, :2]
+    xy = (xy - xy.mean(0)) / np.ptp(xy, axis=0).max() * size
+    return xy + np.asarray(centre)
+
+
+class ByColourEstimator:
+    """A fake estimator: the photo's grey level (10, 20, 30) says which hands it "finds"."""
+
+    name = "by-colour"
+
+    def __init__(self, hands_by_level: dict[int, list[np.ndarray]]) -> None:
+        self.hands_by_level = hands_by_level
+
+    def predict(self, image: np.ndarray) -> list[HandPrediction]:
+        return [HandPrediction(xy, np.zeros((21, 3)), "right", 0.9)
+                for xy in self.hands_by_level[int(image[0, 0, 0])]]
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def photo_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ByColourEstimator]:
+    """Four photos with known answers: a.png, one hand found 5 px off (3-4-5) everywhere; b.png, one
+    of two hands found exactly; c.png, no ground truth; d.jpg, unreadable."""
+    folder = tmp_path_factory.mktemp("photos")
+    left, right = hand_2d((60, 75)), hand_2d((140, 75))
+    for name, level in (("a.png", 10), ("b.png", 20), ("c.png", 30)):
+        save_png_atomic(folder / name, np.full((150, 200, 3), level, np.uint8))
+    (folder / "d.jpg").write_bytes(b"not a photo")
+    gt = {"images": [
+        {"image": "a.png", "width": 200, "height": 150, "hands": [{"keypoints_2d": left.tolist(), "handedness": "right"}]},
+        {"image": "b.png", "width": 200, "height": 150, "hands": [{"keypoints_2d": left.tolist()},
+                                                                  {"keypoints_2d": right.tolist()}]},
+    ]}
+    (folder / "gt.json").write_text(json.dumps(gt))
+    (folder / "metadata.csv").write_text("image,view,gesture,hands,occlusion,background,lighting,skin_tone,hard,notes\n"
+                                         "b.png,palm,open,2,none,plain,indoor,light,1,two hands side by side\n")
+    return folder, ByColourEstimator({10: [left + [3.0, 4.0]], 20: [right], 30: [left]})
 
 
 def write_notebook(path: Path, cells: list) -> Path:
@@ -24,11 +75,13 @@ def write_notebook(path: Path, cells: list) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> report.ReportResult:
-    """Two tiny notebooks (two plotly figures + math, and a plain one) built into a report."""
+def built(tmp_path_factory: pytest.TempPathFactory, photo_set) -> report.ReportResult:
+    """Two tiny notebooks (two plotly figures + math, and a plain one) built into a report, with
+    the photo set of :func:`photo_set` on its front page."""
     folder = tmp_path_factory.mktemp("notebooks")
     write_notebook(folder / "01_plotly.ipynb", [
-        new_markdown_cell("# Tiny plotly notebook\n\nInline $P = K[R|t]$ and $$u = f X / Z$$"),
+        new_markdown_cell("# Tiny plotly notebook\n\nInline $P = K[R|t]$ and $$u = f X / Z$$\n\n"
+                          "This notebook draws **two** figures with `plotly`:\n\n1. a 3D line;\n2. a 2D line."),
         new_code_cell("import os, sys\nprint('kernel:', sys.executable)\n"
                       "print('max images:', os.environ.get('HANDPOSE_MAX_IMAGES'))\nprint('cwd:', os.getcwd())"),
         new_code_cell("import plotly.graph_objects as go\n"
@@ -40,8 +93,19 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> report.ReportResult:
         new_code_cell("print(6 * 7)"),
     ])
     out = tmp_path_factory.mktemp("report")
-    return report.build_report(report.discover_notebooks(folder), out, timeout=120, max_images=3, pdf=False,
-                               log=lambda message: None)
+    # Left by an older build: an executed copy of 02 (removed), and an edited copy of 01 (kept).
+    old_copy = nbformat.read(folder / "02_plain.ipynb", as_version=4)
+    old_copy.cells[1].outputs = [new_output("stream", name="stdout", text="42\n")]
+    nbformat.write(old_copy, out / "02_plain.ipynb")
+    edited = nbformat.read(folder / "01_plotly.ipynb", as_version=4)
+    edited.cells[1].source += "\n# my note"
+    edited.cells[1].outputs = [new_output("stream", name="stdout", text="x\n")]
+    nbformat.write(edited, out / "01_plotly.ipynb")
+    photos, estimator = photo_set
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HANDPOSE_CACHE", str(tmp_path_factory.mktemp("cache")))  # the fake's predictions stay out
+        return report.build_report(report.discover_notebooks(folder), out, timeout=120, max_images=3, pdf=False,
+                                   log=lambda message: None, photo_sets=[photos], model=estimator)
 
 
 def test_kernel_is_this_interpreter_with_the_environment(built: report.ReportResult) -> None:
@@ -64,18 +128,79 @@ def test_html_embeds_plotlyjs_once_and_loads_nothing_from_the_network(built: rep
 
 def test_outputs_and_index(built: report.ReportResult) -> None:
     out = built.index_html.parent
-    assert sorted(p.name for p in out.iterdir()) == [
-        "01_plotly.html", "01_plotly.ipynb", "02_plain.html", "02_plain.ipynb", "index.html"]
+    # No executed .ipynb next to the HTML (their widgets would show as text); an old executed copy
+    # is removed, a notebook that is not one is left alone.
+    assert sorted(p.name for p in out.iterdir()) == ["01_plotly.html", "01_plotly.ipynb", "02_plain.html", "index.html"]
+    assert "# my note" in (out / "01_plotly.ipynb").read_text()
     assert stat.S_IMODE((out / "index.html").stat().st_mode) & 0o444 == 0o444  # readable by all
-    executed = nbformat.read(out / "02_plain.ipynb", as_version=4)
-    assert executed.cells[1].outputs[0]["text"] == "42\n"
+    assert built.runs[1].notebook.cells[1].outputs[0]["text"] == "42\n"
     index = built.index_html.read_text(encoding="utf-8")
     assert '<a href="01_plotly.html">Tiny plotly notebook</a>' in index
     assert '<a href="02_plain.html">Plain &lt;notebook&gt; &amp; friends</a>' in index
+    # What each notebook covers, from its first markdown cell.
+    assert ("<p>This notebook draws <strong>two</strong> figures with <code>plotly</code>:</p>"
+            "<ol><li>a 3D line;</li><li>a 2D line.</li></ol>") in index
     for run in built.runs:
         assert run.seconds > 0
         assert f"{run.seconds:.1f} s" in index
     assert [run.title for run in built.runs] == ["Tiny plotly notebook", "Plain <notebook> & friends"]
+
+
+def test_front_page_key_results(built: report.ReportResult, photo_set) -> None:
+    """The photo set's known answers, as numbers and as thumbnails, on a page that works offline."""
+    index = built.index_html.read_text(encoding="utf-8")
+    assert report.network_references(index) == []
+    assert f"<code>{photo_set[0].parent.name}/{photo_set[0].name}/</code>" in index
+    assert "by-colour" in index  # the model
+    for value, label in (("3", "hands found"), ("0.67", "recall"), ("0.667", "PCK@0.2"), ("2.5 px", "mean error"),
+                         ("1.00", "precision")):
+        assert f'<div class="value">{value}</div><div class="label">{label}</div>' in index
+    # --max-images 3 as for the notebooks: d.jpg (unreadable) is not among them.
+    assert "Ground truth: <code>gt.json</code> for 2 of the 3 photos." in index and "d.jpg" not in index
+    # The worst photo: b.png (a hand missed), with its thumbnail; a.png and c.png are not failures.
+    assert "b.png" in index and "a.png" not in index and "c.png" not in index
+    assert "1 of 2 hands found<br>PCK@0.2 0.50, mean error 0.0 px" in index
+    assert "two hands side by side" in index  # its metadata.csv notes
+    (uri,) = re.findall(r'<img src="data:image/jpeg;base64,([^"]+)"', index)
+    thumbnail = Image.open(io.BytesIO(base64.b64decode(uri)))
+    assert thumbnail.format == "JPEG" and max(thumbnail.size) <= report.THUMBNAIL_SIDE
+
+
+def test_summarize_photo_set_known_answers(photo_set, tmp_path: Path) -> None:
+    folder, estimator = photo_set
+    summary = report.summarize_photo_set(folder, model=estimator, cache_dir=tmp_path)
+    assert (summary.n_photos, summary.n_unreadable, summary.n_hands) == (4, 1, 3)
+    assert summary.ground_truth == folder / "gt.json" and (summary.n_gt_photos, summary.n_gt_hands) == (2, 3)
+    assert summary.recall == pytest.approx(2 / 3) and summary.precision == 1.0
+    assert summary.pck == pytest.approx(42 / 63)  # b.png's missed hand counts 0
+    assert summary.mean_px == pytest.approx(2.5)  # 5 px (a.png) and 0 px (b.png)
+    assert [w.name for w in summary.worst] == ["d.jpg", "b.png"]
+    assert summary.worst[0].error and not summary.worst[0].thumbnail
+    b = summary.worst[1]
+    assert (b.n_gt, b.n_found, b.n_matched, b.pck) == (2, 1, 1, 0.5) and b.mean_px == pytest.approx(0.0, abs=1e-9)
+    # Only the first photos, as the notebooks with HANDPOSE_MAX_IMAGES.
+    first = report.summarize_photo_set(folder, model=estimator, cache_dir=tmp_path, max_images=1)
+    # (from the prediction cache, which keeps 0.001 px)
+    assert (first.n_photos, first.n_hands, first.pck, first.mean_px) == (1, 1, 1.0, pytest.approx(5.0, abs=1e-3))
+
+
+def test_photo_set_without_ground_truth(tmp_path: Path) -> None:
+    save_png_atomic(tmp_path / "p" / "x.png", np.full((40, 40, 3), 30, np.uint8))
+    summary = report.summarize_photo_set(tmp_path / "p", model=ByColourEstimator({30: []}), cache_dir=tmp_path / "c")
+    assert summary.ground_truth is None and np.isnan(summary.pck) and summary.n_hands == 0
+    assert [w.name for w in summary.worst] == ["x.png"]  # no hand found in a photo without ground truth
+    page = report.index_page([], 1.0, None, [summary])
+    assert "accuracy not computed" in page and "0 hands found" in page
+
+
+def test_notebook_summary() -> None:
+    nb = new_notebook(cells=[new_markdown_cell(
+        "# 6. Video\n\nA first paragraph.\n\nThis notebook tracks *hands* over [frames](https://x.org) "
+        "of a <video>.\n\n| a | b |\n|---|---|")])
+    assert report.notebook_summary(nb) == ('<p>This notebook tracks <em>hands</em> over <a href="https://x.org">frames'
+                                           '</a> of a &lt;video&gt;.</p>')
+    assert report.notebook_summary(new_notebook(cells=[new_markdown_cell("# Only a title")])) == ""
+    assert report.notebook_summary(new_notebook()) == ""
 
 
 def test_failing_cell_is_named(tmp_path: Path) -> None:

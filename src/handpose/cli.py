@@ -159,7 +159,8 @@ def run_doctor(args: argparse.Namespace) -> int:
     open_hand = open_hand_path()
     print(f"\nOpen hand model  {'found' if export_is_current(open_hand) else 'MISSING'} ({open_hand})")
     if not export_is_current(open_hand):
-        print("  -> build it once with `make setup` (or `python -m handpose.setup_assets`); meshes need it.")
+        print("  -> it ships with the package: restore it from git (meshes need it), or rebuild it with "
+              "`python -m handpose.setup_assets --rebuild`.")
     weights = find_weights_dir(args.weights)
     print(f"\nLicence-gated files in {weights}:")
     checkpoints = [f for f in ICCV21_CHECKPOINTS if (weights / f).is_file()]

@@ -100,6 +100,8 @@ def load_image(
         raise ValueError(f"downscale_above must be positive or None, got {downscale_above}")
     if not path.exists():
         raise ImageNotFoundError(path, "file not found")
+    if path.is_dir():
+        raise ImageError(path, "a folder, not a file")
     if not path.is_file():
         raise ImageError(path, "not a file")
     if path.stat().st_size == 0:
@@ -196,10 +198,14 @@ def _natural_key(path: Path) -> list[tuple[int, int | str]]:
 
 
 def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Image files of ``folder`` (by :data:`IMAGE_EXTENSIONS`, any case), in natural order.
+    """Entries of ``folder`` named like images (by :data:`IMAGE_EXTENSIONS`, any case), in natural order.
 
     Hidden files and folders (name starting with ``.``) are skipped. With ``recursive`` the
-    sub-folders are searched too and sorted by relative path.
+    sub-folders are searched too and sorted by relative path. Entries named like an image that are
+    not readable files are listed too, so that reading them reports the problem like any other bad
+    photo (:func:`load_image` raises :class:`ImageError`): a folder (``x.jpg/``; with ``recursive``
+    only a link to one, a real one is searched) and a broken link. Other special files (pipes, devices),
+    which could block a reader, are skipped.
 
     Raises:
         FileNotFoundError: ``folder`` does not exist.
@@ -210,12 +216,20 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
         raise FileNotFoundError(f"{folder}: folder not found")
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder}: not a folder")
+
+    def named_like_an_image(name: str) -> bool:
+        return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
     found = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = [] if not recursive else [d for d in dirs if not d.startswith(".")]
-        found.extend(Path(root, name) for name in files
-                     if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
-                     and Path(root, name).is_file())
+        searched = [d for d in dirs if recursive and not d.startswith(".") and not Path(root, d).is_symlink()]
+        # An image-named folder that is not searched is an entry to report.
+        found.extend(Path(root, name) for name in dirs if named_like_an_image(name) and name not in searched)
+        dirs[:] = searched
+        for name in filter(named_like_an_image, files):
+            path = Path(root, name)
+            if path.is_file() or not path.exists():  # a file, or a broken link
+                found.append(path)
     return sorted(found, key=lambda p: _natural_key(p.relative_to(folder)))
 
 

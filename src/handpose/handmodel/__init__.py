@@ -13,8 +13,8 @@ MANO keeps the axes of its template.
 Modules: :mod:`~handpose.handmodel.base` (the :class:`HandModel` interface),
 :mod:`~handpose.handmodel.skinning` (Rodrigues, forward kinematics, linear blend skinning),
 :mod:`~handpose.handmodel.open_hand` (the open hand), :mod:`~handpose.handmodel.mano` (MANO);
-this package's ``__init__`` is the factory. The open hand's export is built by
-:mod:`handpose.setup_assets`.
+this package's ``__init__`` is the factory. The open hand's export ships in ``handpose/assets/`` (rebuilt by
+:mod:`handpose.setup_assets`).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def load_hand_model(
     """The hand model ``kind`` (``"open"`` or ``"mano"``) of ``side`` (``"right"``/``"left"``).
 
     ``mano_dir``: folder with ``MANO_RIGHT.pkl``/``MANO_LEFT.pkl`` (default ``$HANDPOSE_WEIGHTS``
-    or ``weights/``); ignored for the open hand, whose export must exist (``make setup``).
+    or ``weights/``); ignored for the open hand, whose export ships with the package.
     """
     if side not in SIDES:
         raise ValueError(f"side must be 'right' or 'left', got {side!r}")

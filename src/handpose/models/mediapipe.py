@@ -50,6 +50,7 @@ import numpy as np
 from handpose import detect
 from handpose.detect import View
 from handpose.keypoints import WRIST
+from handpose.models.native_stderr import silenced_native_stderr
 from handpose.prediction import HandPrediction
 
 # MediaPipe Pose landmark indices (person's left / right).
@@ -201,8 +202,9 @@ class MediaPipeEstimator:
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
-        for graph in self._graphs.values():
-            graph.close()
+        with silenced_native_stderr():
+            for graph in self._graphs.values():
+                graph.close()
         self._graphs.clear()
 
     # -- graphs -------------------------------------------------------------------------------
@@ -212,9 +214,10 @@ class MediaPipeEstimator:
         if key not in self._graphs:
             import mediapipe as mp
 
-            self._graphs[key] = mp.solutions.hands.Hands(
-                static_image_mode=True, max_num_hands=max_hands, model_complexity=self.options.model_complexity,
-                min_detection_confidence=confidence)
+            with silenced_native_stderr():
+                self._graphs[key] = mp.solutions.hands.Hands(
+                    static_image_mode=True, max_num_hands=max_hands, model_complexity=self.options.model_complexity,
+                    min_detection_confidence=confidence)
         return self._graphs[key]
 
     def _pose(self) -> Any:
@@ -223,8 +226,9 @@ class MediaPipeEstimator:
             import mediapipe as mp
 
             # model_complexity=1 is the pose model shipped in the wheel (0 and 2 would be downloaded).
-            self._graphs[key] = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
-                                                       min_detection_confidence=0.5)
+            with silenced_native_stderr():
+                self._graphs[key] = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                                           min_detection_confidence=0.5)
         return self._graphs[key]
 
     # -- one view -----------------------------------------------------------------------------
@@ -233,7 +237,9 @@ class MediaPipeEstimator:
         """Hands found by MediaPipe in one view, mapped back to the photo."""
         if min(view.image.shape[:2]) < 8:
             return []
-        result = self._hands(max_hands, confidence).process(view.image)
+        graph = self._hands(max_hands, confidence)
+        with silenced_native_stderr():
+            result = graph.process(view.image)
         h, w = view.image.shape[:2]
         back = view.rotation_to_photo()
         return [HandPrediction(keypoints_2d=view.to_photo(hand.keypoints_2d), keypoints_3d=hand.keypoints_3d @ back.T,
@@ -245,7 +251,9 @@ class MediaPipeEstimator:
     def _person_views(self, image: np.ndarray, found: list[HandPrediction]) -> list[View]:
         """Crops around the pose wrists that no found hand explains."""
         h, w = image.shape[:2]
-        result = self._pose().process(image)
+        graph = self._pose()
+        with silenced_native_stderr():
+            result = graph.process(image)
         if not result.pose_landmarks:
             return []
         pose = np.array([[p.x * w, p.y * h, p.visibility] for p in result.pose_landmarks.landmark])
