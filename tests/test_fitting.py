@@ -15,7 +15,7 @@ from handpose.fitting import (
     FitWeights,
     default_intrinsics,
     fit_hand,
-    fit_predictions,
+    fit_images,
     geman_mcclure,
     kabsch,
     similarity_align,
@@ -277,7 +277,7 @@ def test_shared_confidence_and_keypoints_only_loop(hands):
     assert torch.get_num_threads() == before
 
 
-def test_fit_predictions_uses_the_model_of_each_side(hands):
+def test_fit_images_of_one_photo_uses_the_model_of_each_side(hands):
     _, kp3, kp2 = hands
     models = {"right": ToyHand("right"), "left": ToyHand("left")}
     mirror = np.array([-1.0, 1.0, 1.0])
@@ -287,12 +287,12 @@ def test_fit_predictions_uses_the_model_of_each_side(hands):
         HandPrediction(keypoints_2d=kp2[0], keypoints_3d=kp3[0] - kp3[0, 0], handedness="right", score=1.0),
         HandPrediction(keypoints_2d=left2, keypoints_3d=left3 - left3[0], handedness="left", score=1.0),
     ]
-    fits = fit_predictions(models, preds, K)
+    fits = fit_images(models, [preds], [K])[0]
     assert [f.side for f in fits] == ["right", "left"]
     assert all(len(f) == 1 for f in fits)
     assert np.mean(fits[0].residual_2d_px) < 1.5 and np.mean(fits[1].residual_2d_px) < 1.5
     with pytest.raises(ValueError, match="left"):
-        fit_predictions(models["right"], preds, K)
+        fit_images(models["right"], [preds], [K])
 
 
 def test_input_validation(toy, hands):
