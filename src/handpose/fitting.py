@@ -81,8 +81,8 @@ SOLVERS: tuple[str, ...] = ("lm", "adam")
 
 #: Per solver: default ``(iterations, rigid_iterations, tolerance)`` from scratch, and
 #: ``(iterations, tolerance)`` warm-started (``init``).
-_DEFAULTS = {"lm": (30, 6, 1e-3), "adam": (150, 30, 1e-3)}
-_WARM_DEFAULTS = {"lm": (4, 1e-3), "adam": (30, 1e-3)}
+_DEFAULTS = {"lm": (40, 6, 3e-3), "adam": (150, 30, 1e-3)}
+_WARM_DEFAULTS = {"lm": (3, 3e-3), "adam": (30, 1e-3)}
 
 
 @dataclass(frozen=True)
@@ -250,22 +250,32 @@ def limit_residuals(pose: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor
     return (lower - pose).clamp_min(0) + (pose - upper).clamp_min(0)
 
 
-_FLOAT64: "weakref.WeakKeyDictionary[HandModel, HandModel]" = weakref.WeakKeyDictionary()
+_CACHE: "weakref.WeakKeyDictionary[HandModel, dict]" = weakref.WeakKeyDictionary()
+
+
+def _cached(model: HandModel, key: str, build):
+    """``build()`` once per model and key (a model changed in place keeps its stale entries: build
+    a new model instead)."""
+    entries = _CACHE.setdefault(model, {})
+    if key not in entries:
+        entries[key] = build()
+    return entries[key]
 
 
 def float64_model(model: HandModel) -> HandModel:
     """A float64 copy of ``model`` (itself if already float64), cached per model: fits run in
-    float64 (exact forward differences, no float32 round-off in the residuals). A model changed
-    in place after its first fit keeps its stale copy: build a new model instead."""
+    float64 (exact forward differences, no float32 round-off in the residuals)."""
     if all(b.dtype == torch.float64 for b in model.buffers() if b.is_floating_point()):
         return model
-    if model not in _FLOAT64:
-        _FLOAT64[model] = copy.deepcopy(model).double()
-    return _FLOAT64[model]
+    return _cached(model, "float64", lambda: copy.deepcopy(model).double())
 
 
-_PRIOR_FACTORS: "weakref.WeakKeyDictionary[HandModel, tuple[torch.Tensor, torch.Tensor]]" = (
-    weakref.WeakKeyDictionary())
+def rest_keypoints(model: HandModel) -> torch.Tensor:
+    """``(21, 3)`` float64 keypoints of the rest pose and mean shape, mm (cached per model)."""
+    def build() -> torch.Tensor:
+        with torch.no_grad():
+            return float64_model(model)(with_vertices=False).keypoints[0]
+    return _cached(model, "rest", build)
 
 
 def prior_factor(model: HandModel) -> tuple[torch.Tensor, torch.Tensor]:
@@ -275,22 +285,16 @@ def prior_factor(model: HandModel) -> tuple[torch.Tensor, torch.Tensor]:
     ``L^T = E^{1/2} V^T``, ``m = -H^+ g``. Exact for a quadratic prior (the open hand's and
     MANO's are), the second-order expansion at rest otherwise. Cached per model.
     """
-    if model in _PRIOR_FACTORS:
-        return _PRIOR_FACTORS[model]
-    zero = torch.zeros(model.num_pose, dtype=torch.float64)
-
-    def prior(p: torch.Tensor) -> torch.Tensor:
-        ref = model.pose_limits()[0]
-        return model.pose_prior(p[None].to(ref)).to(torch.float64)[0]
-
-    hessian = torch.autograd.functional.hessian(prior, zero).to(torch.float64)
-    gradient = torch.autograd.functional.jacobian(prior, zero).to(torch.float64)
-    hessian = (hessian + hessian.T) / 2
-    values, vectors = torch.linalg.eigh(hessian / 2)
-    factor = values.clamp_min(0).sqrt()[:, None] * vectors.T
-    centre = -torch.linalg.pinv(hessian) @ gradient
-    _PRIOR_FACTORS[model] = (factor, centre)
-    return factor, centre
+    def build() -> tuple[torch.Tensor, torch.Tensor]:
+        twin = float64_model(model)
+        zero = torch.zeros(model.num_pose, dtype=torch.float64)
+        prior = lambda p: twin.pose_prior(p[None])[0]  # noqa: E731
+        hessian = torch.autograd.functional.hessian(prior, zero)
+        gradient = torch.autograd.functional.jacobian(prior, zero)
+        hessian = (hessian + hessian.T) / 2
+        values, vectors = torch.linalg.eigh(hessian / 2)
+        return values.clamp_min(0).sqrt()[:, None] * vectors.T, -torch.linalg.pinv(hessian) @ gradient
+    return _cached(model, "prior", build)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,7 +352,7 @@ def translation_from_size(points: np.ndarray, uv: np.ndarray, K: np.ndarray, wei
     size3 = math.sqrt(float(w @ ((points - centre3) ** 2).sum(-1)))
     size2 = max(math.sqrt(float(w @ ((uv - centre2) ** 2).sum(-1))), 1.0)
     depth = math.sqrt(K[0, 0] * K[1, 1]) * size3 / size2
-    return unproject(centre2[None], depth + centre3[2], K)[0] - centre3
+    return unproject(centre2[None], depth, K)[0] - centre3
 
 
 def rotation_from_2d(points: np.ndarray, uv: np.ndarray, K: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -471,12 +475,16 @@ class Stage:
         blocks: parameter blocks that move (:attr:`Objective.blocks` names).
         iterations: the stage's budget.
         palm_only: only the palm joints and no prior (the rigid start).
+        damping: LM's initial ``lambda``: small near the solution (rigid palm, warm start), large
+            from the half-closed start, where full Gauss-Newton steps overshoot into the wrong
+            bend of a finger (a distal joint flipped to its other limit).
     """
 
     name: str
     blocks: tuple[str, ...]
     iterations: int
     palm_only: bool = False
+    damping: float = 1.0
 
 
 @dataclass
@@ -523,7 +531,6 @@ class Objective:
     ) -> None:
         self.model, self.weights = float64_model(model), weights
         self.conf, self.transl0, self.kp2, self.kp3, self.K = conf, transl0, kp2, kp3, K
-        self.dtype = torch.float64
         self.lower, self.upper = (v.to(torch.float64) for v in model.pose_limits())
         self.prior_factor, self.prior_centre = prior_factor(model)
         overall = model.num_shape - model.num_proportions
@@ -544,8 +551,7 @@ class Objective:
         palm[list(PALM)] = 1.0
         self.palm = palm
         if kp3 is not None:  # k: mm of the rest hand per unit of the 3D keypoints, (B, 1)
-            with torch.no_grad():
-                rest = model(with_vertices=False).keypoints.to(torch.float64)
+            rest = rest_keypoints(model)[None]
             c_norm = conf / conf.sum(-1, keepdim=True)
             self.size_ratio = (_rms_size(rest.expand(len(conf), -1, -1), c_norm) / _rms_size(kp3, c_norm))[:, None]
 
@@ -589,16 +595,17 @@ class Objective:
         gap = s_inv[:, None, None] * keypoints + t_inv[:, None] - self.kp3
         return gap, s_inv, t_inv
 
-    def residuals(self, theta: torch.Tensor, palm_only: bool = False) -> Residuals:
-        """All residuals at ``theta (B, N)`` (keypoints only; differentiable, functorch-safe)."""
+    def residuals(self, theta: torch.Tensor, palm_only: bool = False, keypoints: torch.Tensor | None = None) -> Residuals:
+        """All residuals at ``theta (B, N)`` (differentiable), from the model's keypoints there
+        (evaluated without the mesh unless given, ``(B, 21, 3)`` mm)."""
         params = self.unpack(theta)
-        out = self.model(**{k: v.to(self.dtype) for k, v in params.items()}, with_vertices=False)
-        keypoints = out.keypoints.to(torch.float64)
+        if keypoints is None:
+            keypoints = self.model(**params, with_vertices=False).keypoints
         w = self.joint_weights(palm_only)
         other = []
         error_2d = None
         if self.kp2 is not None:
-            error_2d = project(keypoints, self.K) - self.kp2
+            error_2d = _pinhole(keypoints, self.K) - self.kp2
         if self.kp3 is not None:
             gap, _, _ = self._align(keypoints, w)
             scale = math.sqrt(self.weights.keypoints_3d) * self.size_ratio * w.sqrt()
@@ -637,14 +644,15 @@ class Objective:
         2.13's forward AD pays about 0.3 ms per operation mixing a dual tensor and a constant).
         """
         batch, count = len(theta), len(columns)
-        values = self.flat_residuals(theta, palm_only)
         # forward differences, all columns at once on `count` copies of the batch (copy k moves
-        # column k): dr/dtheta_k = (r(theta + h_k e_k) - r(theta)) / h_k, h_k = 1e-7 (1 + |theta_k|)
+        # column k), evaluated with the batch itself in one model call:
+        # dr/dtheta_k = (r(theta + h_k e_k) - r(theta)) / h_k, h_k = 1e-7 (1 + |theta_k|)
         step = 1e-7 * (1.0 + theta[:, columns].abs()).T  # (C, B)
-        moved = theta.repeat(count, 1).view(count, batch, -1)
-        moved[torch.arange(count), :, columns] += step
-        copies = self.select(torch.arange(batch).repeat(count))
-        shifted = copies.flat_residuals(moved.flatten(0, 1), palm_only).view(count, batch, -1)
+        moved = theta.repeat(count + 1, 1).view(count + 1, batch, -1)
+        moved[torch.arange(1, count + 1), :, columns] += step
+        copies = self.select(torch.arange(batch).repeat(count + 1))
+        flat = copies.flat_residuals(moved.flatten(0, 1), palm_only).view(count + 1, batch, -1)
+        values, shifted = flat[0], flat[1:]
         jac = (shifted - values) / step[..., None]  # (C, B, M)
         error_2d = None if self.kp2 is None else values[:, :2 * NUM_KEYPOINTS].view(batch, NUM_KEYPOINTS, 2)
         jac = jac.permute(1, 2, 0)  # (B, M, C)
@@ -658,19 +666,20 @@ class Objective:
             loss = loss + (w * geman_mcclure(sq, sigma)).sum(-1)
         return row * values, row[..., None] * jac, torch.nan_to_num(loss, nan=math.inf)
 
-    def result(self, theta: torch.Tensor, loss: torch.Tensor, converged: np.ndarray, steps: np.ndarray) -> FitResult:
+    def result(self, theta: torch.Tensor, converged: np.ndarray, steps: np.ndarray) -> FitResult:
         """The :class:`FitResult` at ``theta`` (skins the mesh once)."""
         batch = len(theta)
         params = self.unpack(theta)
         with torch.no_grad():
-            out = self.model(**{k: v.to(self.dtype) for k, v in params.items()}, with_vertices=True)
+            out = self.model(**params, with_vertices=True)
+            loss = self.residuals(theta, keypoints=out.keypoints).loss(self.weights.robust_scale_px)
         np64 = lambda x: x.detach().to(torch.float64).numpy()  # noqa: E731
         vertices, keypoints = np64(out.vertices), np64(out.keypoints)
         nan = np.full((batch, NUM_KEYPOINTS), np.nan)
         res2 = res3 = nan.copy()
         scale = np.ones(batch)
         if self.kp2 is not None:
-            res2 = np.linalg.norm(np64(project(out.keypoints.to(torch.float64), self.K) - self.kp2), axis=-1)
+            res2 = np.linalg.norm(np64(_pinhole(out.keypoints, self.K) - self.kp2), axis=-1)
         if self.kp3 is not None:
             gap, s_inv, t_inv = (np64(x) for x in self._align(out.keypoints.to(torch.float64), self.conf))
             # reported the other way round, X ~ s Y + t with s = 1 / s', t = -t' / s': only for s' > 0
@@ -699,6 +708,15 @@ class Objective:
         )
 
 
+def _pinhole(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """``(B, J, 2)`` px of camera-frame ``(B, J, 3)`` points under ``K (B, 3, 3)`` (validated once
+    by the fit): :func:`handpose.camera.project` without its per-call checks, NaN behind the
+    camera as there."""
+    x = points @ K.mT  # (fx X + skew Y + cx Z, fy Y + cy Z, Z)
+    z = x[..., 2:]
+    return torch.where(z > 0, x[..., :2] / torch.where(z > 0, z, torch.ones_like(z)), torch.nan)
+
+
 def _rms_size(points: torch.Tensor, w_norm: torch.Tensor) -> torch.Tensor:
     """``(B,)`` weighted RMS distance of ``(B, J, 3)`` points to their weighted centroid."""
     centre = (w_norm[..., None] * points).sum(1, keepdim=True)
@@ -722,7 +740,7 @@ def lm_stage(
     batch = len(theta)
     theta = theta.clone()
     columns = objective.indices(stage.blocks)
-    lam = torch.full((batch,), 1e-3, dtype=torch.float64)
+    lam = torch.full((batch,), stage.damping, dtype=torch.float64)
     nu = torch.full((batch,), 2.0, dtype=torch.float64)
     converged = np.zeros(batch, dtype=bool)
     steps = np.zeros(batch, dtype=np.int64)
@@ -742,7 +760,8 @@ def lm_stage(
         predicted = (h * (damping * h - grad[..., 0])).sum(-1)
         candidate = theta[active].clone()
         candidate[:, columns] += h
-        loss_new = sub.loss(candidate, stage.palm_only)
+        # linearised at the candidate straight away (one batched model call): most steps are taken
+        r_new, J_new, loss_new = sub.linearise(candidate, columns, stage.palm_only)
         gain = (loss - loss_new) / predicted.clamp_min(1e-30)
         accept = (loss_new < loss) & ~done
         # Nielsen: lam *= max(1/3, 1 - (2 rho - 1)^3) on success, else lam *= nu, nu *= 2
@@ -752,11 +771,9 @@ def lm_stage(
         lam[active], nu[active] = la.clamp(1e-12, 1e16), n
         done |= (accept & (loss - loss_new <= tolerance * loss_new)) | (la > 1e12)
         theta[active[accept]] = candidate[accept]
+        r = torch.where(accept[:, None], r_new, r)
+        J = torch.where(accept[:, None, None], J_new, J)
         loss = torch.where(accept, loss_new, loss)
-        moved = accept & ~done
-        if moved.any():  # linearise again where the hand moved and goes on
-            r_new, J_new, _ = sub.select(moved.nonzero()[:, 0]).linearise(candidate[moved], columns, stage.palm_only)
-            r[moved], J[moved] = r_new, J_new
         if done.any():
             converged[active[done].numpy()] = True
             keep = ~done
@@ -822,14 +839,15 @@ def adam_stages(
 
 def schedule(objective: Objective, iterations: int, rigid_iterations: int, warm: bool = False) -> list[Stage]:
     """The stages (module docstring): rigid (palm only), pose (with overall shape), full (with
-    proportions, the second half of ``iterations`` when the model has any). Warm: one full stage."""
+    proportions, the second half of ``iterations`` when the model has any). Warm start: one stage
+    on orientation, translation and pose (a tracked hand keeps its shape)."""
     rigid = ("global_orient",) + (("transl",) if objective.kp2 is not None else ())
     pose = rigid + ("pose",) + (("shape",) if objective.blocks["shape"].stop > objective.blocks["shape"].start else ())
     full = pose + (("proportions",) if objective.model.num_proportions else ())
-    if warm:
-        return [Stage("full", full, iterations)]
+    if warm:  # the hand's shape and proportions stay those of the start
+        return [Stage("track", rigid + ("pose",), iterations, damping=1e-2)]
     join = iterations // 2 if objective.model.num_proportions else 0
-    stages = [Stage("rigid", rigid, rigid_iterations, palm_only=True), Stage("pose", pose, iterations - join)]
+    stages = [Stage("rigid", rigid, rigid_iterations, palm_only=True, damping=1e-3), Stage("pose", pose, iterations - join)]
     return stages + ([Stage("full", full, join)] if join else [])
 
 
@@ -895,14 +913,14 @@ def fit_hand(
             keypoints may then be NaN); default all ones.
         weights: the objective's weights.
         iterations: solver iterations on all parameters after the rigid ones (the proportions
-            join for the second half); default 30 for ``"lm"``, 150 for ``"adam"``, and 4 / 30
+            join for the second half); default 40 for ``"lm"``, 150 for ``"adam"``, and 3 / 30
             warm-started.
         rigid_iterations: iterations on orientation and translation only, palm joints only;
             default 6 (``"lm"``) / 30 (``"adam"``); none when warm-started.
         learning_rate: Adam's initial step (cosine decay to 1 %), in radians for the angles, in
             about one pixel sideways and 1 % of the depth for the translation; unused by LM.
         tolerance: a hand stops when its loss fell by at most ``tolerance * loss`` in an
-            accepted LM step (default 1e-4), or by at most ``tolerance * loss + 1e-6`` over the
+            accepted LM step (default 3e-3), or by at most ``tolerance * loss + 1e-6`` over the
             last 20 Adam steps (default 1e-3).
         threads: torch threads during the fit (restored afterwards); ``None`` keeps torch's
             setting. The tensors are small: one thread is as fast on an idle CPU and several
@@ -910,7 +928,8 @@ def fit_hand(
         solver: ``"lm"`` (Levenberg-Marquardt, default) or ``"adam"``.
         init: warm start, e.g. the previous video frame's fit of the same ``B`` hands: its
             pose, shape, orientation and translation are the start, with no rigid stage and no
-            mirror candidates; a few iterations refine them (``fit_hand(..., init=previous)``
+            mirror candidates; a few iterations refine the pose, orientation and translation (the
+            shape and proportions stay those of ``init``: a tracked hand keeps its shape) (``fit_hand(..., init=previous)``
             tracks a hand in real time). With 2D keypoints, a start without a translation in
             front of the camera (a 3D-only fit's) gets one from the 2D keypoints.
 
@@ -937,9 +956,7 @@ def fit_hand(
         if warm:
             starts = _warm_start(model, init, kp2, K, conf)
         else:
-            with torch.no_grad():
-                rest = model(with_vertices=False).keypoints  # (1, 21, 3): rest pose, mean shape
-            orient0, transl0 = _initialise(rest[0].double().numpy(), kp2, kp3, K, conf)
+            orient0, transl0 = _initialise(rest_keypoints(model).numpy(), kp2, kp3, K, conf)
             lower, upper = (v.to(torch.float64) for v in model.pose_limits())
             count = orient0.shape[0] * len(conf)
             starts = ((lower + upper) / 2).expand(count, -1), torch.zeros(count, model.num_shape, dtype=torch.float64), \
@@ -950,8 +967,7 @@ def fit_hand(
         theta = objective.start(*starts[:3])
         stages = schedule(objective, iterations, rigid_iterations, warm)
         theta, converged, steps = run_stages(objective, theta, stages, solver, tolerance, learning_rate)
-        loss = objective.loss(theta.detach())
-        fit = objective.result(theta.detach(), loss, converged, steps)
+        fit = objective.result(theta.detach(), converged, steps)
     if copies == 1:
         return fit
     batch = len(conf)
