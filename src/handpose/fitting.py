@@ -82,6 +82,7 @@ SOLVERS: tuple[str, ...] = ("lm", "adam")
 #: Per solver: default ``(iterations, rigid_iterations, tolerance)`` from scratch, and
 #: ``(iterations, tolerance)`` warm-started (``init``).
 _DEFAULTS = {"lm": (40, 6, 3e-3), "adam": (150, 30, 1e-3)}
+CONVERGED_DAMPING = 1e-2
 _WARM_DEFAULTS = {"lm": (3, 3e-3), "adam": (30, 1e-3)}
 
 
@@ -357,10 +358,13 @@ def translation_from_size(points: np.ndarray, uv: np.ndarray, K: np.ndarray, wei
 
 def rotation_from_2d(points: np.ndarray, uv: np.ndarray, K: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Rotation ``R (3, 3)`` of the rigid ``points (J, 3)`` seen at ``uv (J, 2)``: OpenCV's SQPnP on
-    the joints with weight > 0 (at least 3)."""
+    the joints with weight > 0 (at least 3); the identity where PnP fails."""
     used = weights > 0
-    ok, rvec, _ = cv2.solvePnP(points[used].astype(np.float64), uv[used].astype(np.float64),
-                               K.astype(np.float64), None, flags=cv2.SOLVEPNP_SQPNP)
+    try:
+        ok, rvec, _ = cv2.solvePnP(points[used].astype(np.float64), uv[used].astype(np.float64),
+                                   K.astype(np.float64), None, flags=cv2.SOLVEPNP_SQPNP)
+    except cv2.error:  # degenerate 2D points (e.g. all on one pixel): no rotation to recover
+        ok = False
     return cv2.Rodrigues(rvec)[0] if ok else np.eye(3)
 
 
@@ -769,7 +773,9 @@ def lm_stage(
         la = torch.where(accept, la * torch.clamp(1 - (2 * gain - 1) ** 3, min=1 / 3), la * n)
         n = torch.where(accept, torch.full_like(n, 2.0), 2 * n)
         lam[active], nu[active] = la.clamp(1e-12, 1e16), n
-        done |= (accept & (loss - loss_new <= tolerance * loss_new)) | (la > 1e12)
+        # converged: a nearly Gauss-Newton step (small damping) that barely lowered the loss; a
+        # small decrease under heavy damping is a short step, not a minimum
+        done |= (accept & (loss - loss_new <= tolerance * loss_new) & (la <= CONVERGED_DAMPING)) | (la > 1e12)
         theta[active[accept]] = candidate[accept]
         r = torch.where(accept[:, None], r_new, r)
         J = torch.where(accept[:, None, None], J_new, J)
