@@ -28,11 +28,12 @@ the models' quadratic priors), ``sqrt(a_shape / num_beta) beta``, ``sqrt(a_prop)
 Solvers (:func:`fit_hand`'s ``solver``):
 
 - ``"lm"`` (default), Levenberg-Marquardt: per hand and iteration, the Jacobian ``J`` of the
-  residuals (forward-mode autograd, one tangent per parameter, all hands at once since each hand's
-  residuals depend on its own parameters only), the Geman-McClure term as iteratively reweighted
-  least squares (the 2D residual rows weighted by ``sqrt(rho'(|e_j|^2))``), and the step
-  ``(J^T J + lambda diag(J^T J)) h = -J^T r``, accepted when ``L`` decreases (``lambda`` by
-  Nielsen's gain-ratio rule). A few dozen iterations.
+  residuals (forward differences in float64, one batched model call for all parameters of all
+  hands, since each hand's residuals depend on its own parameters only; checked against autograd
+  by the tests), the Geman-McClure term as iteratively reweighted least squares (the 2D residual
+  rows weighted by ``sqrt(rho'(|e_j|^2))``), and the step ``(J^T J + lambda diag(J^T J)) h =
+  -J^T r``, accepted when ``L`` decreases (``lambda`` by Nielsen's gain-ratio rule). A few dozen
+  iterations.
 - ``"adam"``: first-order steps on ``L`` (cosine learning-rate decay), a few hundred iterations.
 
 Both minimise the same :class:`Objective` in the same stages (:func:`run_stages`): a few rigid
@@ -68,7 +69,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from handpose.camera import project
+from handpose.camera import unproject
 from handpose.handmodel import HandModel, load_hand_model
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.prediction import HandPrediction
@@ -346,8 +347,6 @@ def translation_from_size(points: np.ndarray, uv: np.ndarray, K: np.ndarray, wei
     is floored at 1 px (a hand less than a pixel across is put where it spans one). The fallback
     when the least squares of :func:`translation_from_2d` put the points behind the camera.
     """
-    from handpose.camera import unproject
-
     w = weights / max(weights.sum(), 1e-12)
     centre3, centre2 = w @ points, w @ uv
     size3 = math.sqrt(float(w @ ((points - centre3) ** 2).sum(-1)))
@@ -752,7 +751,7 @@ def lm_stage(
     sub = objective.select(active)
     r, J, loss = sub.linearise(theta, columns, stage.palm_only)
     eye = torch.eye(len(columns), dtype=torch.float64)
-    for _ in range(stage.iterations):
+    for iteration in range(stage.iterations):
         done = loss <= 1e-12  # an exact fit
         steps[active[~done].numpy()] += 1
         jtj = J.mT @ J
@@ -764,8 +763,12 @@ def lm_stage(
         predicted = (h * (damping * h - grad[..., 0])).sum(-1)
         candidate = theta[active].clone()
         candidate[:, columns] += h
-        # linearised at the candidate straight away (one batched model call): most steps are taken
-        r_new, J_new, loss_new = sub.linearise(candidate, columns, stage.palm_only)
+        # linearised at the candidate straight away (one batched model call): most steps are
+        # taken; after the last step, only its loss is needed
+        if iteration + 1 < stage.iterations:
+            r_new, J_new, loss_new = sub.linearise(candidate, columns, stage.palm_only)
+        else:
+            r_new, J_new, loss_new = r, J, sub.loss(candidate, stage.palm_only)
         gain = (loss - loss_new) / predicted.clamp_min(1e-30)
         accept = (loss_new < loss) & ~done
         # Nielsen: lam *= max(1/3, 1 - (2 rho - 1)^3) on success, else lam *= nu, nu *= 2
