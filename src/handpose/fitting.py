@@ -519,7 +519,16 @@ class Objective:
     ``transl`` (3, in units of about one pixel sideways, ``z0 / f``, and 1 % of the depth ``z0``
     around the start ``t0``: ``t = t0 + (u z0 / f, v z0 / f, d z0 / 100)``), ``pose``
     (``num_pose``), ``shape`` (the overall components) and ``proportions`` (the last
-    ``num_proportions`` shape components).
+    ``num_proportions`` shape components). :meth:`residuals` is the one place where the terms
+    and their weights are written; both solvers use it (:meth:`loss` for Adam, :meth:`linearise`
+    for LM).
+
+    Args:
+        model: the hand model (evaluated through its float64 copy, :func:`float64_model`).
+        weights: the objective's weights.
+        conf: ``(B, 21)`` float64 joint confidences (at least 3 > 0 per hand).
+        transl0: ``(B, 3)`` mm, the start translation (the origin of the ``transl`` block).
+        kp2: ``(B, 21, 2)`` px, with ``K (B, 3, 3)``; kp3: ``(B, 21, 3)`` root-relative, any unit.
     """
 
     def __init__(
