@@ -380,12 +380,11 @@ def test_jacobian_and_irls_gradient_match_autograd(toy, hands):
     columns = torch.arange(objective.size)
     r, J, loss = objective.linearise(theta, columns)
     for b in range(2):
-        auto = torch.autograd.functional.jacobian(lambda t: objective.select(torch.tensor([b])).flat_residuals(t[None])[0],
-                                                  theta[b])
+        one = objective.select(torch.tensor([b]))
+        auto = torch.autograd.functional.jacobian(lambda t: one.flat_residuals(t[None])[0], theta[b])
         # rows past the 2D ones have weight 1: J there is the plain Jacobian
         np.testing.assert_allclose(J[b, 42:].numpy(), auto[42:].numpy(), rtol=1e-4, atol=1e-5)
-        grad = torch.autograd.functional.jacobian(lambda t: objective.select(torch.tensor([b])).loss(t[None])[0],
-                                                  theta[b])
+        grad = torch.autograd.functional.jacobian(lambda t: one.loss(t[None])[0], theta[b])
         np.testing.assert_allclose((J[b].T @ r[b]).numpy(), grad.numpy() / 2, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(loss.numpy(), objective.loss(theta).numpy(), rtol=1e-12)
     # the robust weight is rho's derivative in r^2

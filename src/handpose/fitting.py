@@ -83,8 +83,9 @@ SOLVERS: tuple[str, ...] = ("lm", "adam")
 #: Per solver: default ``(iterations, rigid_iterations, tolerance)`` from scratch, and
 #: ``(iterations, tolerance)`` warm-started (``init``).
 _DEFAULTS = {"lm": (40, 6, 3e-3), "adam": (150, 30, 1e-3)}
-CONVERGED_DAMPING = 1e-2
 _WARM_DEFAULTS = {"lm": (3, 3e-3), "adam": (30, 1e-3)}
+#: LM counts a small decrease as convergence only after a step damped at most this much.
+_CONVERGED_DAMPING = 1e-2
 
 
 @dataclass(frozen=True)
@@ -607,7 +608,9 @@ class Objective:
         gap = s_inv[:, None, None] * keypoints + t_inv[:, None] - self.kp3
         return gap, s_inv, t_inv
 
-    def residuals(self, theta: torch.Tensor, palm_only: bool = False, keypoints: torch.Tensor | None = None) -> Residuals:
+    def residuals(
+        self, theta: torch.Tensor, palm_only: bool = False, keypoints: torch.Tensor | None = None
+    ) -> Residuals:
         """All residuals at ``theta (B, N)`` (differentiable), from the model's keypoints there
         (evaluated without the mesh unless given, ``(B, 21, 3)`` mm)."""
         params = self.unpack(theta)
@@ -787,7 +790,7 @@ def lm_stage(
         lam[active], nu[active] = la.clamp(1e-12, 1e16), n
         # converged: a nearly Gauss-Newton step (small damping) that barely lowered the loss; a
         # small decrease under heavy damping is a short step, not a minimum
-        done |= (accept & (loss - loss_new <= tolerance * loss_new) & (la <= CONVERGED_DAMPING)) | (la > 1e12)
+        done |= (accept & (loss - loss_new <= tolerance * loss_new) & (la <= _CONVERGED_DAMPING)) | (la > 1e12)
         theta[active[accept]] = candidate[accept]
         r = torch.where(accept[:, None], r_new, r)
         J = torch.where(accept[:, None, None], J_new, J)
@@ -865,7 +868,8 @@ def schedule(objective: Objective, iterations: int, rigid_iterations: int, warm:
     if warm:  # the hand's shape and proportions stay those of the start
         return [Stage("track", rigid + ("pose",), iterations, damping=1e-2)]
     join = iterations // 2 if objective.model.num_proportions else 0
-    stages = [Stage("rigid", rigid, rigid_iterations, palm_only=True, damping=1e-3), Stage("pose", pose, iterations - join)]
+    stages = [Stage("rigid", rigid, rigid_iterations, palm_only=True, damping=1e-3),
+              Stage("pose", pose, iterations - join)]
     return stages + ([Stage("full", full, join)] if join else [])
 
 
@@ -931,25 +935,27 @@ def fit_hand(
             keypoints may then be NaN); default all ones.
         weights: the objective's weights.
         iterations: solver iterations on all parameters after the rigid ones (the proportions
-            join for the second half); default 40 for ``"lm"``, 150 for ``"adam"``, and 3 / 30
-            warm-started.
+            join for the second half); default 40 for ``"lm"`` (most hands stop after 15-30),
+            150 for ``"adam"``, and 3 / 30 warm-started.
         rigid_iterations: iterations on orientation and translation only, palm joints only;
             default 6 (``"lm"``) / 30 (``"adam"``); none when warm-started.
         learning_rate: Adam's initial step (cosine decay to 1 %), in radians for the angles, in
             about one pixel sideways and 1 % of the depth for the translation; unused by LM.
         tolerance: a hand stops when its loss fell by at most ``tolerance * loss`` in an
-            accepted LM step (default 3e-3), or by at most ``tolerance * loss + 1e-6`` over the
-            last 20 Adam steps (default 1e-3).
+            accepted, nearly Gauss-Newton LM step (damping <= 1e-2; default 3e-3), or by at most
+            ``tolerance * loss + 1e-6`` over the last 20 Adam steps (default 1e-3).
         threads: torch threads during the fit (restored afterwards); ``None`` keeps torch's
             setting. The tensors are small: one thread is as fast on an idle CPU and several
             times faster on a busy one.
         solver: ``"lm"`` (Levenberg-Marquardt, default) or ``"adam"``.
-        init: warm start, e.g. the previous video frame's fit of the same ``B`` hands: its
-            pose, shape, orientation and translation are the start, with no rigid stage and no
-            mirror candidates; a few iterations refine the pose, orientation and translation (the
-            shape and proportions stay those of ``init``: a tracked hand keeps its shape) (``fit_hand(..., init=previous)``
-            tracks a hand in real time). With 2D keypoints, a start without a translation in
-            front of the camera (a 3D-only fit's) gets one from the 2D keypoints.
+        init: warm start, e.g. the previous video frame's fit of the same ``B`` hands, in the
+            same order: its pose, shape, orientation and translation are the start, with no
+            rigid stage and no mirror candidates; a few iterations refine the pose, orientation
+            and translation (the shape and proportions stay those of ``init``: a tracked hand
+            keeps its shape). ``fit = fit_hand(model, kp2, kp3, K, init=fit)`` per frame tracks
+            a hand in real time (about 10 ms per hand on one core). With 2D keypoints, a start
+            without a translation in front of the camera (a 3D-only fit's) gets one from the
+            2D keypoints.
 
     Returns:
         :class:`FitResult` with ``B`` hands. From scratch with 2D keypoints only, both starts of
@@ -977,8 +983,9 @@ def fit_hand(
             orient0, transl0 = _initialise(rest_keypoints(model).numpy(), kp2, kp3, K, conf)
             lower, upper = (v.to(torch.float64) for v in model.pose_limits())
             count = orient0.shape[0] * len(conf)
-            starts = ((lower + upper) / 2).expand(count, -1), torch.zeros(count, model.num_shape, dtype=torch.float64), \
-                torch.as_tensor(orient0.reshape(-1, 3)), torch.as_tensor(transl0.reshape(-1, 3))
+            # from the middle of the joint ranges, the mean shape, each candidate's rigid start
+            starts = (((lower + upper) / 2).expand(count, -1), torch.zeros(count, model.num_shape, dtype=torch.float64),
+                      torch.as_tensor(orient0.reshape(-1, 3)), torch.as_tensor(transl0.reshape(-1, 3)))
         copies = len(starts[0]) // len(conf)
         tile = lambda a: None if a is None else torch.as_tensor(np.concatenate([a] * copies))  # noqa: E731
         objective = Objective(model, weights, tile(conf), starts[3], tile(kp2), tile(kp3), tile(K))

@@ -1,6 +1,6 @@
 """Meshes for detected hands: fit a hand model to the predictions of many photos in one batch
-(:func:`handpose.fitting.fit_images`), overlay the meshes on the photos, compare models side by side, and score predictions with the
-slides' training losses.
+(:func:`handpose.fitting.fit_images`), overlay the meshes on the photos, compare models side by
+side, and score predictions with the slides' training losses.
 
 The step after :func:`handpose.pipeline.predict_folder`::
 
