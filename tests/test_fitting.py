@@ -579,3 +579,19 @@ def test_transposed_K_is_refused(toy, hands):
     _, kp3, kp2 = hands
     with pytest.raises(ValueError, match="transposed"):
         fit_hand(toy, keypoints_2d=kp2[:1], K=K.T)
+
+
+def test_robust_2d_term_bounds_an_outlier(toy, hands):
+    """Geman-McClure through IRLS weights: a keypoint 300 px off barely moves the fit; the same
+    fit with a quadratic penalty (a huge ``sigma``) is dragged towards it."""
+    _, kp3, kp2 = hands
+    root = kp3[:2] - kp3[:2, :1]
+    bad = kp2[:2].copy()
+    bad[:, 8] += [300.0, -200.0]
+    clean = fit_hand(toy, keypoints_2d=kp2[:2], keypoints_3d=root, K=K)
+    robust = fit_hand(toy, keypoints_2d=bad, keypoints_3d=root, K=K)
+    quadratic = fit_hand(toy, keypoints_2d=bad, keypoints_3d=root, K=K, weights=FitWeights(robust_scale_px=1e6))
+    moved = lambda fit: np.linalg.norm(fit.keypoints - clean.keypoints, axis=-1).mean()  # noqa: E731
+    assert moved(robust) < 1.0
+    assert moved(quadratic) > 5.0 * moved(robust)
+    assert np.all(np.delete(robust.residual_2d_px, 8, axis=1).mean(1) < 1.0)
