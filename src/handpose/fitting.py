@@ -746,8 +746,9 @@ def lm_stage(
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Levenberg-Marquardt iterations of one stage, per hand (see the module docstring).
 
-    A hand stops when an accepted step lowers its loss by at most ``tolerance * loss``, or when
-    no step can lower it (damping beyond ``1e12``).
+    A hand stops (``converged``) when an accepted, nearly Gauss-Newton step (damping at most
+    ``1e-2``) lowers its loss by at most ``tolerance * loss``, when it fits exactly, or when no step
+    can lower its loss (damping beyond ``1e12``). Stopped hands leave the batch.
 
     Returns:
         ``theta (B, N)``, ``converged (B,)`` and ``iterations (B,)`` of the stage.
