@@ -12,14 +12,22 @@ import torch
 
 from handpose.camera import project
 from handpose.fitting import (
+    SOLVERS,
+    FitResult,
     FitWeights,
+    Objective,
+    _initialise,
     default_intrinsics,
     fit_hand,
-    fit_predictions,
+    fit_images,
     geman_mcclure,
+    geman_mcclure_weight,
     kabsch,
+    prior_factor,
+    rest_keypoints,
     similarity_align,
     translation_from_2d,
+    translation_from_size,
 )
 from handpose.handmodel import HandModel, HandModelOutput, axis_angle_to_matrix, rigid_transforms
 from handpose.keypoints import FINGERS, PARENTS
@@ -176,13 +184,16 @@ def test_converged_flag(toy, hands):
     assert loose.converged.all() and np.all(loose.iterations < 200)
     cut_short = fit_hand(toy, **kw, iterations=10, tolerance=0.0)
     assert not cut_short.converged.any() and np.all(cut_short.iterations == 10)
+    adam = fit_hand(toy, **kw, iterations=10, tolerance=0.0, solver="adam")
+    assert not adam.converged.any() and np.all(adam.iterations == 10)
 
 
-def test_batch_equals_single_fits(toy, hands):
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_batch_equals_single_fits(toy, hands, solver):
     _, kp3, kp2 = hands
-    batched = fit_hand(toy, keypoints_2d=kp2[:3], keypoints_3d=kp3[:3] - kp3[:3, :1], K=K, iterations=120)
+    batched = fit_hand(toy, keypoints_2d=kp2[:3], keypoints_3d=kp3[:3] - kp3[:3, :1], K=K, solver=solver)
     for b in range(3):
-        single = fit_hand(toy, keypoints_2d=kp2[b], keypoints_3d=kp3[b] - kp3[b, :1], K=K, iterations=120)
+        single = fit_hand(toy, keypoints_2d=kp2[b], keypoints_3d=kp3[b] - kp3[b, :1], K=K, solver=solver)
         np.testing.assert_allclose(single.keypoints[0], batched.keypoints[b], atol=1e-3)
         assert single.iterations[0] == batched.iterations[b]
 
@@ -277,7 +288,7 @@ def test_shared_confidence_and_keypoints_only_loop(hands):
     assert torch.get_num_threads() == before
 
 
-def test_fit_predictions_uses_the_model_of_each_side(hands):
+def test_fit_images_of_one_photo_uses_the_model_of_each_side(hands):
     _, kp3, kp2 = hands
     models = {"right": ToyHand("right"), "left": ToyHand("left")}
     mirror = np.array([-1.0, 1.0, 1.0])
@@ -287,12 +298,12 @@ def test_fit_predictions_uses_the_model_of_each_side(hands):
         HandPrediction(keypoints_2d=kp2[0], keypoints_3d=kp3[0] - kp3[0, 0], handedness="right", score=1.0),
         HandPrediction(keypoints_2d=left2, keypoints_3d=left3 - left3[0], handedness="left", score=1.0),
     ]
-    fits = fit_predictions(models, preds, K)
+    fits = fit_images(models, [preds], [K])[0]
     assert [f.side for f in fits] == ["right", "left"]
     assert all(len(f) == 1 for f in fits)
     assert np.mean(fits[0].residual_2d_px) < 1.5 and np.mean(fits[1].residual_2d_px) < 1.5
     with pytest.raises(ValueError, match="left"):
-        fit_predictions(models["right"], preds, K)
+        fit_images(models["right"], [preds], [K])
 
 
 def test_input_validation(toy, hands):
@@ -346,3 +357,241 @@ def test_proportions_fit_a_hand_built_differently(open_hand_export):
     for name, value in truth.items():  # each found in the right direction, shrunk by the prior
         found = fit.shape[:, 4 + PROPORTION_LABELS.index(name)]
         assert np.all(found * np.sign(value) > 0.15), (name, found)
+
+
+# --- the two solvers, one objective ------------------------------------------------------------
+def _objective(model, kp2, kp3, transl0):
+    conf = np.ones((len(kp2), 21))
+    t = lambda a: torch.as_tensor(np.array(a, dtype=np.float64))  # noqa: E731
+    transl0 = t(transl0)
+    return Objective(model, FitWeights(robust_scale_px=4.0), t(conf), transl0, t(kp2), t(kp3 - kp3[:, :1]),
+                     t(np.broadcast_to(K, (len(kp2), 3, 3))))
+
+
+def test_jacobian_and_irls_gradient_match_autograd(toy, hands):
+    """LM's ``J`` (forward differences) against autograd's, and its ``J^T r`` against the robust
+    loss's gradient (IRLS: ``J^T r = grad L / 2`` with the weights frozen at the point)."""
+    _, kp3, kp2 = hands
+    objective = _objective(toy, kp2[:2], kp3[:2], kp3[:2, 0] + [5.0, -3.0, 20.0])
+    rng = np.random.default_rng(4)
+    theta = torch.as_tensor(rng.normal(0.0, 0.3, (2, objective.size)))
+    theta[:, 6:51] += torch.as_tensor((toy.lower + toy.upper).double().numpy() / 2)
+    theta[0, 9] = -0.5  # a joint beyond its limit: the limit residual is active
+    columns = torch.arange(objective.size)
+    r, J, loss = objective.linearise(theta, columns)
+    for b in range(2):
+        one = objective.select(torch.tensor([b]))
+        auto = torch.autograd.functional.jacobian(lambda t: one.flat_residuals(t[None])[0], theta[b])
+        # rows past the 2D ones have weight 1: J there is the plain Jacobian
+        np.testing.assert_allclose(J[b, 42:].numpy(), auto[42:].numpy(), rtol=1e-4, atol=1e-5)
+        grad = torch.autograd.functional.jacobian(lambda t: one.loss(t[None])[0], theta[b])
+        np.testing.assert_allclose((J[b].T @ r[b]).numpy(), grad.numpy() / 2, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(loss.numpy(), objective.loss(theta).numpy(), rtol=1e-12)
+    # the robust weight is rho's derivative in r^2
+    sq = torch.tensor([0.0, 3.0, 50.0], dtype=torch.float64, requires_grad=True)
+    (d,) = torch.autograd.grad(geman_mcclure(sq, 4.0).sum(), sq)
+    np.testing.assert_allclose(geman_mcclure_weight(sq.detach(), 4.0).numpy(), d.numpy())
+
+
+def test_prior_factor_reproduces_the_models_priors(toy, open_hand_export):
+    from handpose.handmodel import load_hand_model
+
+    rng = np.random.default_rng(2)
+    for model in (toy, load_hand_model("open", "left")):
+        factor, centre = prior_factor(model)
+        p, q = (torch.as_tensor(rng.normal(0.0, 0.5, (4, model.num_pose))) for _ in range(2))
+        quad = lambda x: (((x - centre) @ factor.T) ** 2).sum(-1)  # noqa: E731
+        prior = lambda x: model.pose_prior(x.float()).double()  # noqa: E731
+        np.testing.assert_allclose((quad(p) - quad(q)).numpy(), (prior(p) - prior(q)).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_lm_and_adam_agree(toy, hands):
+    """Both solvers minimise the same objective from the same start: they land on the same hands,
+    LM at a loss no higher than Adam's (in at most 40 iterations against 400)."""
+    _, kp3 = _random_hands(toy, 3, seed=8, spread=0.6)
+    kw = dict(keypoints_2d=project(kp3, K), keypoints_3d=kp3 - kp3[:, :1], K=K)
+    lm, adam = fit_hand(toy, **kw), fit_hand(toy, **kw, solver="adam", iterations=400)
+    assert np.linalg.norm(lm.keypoints - adam.keypoints, axis=-1).mean() < 2.0  # Adam's a little short
+    assert np.linalg.norm(lm.keypoints - kp3, axis=-1).mean() < 0.5
+    assert np.all(lm.loss <= adam.loss * 1.01 + 1e-6)
+    assert np.all(lm.residual_2d_px.mean(1) < 0.1) and np.all(lm.residual_2d_px.mean(1) < adam.residual_2d_px.mean(1))
+
+
+def _next_frame(model, fit: FitResult, seed: int) -> np.ndarray:
+    """Camera-frame keypoints ``(B, 21, 3)`` of the fitted hands moved a little: every joint by up
+    to 0.05 rad, the hand by up to 5 mm (a video's next frame)."""
+    rng = np.random.default_rng(seed)
+    t = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    pose = fit.pose + rng.uniform(-0.05, 0.05, fit.pose.shape)
+    with torch.no_grad():
+        return model(t(pose), t(fit.shape), t(fit.global_orient), t(fit.transl + rng.uniform(-5, 5, (len(fit), 3)))
+                     ).keypoints.double().numpy()
+
+
+def test_warm_start_follows_the_next_frame(toy, hands):
+    _, kp3, kp2 = hands
+    first = fit_hand(toy, keypoints_2d=kp2[:3], keypoints_3d=kp3[:3] - kp3[:3, :1], K=K)
+    target = _next_frame(toy, first, 0)
+    kw = dict(keypoints_2d=project(target, K), keypoints_3d=target - target[:, :1], K=K)
+    warm = fit_hand(toy, **kw, init=first)
+    assert np.all(warm.iterations <= 3)  # the default budget of a warm start
+    assert np.all(warm.residual_2d_px.mean(1) < 0.3)
+    assert np.linalg.norm(warm.keypoints - target, axis=-1).mean() < 1.5
+    np.testing.assert_array_equal(warm.shape, first.shape)  # a tracked hand keeps its shape
+    cold = fit_hand(toy, **kw)
+    np.testing.assert_allclose(warm.keypoints, cold.keypoints, atol=2.0)
+    # batched warm starts equal one-by-one ones
+    alone = fit_hand(toy, keypoints_2d=kw["keypoints_2d"][1], keypoints_3d=kw["keypoints_3d"][1], K=K,
+                     init=first.take(1))
+    np.testing.assert_allclose(alone.keypoints[0], warm.keypoints[1], atol=1e-6)
+
+
+def test_warm_start_from_a_3d_only_fit_places_the_hand(toy, hands):
+    _, kp3, kp2 = hands
+    root = kp3[:2] - kp3[:2, :1]
+    shape_only = fit_hand(toy, keypoints_3d=root)  # transl 0: no camera frame
+    fit = fit_hand(toy, keypoints_2d=kp2[:2], keypoints_3d=root, K=K, init=shape_only, iterations=10)
+    assert np.all(fit.residual_2d_px.mean(1) < 1.0)
+    with pytest.raises(ValueError, match="init has 2 hands"):
+        fit_hand(toy, keypoints_2d=kp2[:3], keypoints_3d=kp3[:3] - kp3[:3, :1], K=K, init=shape_only)
+    with pytest.raises(ValueError, match="init must be a FitResult"):
+        fit_hand(toy, keypoints_3d=root, init={"pose": shape_only.pose})
+    with pytest.raises(ValueError, match="solver"):
+        fit_hand(toy, keypoints_3d=root, solver="sgd")
+
+
+def test_fit_result_take(toy, hands):
+    _, kp3, _ = hands
+    fit = fit_hand(toy, keypoints_3d=kp3[:3] - kp3[:3, :1], iterations=2, rigid_iterations=1)
+    one = fit.take(1)
+    assert len(one) == 1 and one.faces is fit.faces and one.side == "right"
+    np.testing.assert_array_equal(one.pose[0], fit.pose[1])
+    np.testing.assert_array_equal(fit.take(-1).vertices, fit.vertices[2:])
+    np.testing.assert_array_equal(fit.take([2, 0]).keypoints, fit.keypoints[[2, 0]])
+    with pytest.raises(IndexError):
+        fit.take(3)
+
+
+# --- one entry point from predictions, one thread guard ---------------------------------------
+def _predictions(kp3: np.ndarray, side: str) -> list[HandPrediction]:
+    points = kp3 * ([1.0, 1.0, 1.0] if side == "right" else [-1.0, 1.0, 1.0])  # left: the mirror image
+    return [HandPrediction(project(p, K), p - p[0], side, 1.0) for p in points]
+
+
+def test_fit_images_batches_photos_and_keeps_order(hands):
+    _, kp3, _ = hands
+    models = {"right": ToyHand("right"), "left": ToyHand("left")}
+    right_a, right_b = _predictions(kp3[:2], "right")
+    (left_b,) = _predictions(kp3[2:3], "left")
+    fits = fit_images(models, [[right_a], [], [left_b, right_b]], [K, K, K])
+    assert [len(f) for f in fits] == [1, 0, 2]
+    assert [f.side for f in fits[2]] == ["left", "right"] and all(len(f) == 1 for f in fits[2])
+    alone = fit_hand(models["left"], left_b.keypoints_2d, left_b.keypoints_3d, K)
+    np.testing.assert_allclose(fits[2][0].vertices, alone.vertices, atol=1e-6)
+    assert np.linalg.norm(fits[0][0].keypoints[0] - kp3[0], axis=-1).mean() < 2.0
+    assert np.linalg.norm(fits[2][1].keypoints[0] - kp3[1], axis=-1).mean() < 2.0
+
+
+def test_fit_images_validates(hands):
+    _, kp3, _ = hands
+    models = {"right": ToyHand("right"), "left": ToyHand("left")}
+    (hand,) = _predictions(kp3[:1], "right")
+    with pytest.raises(ValueError, match="2 photos but 1 intrinsics"):
+        fit_images(models, [[hand], []], [K])
+    with pytest.raises(ValueError, match=r"intrinsics\[0\]"):
+        fit_images(models, [[hand]], [K[:2]])
+    with pytest.raises(ValueError, match=r"no model given for the \['right'\] hands"):
+        fit_images({"left": models["left"]}, [[hand]], [K])
+    with pytest.raises(ValueError, match="threads"):
+        fit_images(models, [[hand]], [K], threads=0)
+
+
+def test_fit_images_fits_with_its_threads(hands):
+    """Issue 15: ``fit_images(threads=N)`` set N, then ``fit_hand``'s default ``threads=1`` won
+    inside the loop. The model must run with the threads asked for, and torch's be restored."""
+    _, kp3, _ = hands
+    seen = []
+
+    class Spy(ToyHand):
+        def forward(self, *args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return super().forward(*args, **kwargs)
+
+    before = torch.get_num_threads()
+    fit_images(Spy(), [_predictions(kp3[:1], "right")], [K], threads=2, iterations=2, rigid_iterations=1)
+    assert seen and set(seen) == {2}
+    assert torch.get_num_threads() == before
+
+
+# --- geometry of the start (issue 15 bugs) ----------------------------------------------------
+def test_translation_from_2d_uses_the_skew():
+    rng = np.random.default_rng(3)
+    points = rng.normal(0, 40, (8, 3))
+    skewed = K.copy()
+    skewed[0, 1] = 40.0
+    t = np.array([30.0, -20.0, 450.0])
+    uv = project(points + t, skewed)
+    np.testing.assert_allclose(translation_from_2d(points, uv, skewed, np.ones(8)), t, atol=1e-8)
+
+
+def test_translation_from_size_known_answer():
+    # a fronto-parallel square: its 2D size is exactly f size / z, its 2D centroid the projection
+    points = np.array([[-30.0, -30, 5], [30, -30, 5], [30, 30, 5], [-30, 30, 5]])
+    t = np.array([40.0, -25.0, 600.0])
+    uv = project(points + t, K)
+    np.testing.assert_allclose(translation_from_size(points, uv, K, np.ones(4)), t, atol=1e-9)
+
+
+def test_degenerate_2d_start_is_put_in_front_where_it_spans_a_pixel(toy):
+    """All 2D keypoints at one pixel: the pinhole least squares leave the depth undetermined. The
+    start must be in front of the camera, on that pixel's ray, where the palm spans about a pixel
+    (the fallback derived from the sizes; it was ``0.2 f`` mm, about 200 px across here)."""
+    rest = rest_keypoints(toy).numpy()
+    kp2 = np.full((1, 21, 2), [300.0, 200.0])
+    orient, transl = _initialise(rest, kp2, None, K[None], np.ones((1, 21)))
+    for c in range(len(orient)):
+        from scipy.spatial.transform import Rotation
+
+        placed = rest @ Rotation.from_rotvec(orient[c, 0]).as_matrix().T + transl[c, 0]
+        assert placed[:, 2].min() > 0
+        uv = project(placed, K)
+        assert np.abs(uv - [300.0, 200.0]).max() < 5.0  # the palm spans a pixel, the hand a few
+
+
+def test_degenerate_3d_keypoints_and_alignment_are_refused_or_nan(toy, hands):
+    """Issue 15: the fit divided by the alignment scale ``s'`` unguarded (``1 / s'``: inf for 3D
+    keypoints without extent, a negative scale for mirrored ones)."""
+    _, kp3, kp2 = hands
+    flat = kp3[:2] - kp3[:2, :1]
+    flat[1] = 0.0
+    with pytest.raises(ValueError, match=r"keypoints_3d of hands \[1\] have no extent"):
+        fit_hand(toy, keypoints_2d=kp2[:2], keypoints_3d=flat, K=K)
+    # a 3D target that maps onto the model only with a negative scale: NaN, not -1
+    rest = rest_keypoints(toy).numpy()[None]
+    objective = _objective(toy, project(rest + [0, 0, 400.0], K), -rest, [[0, 0, 400.0]])
+    theta = torch.zeros(1, objective.size, dtype=torch.float64)
+    fit = objective.result(theta, np.zeros(1, bool), np.zeros(1, int))
+    assert np.isnan(fit.scale).all() and np.isnan(fit.residual_3d_mm).all()
+    assert np.isfinite(fit.loss).all() and np.isfinite(fit.residual_2d_px).all()
+
+
+def test_transposed_K_is_refused(toy, hands):
+    _, kp3, kp2 = hands
+    with pytest.raises(ValueError, match="transposed"):
+        fit_hand(toy, keypoints_2d=kp2[:1], K=K.T)
+
+
+def test_robust_2d_term_bounds_an_outlier(toy, hands):
+    """Geman-McClure through IRLS weights: a keypoint 300 px off barely moves the fit; the same
+    fit with a quadratic penalty (a huge ``sigma``) is dragged towards it."""
+    _, kp3, kp2 = hands
+    root = kp3[:2] - kp3[:2, :1]
+    bad = kp2[:2].copy()
+    bad[:, 8] += [300.0, -200.0]
+    clean = fit_hand(toy, keypoints_2d=kp2[:2], keypoints_3d=root, K=K)
+    robust = fit_hand(toy, keypoints_2d=bad, keypoints_3d=root, K=K)
+    quadratic = fit_hand(toy, keypoints_2d=bad, keypoints_3d=root, K=K, weights=FitWeights(robust_scale_px=1e6))
+    moved = lambda fit: np.linalg.norm(fit.keypoints - clean.keypoints, axis=-1).mean()  # noqa: E731
+    assert moved(robust) < 1.0
+    assert moved(quadratic) > 5.0 * moved(robust)
+    assert np.all(np.delete(robust.residual_2d_px, 8, axis=1).mean(1) < 1.0)

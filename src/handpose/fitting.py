@@ -19,40 +19,73 @@ For each hand ``b`` the fit minimises, over pose, shape, global orientation and 
   so each pays on its own) and ``d_k`` how far pose component ``k`` is outside the model's
   ``pose_limits`` (radians).
 
-Initialisation, so that the optimiser does not start in a twisted local minimum: the rest hand's
+Every term but the robust one is a sum of squared residuals, ``L = sum_j c'_j rho(|e_j|^2) +
+|r|^2`` (:class:`Objective`): ``r`` holds ``sqrt(a_3D) k sqrt(c'_j) (s X_j + t - Y_j)``, the
+pose prior as ``sqrt(a_pose) L^T (pose - m)`` (``prior = |L^T (pose - m)|^2`` + const, exact for
+the models' quadratic priors), ``sqrt(a_shape / num_beta) beta``, ``sqrt(a_prop) gamma`` and
+``sqrt(a_lim) d``.
+
+Solvers (:func:`fit_hand`'s ``solver``):
+
+- ``"lm"`` (default), Levenberg-Marquardt: per hand and iteration, the Jacobian ``J`` of the
+  residuals (forward differences in float64, one batched model call for all parameters of all
+  hands, since each hand's residuals depend on its own parameters only; checked against autograd
+  by the tests), the Geman-McClure term as iteratively reweighted least squares (the 2D residual
+  rows weighted by ``sqrt(rho'(|e_j|^2))``), and the step ``(J^T J + lambda diag(J^T J)) h =
+  -J^T r``, accepted when ``L`` decreases (``lambda`` by Nielsen's gain-ratio rule). A few dozen
+  iterations.
+- ``"adam"``: first-order steps on ``L`` (cosine learning-rate decay), a few hundred iterations.
+
+Both minimise the same :class:`Objective` in the same stages (:func:`run_stages`): a few rigid
+iterations (orientation and translation on the palm joints only), then pose, orientation,
+translation and overall shape from the middle of the joint ranges (a half-closed hand, from which
+both open and fully curled fingers are reached without passing through hyper-extension); a
+model's proportion components (the open hand's bone lengths and joint offsets) join for the second
+half of these iterations, to refine a found pose rather than stand in for one.
+
+Initialisation, so that the solver does not start in a twisted local minimum: the rest hand's
 palm (wrist and the four finger MCPs) is aligned rigidly first: rotation by Kabsch against the
 3D palm when 3D keypoints are given (else by PnP on the 2D palm), translation in closed form from
 the 2D palm (linear least squares of the pinhole equations, i.e. depth from the ratio of the 3D
-palm size to the 2D palm size and the focal length). Then a few rigid iterations, then all
-parameters with Adam from the middle of the joint ranges (a half-closed hand, from which both
-open and fully curled fingers are reached without passing through hyper-extension); a model's
-proportion components (the open hand's bone lengths and joint offsets) join for the second half
-of these iterations, to refine a found pose rather than stand in for one (torch, batched over
-hands: each hand's parameters and loss are independent, so a batched fit equals the hands fitted
-one by one).
+palm size to the 2D palm size and the focal length). A warm start (``init``: the previous video
+frame's fit) skips all of this and refines all parameters from there for a few iterations.
 
-The optimisation evaluates the model's keypoints only (``with_vertices=False``); the mesh is
-skinned once, for the result. Arrays in and out are numpy; torch stays inside.
+Hands are independent (each has its own parameters, loss, damping and stopping), so a batched fit
+equals the hands fitted one by one. The optimisation evaluates the model's keypoints only
+(``with_vertices=False``); the mesh is skinned once, for the result. Arrays in and out are numpy;
+torch stays inside.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
+import weakref
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import cv2
 import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from handpose.camera import project
-from handpose.handmodel import HandModel
+from handpose.camera import unproject
+from handpose.handmodel import HandModel, load_hand_model
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.prediction import HandPrediction
 
 #: Palm keypoints used by the rigid initialisation: the wrist and the index..pinky MCPs.
 PALM: tuple[int, ...] = (0, 5, 9, 13, 17)
+
+#: Solvers of :func:`fit_hand`.
+SOLVERS: tuple[str, ...] = ("lm", "adam")
+
+#: Per solver: default ``(iterations, rigid_iterations, tolerance)`` from scratch, and
+#: ``(iterations, tolerance)`` warm-started (``init``).
+_DEFAULTS = {"lm": (40, 6, 3e-3), "adam": (150, 30, 1e-3)}
+_WARM_DEFAULTS = {"lm": (3, 3e-3), "adam": (30, 1e-3)}
+#: LM counts a small decrease as convergence only after a step damped at most this much.
+_CONVERGED_DAMPING = 1e-2
 
 
 @dataclass(frozen=True)
@@ -100,12 +133,14 @@ class FitResult:
         global_orient: ``(B, 3)`` axis-angle rotation about the wrist.
         transl: ``(B, 3)`` mm, camera-frame translation (zero for 3D-only fits).
         scale: ``(B,)`` ``s`` of the 3D alignment, model mm per unit of the 3D keypoints
-            (1 without 3D keypoints).
-        residual_3d_mm: ``(B, 21)`` ``|X_j - (s Y_j + t)|`` after the fit, NaN without 3D input.
+            (1 without 3D keypoints; NaN where the alignment degenerated, ``1 / s' `` with
+            ``s' <= 0``).
+        residual_3d_mm: ``(B, 21)`` ``|X_j - (s Y_j + t)|`` after the fit, NaN without 3D input
+            (or where ``scale`` is NaN).
         residual_2d_px: ``(B, 21)`` ``|pi(K, X_j) - x_j|``, NaN without 2D input.
         loss: ``(B,)`` final objective.
         converged: ``(B,)`` the objective stopped decreasing before the iteration budget ran out.
-        iterations: ``(B,)`` optimiser steps taken.
+        iterations: ``(B,)`` solver iterations taken after the rigid ones.
         side: the model's side (``"right"`` / ``"left"``).
     """
 
@@ -127,6 +162,17 @@ class FitResult:
 
     def __len__(self) -> int:
         return len(self.vertices)
+
+    def take(self, index: int | Sequence[int] | np.ndarray) -> FitResult:
+        """The hands ``index`` (an int gives a ``B = 1`` result; a sequence or boolean mask, its
+        hands in that order)."""
+        rows = np.arange(index, index + 1) if isinstance(index, (int, np.integer)) else np.asarray(index)
+        if isinstance(index, (int, np.integer)) and not -len(self) <= index < len(self):
+            raise IndexError(f"hand {index} of a FitResult of {len(self)} hands")
+        if isinstance(index, (int, np.integer)) and index < 0:
+            rows = rows + len(self)
+        return FitResult(**{name: value[rows] if isinstance(value, np.ndarray) and name != "faces" else value
+                            for name, value in vars(self).items()})
 
 
 def default_intrinsics(width: int, height: int, focal_35mm: float | None = None) -> np.ndarray:
@@ -150,6 +196,21 @@ def default_intrinsics(width: int, height: int, focal_35mm: float | None = None)
     return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch intra-op threads, restored afterwards (``None``:
+    unchanged). The package's one thread guard."""
+    if threads is not None and not (int(threads) == threads >= 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads}")
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 # ---------------------------------------------------------------------------------------------
 # Objective terms (pure torch functions)
 # ---------------------------------------------------------------------------------------------
@@ -158,13 +219,20 @@ def geman_mcclure(sq_residual: torch.Tensor, sigma: float) -> torch.Tensor:
     return sigma**2 * sq_residual / (sq_residual + sigma**2)
 
 
+def geman_mcclure_weight(sq_residual: torch.Tensor, sigma: float) -> torch.Tensor:
+    """IRLS weight ``d rho / d(r^2) = sigma^4 / (r^2 + sigma^2)^2`` (1 at 0, ``-> 0`` for outliers):
+    ``sum_j rho(r_j^2)`` and ``sum_j w_j r_j^2`` with these weights frozen have the same gradient."""
+    return (sigma**2 / (sq_residual + sigma**2)) ** 2
+
+
 def similarity_align(
     source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scale and translation (no rotation) mapping ``source`` onto ``target``, weighted LSQ.
 
     ``min_{s, t} sum_j w_j |target_j - (s source_j + t)|^2`` has ``t = mean_w(target) - s
-    mean_w(source)`` and ``s = sum_j w_j <S_j, T_j> / sum_j w_j |S_j|^2`` on centred points.
+    mean_w(source)`` and ``s = sum_j w_j <S_j, T_j> / sum_j w_j |S_j|^2`` on centred points
+    (``s = 0`` when the source has no extent).
 
     Args:
         source: ``(B, J, 3)``; target: ``(B, J, 3)``; weights: ``(B, J)`` >= 0.
@@ -179,9 +247,57 @@ def similarity_align(
     return s, mu_t - s[:, None] * mu_s
 
 
-def limit_violation(pose: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` ``sum_k (max(lower_k - p_k, 0)^2 + max(p_k - upper_k, 0)^2)`` of ``(B, P)`` poses."""
-    return ((lower - pose).clamp_min(0) ** 2 + (pose - upper).clamp_min(0) ** 2).sum(-1)
+def limit_residuals(pose: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """``(B, P)`` ``d_k = max(lower_k - p_k, 0) + max(p_k - upper_k, 0)`` (radians outside the
+    limits; at most one term is non-zero) of ``(B, P)`` poses."""
+    return (lower - pose).clamp_min(0) + (pose - upper).clamp_min(0)
+
+
+_CACHE: "weakref.WeakKeyDictionary[HandModel, dict]" = weakref.WeakKeyDictionary()
+
+
+def _cached(model: HandModel, key: str, build):
+    """``build()`` once per model and key (a model changed in place keeps its stale entries: build
+    a new model instead)."""
+    entries = _CACHE.setdefault(model, {})
+    if key not in entries:
+        entries[key] = build()
+    return entries[key]
+
+
+def float64_model(model: HandModel) -> HandModel:
+    """A float64 copy of ``model`` (itself if already float64), cached per model: fits run in
+    float64 (exact forward differences, no float32 round-off in the residuals)."""
+    if all(b.dtype == torch.float64 for b in model.buffers() if b.is_floating_point()):
+        return model
+    return _cached(model, "float64", lambda: copy.deepcopy(model).double())
+
+
+def rest_keypoints(model: HandModel) -> torch.Tensor:
+    """``(21, 3)`` float64 keypoints of the rest pose and mean shape, mm (cached per model)."""
+    def build() -> torch.Tensor:
+        with torch.no_grad():
+            return float64_model(model)(with_vertices=False).keypoints[0]
+    return _cached(model, "rest", build)
+
+
+def prior_factor(model: HandModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(L^T (P, P), m (P,))`` float64 with ``model.pose_prior(p) = |L^T (p - m)|^2 + const``.
+
+    From the prior's Hessian ``H`` and gradient ``g`` at the rest pose: ``H / 2 = V E V^T``,
+    ``L^T = E^{1/2} V^T``, ``m = -H^+ g``. Exact for a quadratic prior (the open hand's and
+    MANO's are), the second-order expansion at rest otherwise. Cached per model.
+    """
+    def build() -> tuple[torch.Tensor, torch.Tensor]:
+        twin = float64_model(model)
+        zero = torch.zeros(model.num_pose, dtype=torch.float64)
+        prior = lambda p: twin.pose_prior(p[None])[0]  # noqa: E731
+        hessian = torch.autograd.functional.hessian(prior, zero)
+        gradient = torch.autograd.functional.jacobian(prior, zero)
+        hessian = (hessian + hessian.T) / 2
+        values, vectors = torch.linalg.eigh(hessian / 2)
+        return values.clamp_min(0).sqrt()[:, None] * vectors.T, -torch.linalg.pinv(hessian) @ gradient
+    return _cached(model, "prior", build)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,34 +319,55 @@ def kabsch(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.nd
 def translation_from_2d(points: np.ndarray, uv: np.ndarray, K: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Translation ``t (3,)`` making ``project(points + t, K)`` match ``uv`` in least squares.
 
-    From ``u = fx (X + tx) / (Z + tz) + cx`` (no skew): ``fx tx - (u - cx) tz = (u - cx) Z - fx X``
-    and the same in ``v``: linear in ``t`` (the depth comes from the 3D vs 2D size of the points).
+    From ``u = (fx (X + tx) + skew (Y + ty)) / (Z + tz) + cx`` and ``v = fy (Y + ty) / (Z + tz) + cy``:
+    ``fx tx + skew ty - (u - cx) tz = (u - cx) Z - fx X - skew Y`` and
+    ``fy ty - (v - cy) tz = (v - cy) Z - fy Y``: linear in ``t`` (the depth comes from the 3D vs
+    2D size of the points).
 
     Args:
         points: ``(J, 3)`` mm; uv: ``(J, 2)`` px; K: ``(3, 3)``; weights: ``(J,)``.
     """
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    fx, skew, fy, cx, cy = K[0, 0], K[0, 1], K[1, 1], K[0, 2], K[1, 2]
     du, dv = uv[:, 0] - cx, uv[:, 1] - cy
     zeros = np.zeros_like(du)
-    a = np.concatenate([np.stack([np.full_like(du, fx), zeros, -du], 1), np.stack([zeros, np.full_like(dv, fy), -dv], 1)])
-    b = np.concatenate([du * points[:, 2] - fx * points[:, 0], dv * points[:, 2] - fy * points[:, 1]])
+    a = np.concatenate([np.stack([np.full_like(du, fx), np.full_like(du, skew), -du], 1),
+                        np.stack([zeros, np.full_like(dv, fy), -dv], 1)])
+    b = np.concatenate([du * points[:, 2] - fx * points[:, 0] - skew * points[:, 1],
+                        dv * points[:, 2] - fy * points[:, 1]])
     sw = np.sqrt(np.concatenate([weights, weights]))
     t, *_ = np.linalg.lstsq(a * sw[:, None], b * sw, rcond=None)
     return t
 
 
+def translation_from_size(points: np.ndarray, uv: np.ndarray, K: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Translation ``t (3,)`` from the sizes of ``points (J, 3)`` mm and ``uv (J, 2)`` px alone.
+
+    Pinhole scaling: an object of RMS size ``S`` mm (about its weighted centroid) spans
+    ``s = f S / z`` px at depth ``z``, so ``z = f S / s`` with ``f = sqrt(fx fy)``; the centroid
+    is then placed on the ray of the 2D centroid (:func:`handpose.camera.unproject`). The 2D size
+    is floored at 1 px (a hand less than a pixel across is put where it spans one). The fallback
+    when the least squares of :func:`translation_from_2d` put the points behind the camera.
+    """
+    w = weights / max(weights.sum(), 1e-12)
+    centre3, centre2 = w @ points, w @ uv
+    size3 = math.sqrt(float(w @ ((points - centre3) ** 2).sum(-1)))
+    size2 = max(math.sqrt(float(w @ ((uv - centre2) ** 2).sum(-1))), 1.0)
+    depth = math.sqrt(K[0, 0] * K[1, 1]) * size3 / size2
+    return unproject(centre2[None], depth, K)[0] - centre3
+
+
 def rotation_from_2d(points: np.ndarray, uv: np.ndarray, K: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Rotation ``R (3, 3)`` of the rigid ``points (J, 3)`` seen at ``uv (J, 2)``: OpenCV's SQPnP on
-    the joints with weight > 0 (at least 3)."""
+    the joints with weight > 0 (at least 3); the identity where PnP fails."""
     used = weights > 0
-    ok, rvec, _ = cv2.solvePnP(points[used].astype(np.float64), uv[used].astype(np.float64),
-                               K.astype(np.float64), None, flags=cv2.SOLVEPNP_SQPNP)
+    try:
+        ok, rvec, _ = cv2.solvePnP(points[used].astype(np.float64), uv[used].astype(np.float64),
+                                   K.astype(np.float64), None, flags=cv2.SOLVEPNP_SQPNP)
+    except cv2.error:  # degenerate 2D points (e.g. all on one pixel): no rotation to recover
+        ok = False
     return cv2.Rodrigues(rvec)[0] if ok else np.eye(3)
 
 
-# ---------------------------------------------------------------------------------------------
-# The fit
-# ---------------------------------------------------------------------------------------------
 def _as_batch(value: np.ndarray | None, width: int, name: str) -> np.ndarray | None:
     if value is None:
         return None
@@ -263,6 +400,8 @@ def _check_inputs(
         K = np.broadcast_to(K, (b, 3, 3)).copy() if K.shape == (3, 3) else K
         if K.shape != (b, 3, 3) or not np.all(np.isfinite(K)) or np.any(K[:, [0, 1], [0, 1]] <= 0):
             raise ValueError(f"K must be (3, 3) or ({b}, 3, 3) with positive focal lengths, got {K.shape}")
+        if not np.allclose(K[:, 2], [0.0, 0.0, 1.0]) or np.any(K[:, 1, 0] != 0):
+            raise ValueError("K must be upper triangular with last row [0, 0, 1] (is it transposed?)")
     conf = np.ones((b, NUM_KEYPOINTS)) if confidence is None else np.asarray(confidence, dtype=np.float64)
     conf = np.broadcast_to(conf, (b, NUM_KEYPOINTS)).copy() if conf.shape == (NUM_KEYPOINTS,) else conf
     if conf.shape != (b, NUM_KEYPOINTS) or not np.all(np.isfinite(conf)) or np.any(conf < 0):
@@ -277,6 +416,13 @@ def _check_inputs(
     # Joints without confidence are ignored: give them finite placeholders.
     kp2 = None if kp2 is None else np.where(conf[..., None] > 0, kp2, 0.0)
     kp3 = None if kp3 is None else np.where(conf[..., None] > 0, kp3, 0.0)
+    if kp3 is not None:
+        w = conf / conf.sum(1, keepdims=True)
+        centred = kp3 - np.einsum("bj,bjk->bk", w, kp3)[:, None]
+        flat = np.einsum("bj,bj->b", w, (centred**2).sum(-1)) <= 1e-12 * max(1.0, float(np.abs(kp3).max()) ** 2)
+        if flat.any():
+            raise ValueError(f"keypoints_3d of hands {np.flatnonzero(flat).tolist()} have no extent (all "
+                             "confident joints at one point): no scale can map the model onto them")
     return kp2, kp3, K, conf
 
 
@@ -316,21 +462,274 @@ def _initialise(
             if kp2 is not None:
                 rotated = rest @ R.T
                 transl[c, b] = translation_from_2d(rotated[idx], kp2[b, idx], K[b], w)
-                if transl[c, b, 2] + rotated[:, 2].min() <= 1.0:  # degenerate: put the hand in front
-                    transl[c, b, 2] = 0.2 * K[b, 0, 0] - rotated[:, 2].min()
+                if transl[c, b, 2] + rotated[:, 2].min() <= 1.0:  # degenerate: depth from the sizes
+                    transl[c, b] = translation_from_size(rotated[idx], kp2[b, idx], K[b], w)
     return orient, transl
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int | None):
-    """Run the block with ``threads`` torch intra-op threads (``None``: unchanged)."""
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+# ---------------------------------------------------------------------------------------------
+# The objective: residuals and weights, in one place
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the schedule: which parameter blocks move, on which joints.
+
+    Attributes:
+        name: ``"rigid"``, ``"pose"`` or ``"full"``.
+        blocks: parameter blocks that move (:attr:`Objective.blocks` names).
+        iterations: the stage's budget.
+        palm_only: only the palm joints and no prior (the rigid start).
+        damping: LM's initial ``lambda``: small near the solution (rigid palm, warm start), large
+            from the half-closed start, where full Gauss-Newton steps overshoot into the wrong
+            bend of a finger (a distal joint flipped to its other limit).
+    """
+
+    name: str
+    blocks: tuple[str, ...]
+    iterations: int
+    palm_only: bool = False
+    damping: float = 1.0
+
+
+@dataclass
+class Residuals:
+    """The objective's residuals of ``B`` hands at one point (float64).
+
+    Attributes:
+        error_2d: ``(B, 21, 2)`` px ``pi(K, X_j) - x_j``, or ``None`` without 2D keypoints.
+        weight_2d: ``(B, 21)`` ``c'_j`` (confidences normalised to sum 1 per hand).
+        other: ``(B, M)`` the plain residuals ``r`` (3D, priors, limits), weights included.
+    """
+
+    error_2d: torch.Tensor | None
+    weight_2d: torch.Tensor
+    other: torch.Tensor
+
+    def loss(self, sigma: float) -> torch.Tensor:
+        """``(B,)`` ``L = sum_j c'_j rho(|e_j|^2) + |r|^2`` (NaN residuals give ``inf``)."""
+        loss = (self.other**2).sum(-1)
+        if self.error_2d is not None:
+            loss = loss + (self.weight_2d * geman_mcclure((self.error_2d**2).sum(-1), sigma)).sum(-1)
+        return torch.nan_to_num(loss, nan=math.inf)
+
+
+class Objective:
+    """The fitting objective of ``B`` hands (module docstring) over one parameter vector per hand.
+
+    ``theta (B, N)`` float64, blocks in order (:attr:`blocks`): ``global_orient`` (3, axis-angle),
+    ``transl`` (3, in units of about one pixel sideways, ``z0 / f``, and 1 % of the depth ``z0``
+    around the start ``t0``: ``t = t0 + (u z0 / f, v z0 / f, d z0 / 100)``), ``pose``
+    (``num_pose``), ``shape`` (the overall components) and ``proportions`` (the last
+    ``num_proportions`` shape components). :meth:`residuals` is the one place where the terms
+    and their weights are written; both solvers use it (:meth:`loss` for Adam, :meth:`linearise`
+    for LM).
+
+    Args:
+        model: the hand model (evaluated through its float64 copy, :func:`float64_model`).
+        weights: the objective's weights.
+        conf: ``(B, 21)`` float64 joint confidences (at least 3 > 0 per hand).
+        transl0: ``(B, 3)`` mm, the start translation (the origin of the ``transl`` block).
+        kp2: ``(B, 21, 2)`` px, with ``K (B, 3, 3)``; kp3: ``(B, 21, 3)`` root-relative, any unit.
+    """
+
+    def __init__(
+        self,
+        model: HandModel,
+        weights: FitWeights,
+        conf: torch.Tensor,
+        transl0: torch.Tensor,
+        kp2: torch.Tensor | None = None,
+        kp3: torch.Tensor | None = None,
+        K: torch.Tensor | None = None,
+    ) -> None:
+        self.model, self.weights = float64_model(model), weights
+        self.conf, self.transl0, self.kp2, self.kp3, self.K = conf, transl0, kp2, kp3, K
+        self.lower, self.upper = (v.to(torch.float64) for v in model.pose_limits())
+        self.prior_factor, self.prior_centre = prior_factor(model)
+        overall = model.num_shape - model.num_proportions
+        sizes = {"global_orient": 3, "transl": 3, "pose": model.num_pose, "shape": overall,
+                 "proportions": model.num_proportions}
+        self.blocks: dict[str, slice] = {}
+        start = 0
+        for name, size in sizes.items():
+            self.blocks[name] = slice(start, start + size)
+            start += size
+        self.size = start
+        if kp2 is not None:
+            step_xy = transl0[:, 2] / K[:, 0, 0]
+            self.transl_unit = torch.stack([step_xy, step_xy, transl0[:, 2] / 100.0], -1)
+        else:  # 3D only: the alignment absorbs any translation
+            self.transl_unit = torch.zeros_like(transl0)
+        palm = torch.zeros(NUM_KEYPOINTS, dtype=torch.float64)
+        palm[list(PALM)] = 1.0
+        self.palm = palm
+        if kp3 is not None:  # k: mm of the rest hand per unit of the 3D keypoints, (B, 1)
+            rest = rest_keypoints(model)[None]
+            c_norm = conf / conf.sum(-1, keepdim=True)
+            self.size_ratio = (_rms_size(rest.expand(len(conf), -1, -1), c_norm) / _rms_size(kp3, c_norm))[:, None]
+
+    def __len__(self) -> int:
+        return len(self.conf)
+
+    def select(self, rows: torch.Tensor) -> Objective:
+        """The objective of hands ``rows`` only."""
+        sub = object.__new__(Objective)
+        sub.__dict__.update(self.__dict__)
+        for name in ("conf", "transl0", "kp2", "kp3", "K", "transl_unit", "size_ratio"):
+            value = getattr(self, name, None)
+            if value is not None:
+                setattr(sub, name, value[rows])
+        return sub
+
+    def start(self, pose: torch.Tensor, shape: torch.Tensor, global_orient: torch.Tensor) -> torch.Tensor:
+        """``theta (B, N)`` at the given parameters, translation ``t0``."""
+        transl = torch.zeros(len(self), 3, dtype=torch.float64)
+        return torch.cat([global_orient, transl, pose, shape], -1).to(torch.float64)
+
+    def unpack(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``pose, shape, global_orient, transl`` (mm) of ``theta``."""
+        b = self.blocks
+        return {"pose": theta[:, b["pose"]],
+                "shape": theta[:, b["shape"].start:b["proportions"].stop],
+                "global_orient": theta[:, b["global_orient"]],
+                "transl": self.transl0 + theta[:, b["transl"]] * self.transl_unit}
+
+    def indices(self, blocks: Sequence[str]) -> torch.Tensor:
+        """Columns of ``theta`` of the given blocks."""
+        return torch.cat([torch.arange(self.blocks[n].start, self.blocks[n].stop) for n in blocks])
+
+    def joint_weights(self, palm_only: bool) -> torch.Tensor:
+        w = self.conf * self.palm if palm_only else self.conf
+        return w / w.sum(-1, keepdim=True).clamp_min(1e-12)
+
+    def _align(self, keypoints: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # Y ~ s' X + t': the model's size cannot shrink L_3D; k = size(rest) / size(Y) to mm
+        s_inv, t_inv = similarity_align(keypoints, self.kp3, w)
+        gap = s_inv[:, None, None] * keypoints + t_inv[:, None] - self.kp3
+        return gap, s_inv, t_inv
+
+    def residuals(
+        self, theta: torch.Tensor, palm_only: bool = False, keypoints: torch.Tensor | None = None
+    ) -> Residuals:
+        """All residuals at ``theta (B, N)`` (differentiable), from the model's keypoints there
+        (evaluated without the mesh unless given, ``(B, 21, 3)`` mm)."""
+        params = self.unpack(theta)
+        if keypoints is None:
+            keypoints = self.model(**params, with_vertices=False).keypoints
+        w = self.joint_weights(palm_only)
+        other = []
+        error_2d = None
+        if self.kp2 is not None:
+            error_2d = _pinhole(keypoints, self.K) - self.kp2
+        if self.kp3 is not None:
+            gap, _, _ = self._align(keypoints, w)
+            scale = math.sqrt(self.weights.keypoints_3d) * self.size_ratio * w.sqrt()
+            other.append((scale[..., None] * gap).flatten(1))
+        if not palm_only:
+            a = self.weights
+            pose, shape = params["pose"], theta[:, self.blocks["shape"]]
+            proportions = theta[:, self.blocks["proportions"]]
+            other.append(math.sqrt(a.pose_prior) * (pose - self.prior_centre) @ self.prior_factor.T)
+            if shape.shape[1]:
+                other.append(math.sqrt(a.shape_prior / shape.shape[1]) * shape)
+            other.append(math.sqrt(a.proportion_prior) * proportions)
+            other.append(math.sqrt(a.joint_limits) * limit_residuals(pose, self.lower, self.upper))
+        other_t = torch.cat(other, -1) if other else theta.new_zeros(len(theta), 0)
+        return Residuals(error_2d, w, other_t)
+
+    def loss(self, theta: torch.Tensor, palm_only: bool = False) -> torch.Tensor:
+        """``(B,)`` the objective at ``theta``."""
+        return self.residuals(theta, palm_only).loss(self.weights.robust_scale_px)
+
+    def flat_residuals(self, theta: torch.Tensor, palm_only: bool = False) -> torch.Tensor:
+        """``(B, M)`` the raw 2D errors (flattened, px) then the plain residuals."""
+        res = self.residuals(theta, palm_only)
+        return res.other if res.error_2d is None else torch.cat([res.error_2d.flatten(1), res.other], -1)
+
+    def linearise(
+        self, theta: torch.Tensor, columns: torch.Tensor, palm_only: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The IRLS least-squares system at ``theta``: ``r (B, M)``, ``J (B, M, len(columns))``
+        (``dr / dtheta[:, columns]``) and the loss ``(B,)``.
+
+        ``r`` stacks ``sqrt(c'_j rho'(|e_j|^2)) e_j`` (the robust term reweighted at ``theta``) and
+        the plain residuals. ``J`` by forward differences in float64 (relative error about 1e-7,
+        checked against autograd by the tests): one batched model evaluation of ``B (C + 1)``
+        hands. Forward-mode autograd gives the same ``J`` but costs 4-6 times more on CPU (torch
+        2.13's forward AD pays about 0.3 ms per operation mixing a dual tensor and a constant).
+        """
+        batch, count = len(theta), len(columns)
+        # forward differences, all columns at once on `count` copies of the batch (copy k moves
+        # column k), evaluated with the batch itself in one model call:
+        # dr/dtheta_k = (r(theta + h_k e_k) - r(theta)) / h_k, h_k = 1e-7 (1 + |theta_k|)
+        step = 1e-7 * (1.0 + theta[:, columns].abs()).T  # (C, B)
+        moved = theta.repeat(count + 1, 1).view(count + 1, batch, -1)
+        moved[torch.arange(1, count + 1), :, columns] += step
+        copies = self.select(torch.arange(batch).repeat(count + 1))
+        flat = copies.flat_residuals(moved.flatten(0, 1), palm_only).view(count + 1, batch, -1)
+        values, shifted = flat[0], flat[1:]
+        jac = (shifted - values) / step[..., None]  # (C, B, M)
+        error_2d = None if self.kp2 is None else values[:, :2 * NUM_KEYPOINTS].view(batch, NUM_KEYPOINTS, 2)
+        jac = jac.permute(1, 2, 0)  # (B, M, C)
+        w = self.joint_weights(palm_only)
+        sigma = self.weights.robust_scale_px
+        row = torch.ones_like(values)
+        loss = (values[:, 2 * NUM_KEYPOINTS:] ** 2).sum(-1) if self.kp2 is not None else (values**2).sum(-1)
+        if error_2d is not None:
+            sq = (error_2d**2).sum(-1)
+            row[:, :2 * NUM_KEYPOINTS] = (w * geman_mcclure_weight(sq, sigma)).sqrt().repeat_interleave(2, -1)
+            loss = loss + (w * geman_mcclure(sq, sigma)).sum(-1)
+        return row * values, row[..., None] * jac, torch.nan_to_num(loss, nan=math.inf)
+
+    def result(self, theta: torch.Tensor, converged: np.ndarray, steps: np.ndarray) -> FitResult:
+        """The :class:`FitResult` at ``theta`` (skins the mesh once)."""
+        batch = len(theta)
+        params = self.unpack(theta)
+        with torch.no_grad():
+            out = self.model(**params, with_vertices=True)
+            loss = self.residuals(theta, keypoints=out.keypoints).loss(self.weights.robust_scale_px)
+        np64 = lambda x: x.detach().to(torch.float64).numpy()  # noqa: E731
+        vertices, keypoints = np64(out.vertices), np64(out.keypoints)
+        nan = np.full((batch, NUM_KEYPOINTS), np.nan)
+        res2 = res3 = nan.copy()
+        scale = np.ones(batch)
+        if self.kp2 is not None:
+            res2 = np.linalg.norm(np64(_pinhole(out.keypoints, self.K) - self.kp2), axis=-1)
+        if self.kp3 is not None:
+            gap, s_inv, t_inv = (np64(x) for x in self._align(out.keypoints.to(torch.float64), self.conf))
+            # reported the other way round, X ~ s Y + t with s = 1 / s', t = -t' / s': only for s' > 0
+            ok = s_inv > 1e-9 * np.abs(s_inv).max(initial=1.0)
+            safe = np.where(ok, s_inv, 1.0)
+            scale = np.where(ok, 1.0 / safe, np.nan)
+            res3 = np.where(ok[:, None], np.linalg.norm(gap, axis=-1) / safe[:, None], np.nan)
+            if self.kp2 is None:  # express the model in the 3D keypoints' frame: (X - t) / s = s' X + t'
+                vertices = s_inv[:, None, None] * vertices + t_inv[:, None]
+                keypoints = s_inv[:, None, None] * keypoints + t_inv[:, None]
+        return FitResult(
+            vertices=vertices,
+            keypoints=keypoints,
+            faces=self.model.faces.numpy().copy(),
+            pose=np64(params["pose"]),
+            shape=np64(params["shape"]),
+            global_orient=np64(params["global_orient"]),
+            transl=np64(params["transl"]) if self.kp2 is not None else np.zeros((batch, 3)),
+            scale=scale,
+            residual_3d_mm=res3,
+            residual_2d_px=res2,
+            loss=np64(loss),
+            converged=converged,
+            iterations=steps,
+            side=getattr(self.model, "side", ""),
+        )
+
+
+def _pinhole(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """``(B, J, 2)`` px of camera-frame ``(B, J, 3)`` points under ``K (B, 3, 3)`` (validated once
+    by the fit): :func:`handpose.camera.project` without its per-call checks, NaN behind the
+    camera as there."""
+    x = points @ K.mT  # (fx X + skew Y + cx Z, fy Y + cy Z, Z)
+    z = x[..., 2:]
+    return torch.where(z > 0, x[..., :2] / torch.where(z > 0, z, torch.ones_like(z)), torch.nan)
 
 
 def _rms_size(points: torch.Tensor, w_norm: torch.Tensor) -> torch.Tensor:
@@ -339,6 +738,177 @@ def _rms_size(points: torch.Tensor, w_norm: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((w_norm * ((points - centre) ** 2).sum(-1)).sum(-1).clamp_min(1e-12))
 
 
+# ---------------------------------------------------------------------------------------------
+# Solvers and the stage runner
+# ---------------------------------------------------------------------------------------------
+def lm_stage(
+    objective: Objective, theta: torch.Tensor, stage: Stage, tolerance: float
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Levenberg-Marquardt iterations of one stage, per hand (see the module docstring).
+
+    A hand stops (``converged``) when an accepted, nearly Gauss-Newton step (damping at most
+    ``1e-2``) lowers its loss by at most ``tolerance * loss``, when it fits exactly, or when no step
+    can lower its loss (damping beyond ``1e12``). Stopped hands leave the batch.
+
+    Returns:
+        ``theta (B, N)``, ``converged (B,)`` and ``iterations (B,)`` of the stage.
+    """
+    batch = len(theta)
+    theta = theta.clone()
+    columns = objective.indices(stage.blocks)
+    lam = torch.full((batch,), stage.damping, dtype=torch.float64)
+    nu = torch.full((batch,), 2.0, dtype=torch.float64)
+    converged = np.zeros(batch, dtype=bool)
+    steps = np.zeros(batch, dtype=np.int64)
+    active = torch.arange(batch)
+    sub = objective.select(active)
+    r, J, loss = sub.linearise(theta, columns, stage.palm_only)
+    eye = torch.eye(len(columns), dtype=torch.float64)
+    for iteration in range(stage.iterations):
+        done = loss <= 1e-12  # an exact fit
+        steps[active[~done].numpy()] += 1
+        jtj = J.mT @ J
+        grad = J.mT @ r[..., None]
+        diag = torch.diagonal(jtj, dim1=-2, dim2=-1)
+        damping = lam[active, None] * (diag + 1e-9 * diag.amax(-1, keepdim=True).clamp_min(1e-12))
+        h = -torch.linalg.solve(jtj + damping[..., None] * eye, grad)[..., 0]
+        # the IRLS model's decrease: L(0) - L(h) = -2 h^T J^T r - |J h|^2 = h^T (lam D h - J^T r)
+        predicted = (h * (damping * h - grad[..., 0])).sum(-1)
+        candidate = theta[active].clone()
+        candidate[:, columns] += h
+        # linearised at the candidate straight away (one batched model call): most steps are
+        # taken; after the last step, only its loss is needed
+        if iteration + 1 < stage.iterations:
+            r_new, J_new, loss_new = sub.linearise(candidate, columns, stage.palm_only)
+        else:
+            r_new, J_new, loss_new = r, J, sub.loss(candidate, stage.palm_only)
+        gain = (loss - loss_new) / predicted.clamp_min(1e-30)
+        accept = (loss_new < loss) & ~done
+        # Nielsen: lam *= max(1/3, 1 - (2 rho - 1)^3) on success, else lam *= nu, nu *= 2
+        la, n = lam[active], nu[active]
+        la = torch.where(accept, la * torch.clamp(1 - (2 * gain - 1) ** 3, min=1 / 3), la * n)
+        n = torch.where(accept, torch.full_like(n, 2.0), 2 * n)
+        lam[active], nu[active] = la.clamp(1e-12, 1e16), n
+        # converged: a nearly Gauss-Newton step (small damping) that barely lowered the loss; a
+        # small decrease under heavy damping is a short step, not a minimum
+        done |= (accept & (loss - loss_new <= tolerance * loss_new) & (la <= _CONVERGED_DAMPING)) | (la > 1e12)
+        theta[active[accept]] = candidate[accept]
+        r = torch.where(accept[:, None], r_new, r)
+        J = torch.where(accept[:, None, None], J_new, J)
+        loss = torch.where(accept, loss_new, loss)
+        if done.any():
+            converged[active[done].numpy()] = True
+            keep = ~done
+            active, r, J, loss = active[keep], r[keep], J[keep], loss[keep]
+            if not len(active):
+                break
+            sub = objective.select(active)
+    return theta, converged, steps
+
+
+def adam_stages(
+    objective: Objective,
+    theta: torch.Tensor,
+    stages: Sequence[Stage],
+    tolerance: float,
+    learning_rate: float = 0.1,
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Adam over consecutive stages with the same joints, one cosine learning-rate decay (to 1 %)
+    over their iterations; a later stage's extra blocks join at its first iteration (zero gradient
+    before). A hand stops when its loss fell by at most ``tolerance * loss + 1e-6`` over 20 steps,
+    counted from the last stage's start.
+
+    Returns:
+        ``theta``, ``converged (B,)`` and ``iterations (B,)`` over these stages.
+    """
+    batch = len(theta)
+    theta = theta.clone().requires_grad_(True)
+    total = sum(s.iterations for s in stages)
+    converged = np.zeros(batch, dtype=bool)
+    steps = np.zeros(batch, dtype=np.int64)
+    if total == 0:
+        return theta.detach(), converged, steps
+    optim = torch.optim.Adam([theta], lr=learning_rate)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=total, eta_min=learning_rate * 0.01)
+    active = torch.ones(batch, dtype=torch.bool)
+    history: list[torch.Tensor] = []
+    schedule = [(s, i) for s in stages for i in range(s.iterations)]
+    join = total - stages[-1].iterations
+    for step, (stage, _) in enumerate(schedule):
+        mask = torch.zeros(objective.size, dtype=torch.float64)
+        mask[objective.indices(stage.blocks)] = 1.0
+        optim.zero_grad(set_to_none=True)
+        loss = objective.loss(theta, stage.palm_only)
+        loss.sum().backward()
+        theta.grad *= mask
+        frozen = theta.detach()[~active].clone()
+        optim.step()
+        sched.step()
+        with torch.no_grad():  # stopped hands keep their parameters (batch independence)
+            theta[~active] = frozen
+        steps[active.numpy()] += 1
+        if step >= join:
+            history.append(loss.detach())
+        if len(history) > 20:
+            old, new = history[-21], history[-1]
+            done = (old - new) <= tolerance * new.abs() + 1e-6
+            active &= ~done
+            converged |= done.numpy()
+            if not active.any():
+                break
+    return theta.detach(), converged, steps
+
+
+def schedule(objective: Objective, iterations: int, rigid_iterations: int, warm: bool = False) -> list[Stage]:
+    """The stages (module docstring): rigid (palm only), pose (with overall shape), full (with
+    proportions, the second half of ``iterations`` when the model has any). Warm start: one stage
+    on orientation, translation and pose (a tracked hand keeps its shape)."""
+    rigid = ("global_orient",) + (("transl",) if objective.kp2 is not None else ())
+    pose = rigid + ("pose",) + (("shape",) if objective.blocks["shape"].stop > objective.blocks["shape"].start else ())
+    full = pose + (("proportions",) if objective.model.num_proportions else ())
+    if warm:  # the hand's shape and proportions stay those of the start
+        return [Stage("track", rigid + ("pose",), iterations, damping=1e-2)]
+    join = iterations // 2 if objective.model.num_proportions else 0
+    stages = [Stage("rigid", rigid, rigid_iterations, palm_only=True, damping=1e-3),
+              Stage("pose", pose, iterations - join)]
+    return stages + ([Stage("full", full, join)] if join else [])
+
+
+def run_stages(
+    objective: Objective,
+    theta: torch.Tensor,
+    stages: Sequence[Stage],
+    solver: str,
+    tolerance: float,
+    learning_rate: float = 0.1,
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Run ``stages`` with ``solver`` from ``theta (B, N)``.
+
+    Returns:
+        ``theta``, ``converged (B,)`` (in the last stage) and ``iterations (B,)`` (outside the
+        rigid stage).
+    """
+    batch = len(theta)
+    converged = np.zeros(batch, dtype=bool)
+    steps = np.zeros(batch, dtype=np.int64)
+    stages = [s for s in stages if s.iterations > 0]
+    if solver == "lm":
+        for stage in stages:
+            theta, converged, taken = lm_stage(objective, theta, stage, tolerance)
+            steps += 0 if stage.palm_only else taken
+        return theta, converged, steps
+    rigid = [s for s in stages if s.palm_only]
+    if rigid:
+        theta, _, _ = adam_stages(objective, theta, rigid, tolerance, learning_rate)
+    rest = [s for s in stages if not s.palm_only]
+    if rest:
+        theta, converged, steps = adam_stages(objective, theta, rest, tolerance, learning_rate)
+    return theta, converged, steps
+
+
+# ---------------------------------------------------------------------------------------------
+# The fit
+# ---------------------------------------------------------------------------------------------
 def fit_hand(
     model: HandModel,
     keypoints_2d: np.ndarray | None = None,
@@ -346,11 +916,13 @@ def fit_hand(
     K: np.ndarray | None = None,
     confidence: np.ndarray | None = None,
     weights: FitWeights = FitWeights(),
-    iterations: int = 150,
-    rigid_iterations: int = 30,
+    iterations: int | None = None,
+    rigid_iterations: int | None = None,
     learning_rate: float = 0.1,
-    tolerance: float = 1e-3,
+    tolerance: float | None = None,
     threads: int | None = 1,
+    solver: str = "lm",
+    init: FitResult | None = None,
 ) -> FitResult:
     """Fit ``model`` to the keypoints of ``B`` hands (see the module docstring).
 
@@ -363,243 +935,158 @@ def fit_hand(
         confidence: ``(B, 21)`` or ``(21,)`` joint weights ``c_j >= 0`` (0 ignores a joint, whose
             keypoints may then be NaN); default all ones.
         weights: the objective's weights.
-        iterations: Adam steps on all parameters (after the rigid ones).
-        rigid_iterations: Adam steps on orientation and translation only, palm joints only.
+        iterations: solver iterations on all parameters after the rigid ones (the proportions
+            join for the second half); default 40 for ``"lm"`` (most hands stop after 15-30),
+            150 for ``"adam"``, and 3 / 30 warm-started.
+        rigid_iterations: iterations on orientation and translation only, palm joints only;
+            default 6 (``"lm"``) / 30 (``"adam"``); none when warm-started.
         learning_rate: Adam's initial step (cosine decay to 1 %), in radians for the angles, in
-            about one pixel sideways and 1 % of the depth for the translation.
-        tolerance: a hand has converged when its loss fell by less than
-            ``tolerance * loss + 1e-6`` over the last 20 steps; it is then frozen.
+            about one pixel sideways and 1 % of the depth for the translation; unused by LM.
+        tolerance: a hand stops when its loss fell by at most ``tolerance * loss`` in an
+            accepted, nearly Gauss-Newton LM step (damping <= 1e-2; default 3e-3), or by at most
+            ``tolerance * loss + 1e-6`` over the last 20 Adam steps (default 1e-3).
         threads: torch threads during the fit (restored afterwards); ``None`` keeps torch's
-            setting. The loop evaluates keypoints only, ``(B, 21, 3)`` tensors far too small to
-            split: one thread is as fast on an idle CPU and several times faster on a busy one.
+            setting. The tensors are small: one thread is as fast on an idle CPU and several
+            times faster on a busy one.
+        solver: ``"lm"`` (Levenberg-Marquardt, default) or ``"adam"``.
+        init: warm start, e.g. the previous video frame's fit of the same ``B`` hands, in the
+            same order: its pose, shape, orientation and translation are the start, with no
+            rigid stage and no mirror candidates; a few iterations refine the pose, orientation
+            and translation (the shape and proportions stay those of ``init``: a tracked hand
+            keeps its shape). ``fit = fit_hand(model, kp2, kp3, K, init=fit)`` per frame tracks
+            a hand in real time (about 10 ms per hand on one core). With 2D keypoints, a start
+            without a translation in front of the camera (a 3D-only fit's) gets one from the
+            2D keypoints.
 
     Returns:
-        :class:`FitResult` with ``B`` hands. With 2D keypoints only, both starts of the palm's
-        mirror ambiguity are fitted and the lower loss is kept.
+        :class:`FitResult` with ``B`` hands. From scratch with 2D keypoints only, both starts of
+        the palm's mirror ambiguity are fitted and the lower loss is kept.
     """
     kp2, kp3, K, conf = _check_inputs(keypoints_2d, keypoints_3d, K, confidence)
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    warm = init is not None
+    n_default, r_default, t_default = _DEFAULTS[solver]
+    if warm:
+        n_default, t_default = _WARM_DEFAULTS[solver]
+        r_default = 0
+    iterations = n_default if iterations is None else iterations
+    rigid_iterations = r_default if rigid_iterations is None else rigid_iterations
+    tolerance = t_default if tolerance is None else tolerance
     if iterations < 0 or rigid_iterations < 0:
         raise ValueError("iterations and rigid_iterations must be >= 0")
-    if threads is not None and not (int(threads) == threads >= 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads}")
-    with torch.no_grad():
-        rest = model(with_vertices=False).keypoints  # (1, 21, 3): rest pose, mean shape
-    orient0, transl0 = _initialise(rest[0].double().numpy(), kp2, kp3, K, conf)
-    starts = len(orient0)
-    tile = lambda a: None if a is None else np.concatenate([a] * starts)  # noqa: E731
-    with _torch_threads(threads):
-        fit = _optimise(model, tile(kp2), tile(kp3), tile(K), tile(conf), orient0.reshape(-1, 3),
-                        transl0.reshape(-1, 3), weights, iterations, rigid_iterations, learning_rate, tolerance)
-    if starts == 1:
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"tolerance must be finite and >= 0, got {tolerance}")
+    with torch_threads(threads):
+        if warm:
+            starts = _warm_start(model, init, kp2, K, conf)
+        else:
+            orient0, transl0 = _initialise(rest_keypoints(model).numpy(), kp2, kp3, K, conf)
+            lower, upper = (v.to(torch.float64) for v in model.pose_limits())
+            count = orient0.shape[0] * len(conf)
+            # from the middle of the joint ranges, the mean shape, each candidate's rigid start
+            starts = (((lower + upper) / 2).expand(count, -1), torch.zeros(count, model.num_shape, dtype=torch.float64),
+                      torch.as_tensor(orient0.reshape(-1, 3)), torch.as_tensor(transl0.reshape(-1, 3)))
+        copies = len(starts[0]) // len(conf)
+        tile = lambda a: None if a is None else torch.as_tensor(np.concatenate([a] * copies))  # noqa: E731
+        objective = Objective(model, weights, tile(conf), starts[3], tile(kp2), tile(kp3), tile(K))
+        theta = objective.start(*starts[:3])
+        stages = schedule(objective, iterations, rigid_iterations, warm)
+        theta, converged, steps = run_stages(objective, theta, stages, solver, tolerance, learning_rate)
+        fit = objective.result(theta.detach(), converged, steps)
+    if copies == 1:
         return fit
     batch = len(conf)
-    best = np.argmin(fit.loss.reshape(starts, batch), axis=0) * batch + np.arange(batch)
-    return FitResult(**{name: value[best] if isinstance(value, np.ndarray) and name != "faces" else value
-                        for name, value in vars(fit).items()})
+    return fit.take(np.argmin(fit.loss.reshape(copies, batch), axis=0) * batch + np.arange(batch))
 
 
-def _optimise(
-    model: HandModel,
-    kp2: np.ndarray | None,
-    kp3: np.ndarray | None,
-    K: np.ndarray | None,
-    conf: np.ndarray,
-    orient0: np.ndarray,
-    transl0: np.ndarray,
-    weights: FitWeights,
-    iterations: int,
-    rigid_iterations: int,
-    learning_rate: float,
-    tolerance: float,
-) -> FitResult:
-    """Adam from the rigid start ``orient0, transl0 (B, 3)``: palm-only rigid steps, then all."""
-    batch = len(conf)
-    use_2d = kp2 is not None
-    with torch.no_grad():
-        rest = model(with_vertices=False).keypoints  # (1, 21, 3)
-    dtype = rest.dtype
-    as_t = lambda a: None if a is None else torch.as_tensor(a, dtype=dtype)  # noqa: E731
-    x2d, y3d, Kt, c = as_t(kp2), as_t(kp3), as_t(K), as_t(conf)
-    lower, upper = (v.to(dtype) for v in model.pose_limits())
-    # Translation is optimised in units of z0 / f (about one pixel sideways) and 1 % of the
-    # depth: x = x0 + u z0 / f, y = y0 + v z0 / f, z = z0 (1 + d / 100).
-    transl0_t = as_t(transl0)
-    if use_2d:
-        step_xy = transl0_t[:, 2] / Kt[:, 0, 0]
-        transl_unit = torch.stack([step_xy, step_xy, transl0_t[:, 2] / 100.0], -1)
-    else:
-        transl_unit = torch.zeros(batch, 3, dtype=dtype)  # 3D only: the alignment absorbs it
-    # The proportions are masked out (no effect, no gradient) for the first half of the iterations:
-    # they refine a fitted pose instead of standing in for one (Adam moves every coefficient by
-    # about its step from the first iteration on, and many weakly determined proportions would
-    # drift while the pose is still far off, trading the hand's size for its depth).
-    overall = model.num_shape - model.num_proportions
-    shape_mask = torch.ones(model.num_shape, dtype=dtype)
-    shape_mask[overall:] = 0.0
-    params = {
-        "pose": ((lower + upper) / 2).expand(batch, -1).clone().requires_grad_(True),
-        "shape": torch.zeros(batch, model.num_shape, dtype=dtype, requires_grad=True),
-        "global_orient": as_t(orient0).clone().requires_grad_(True),
-        "transl_step": torch.zeros(batch, 3, dtype=dtype, requires_grad=True),
-    }
-    palm_mask = torch.zeros(NUM_KEYPOINTS, dtype=dtype)
-    palm_mask[list(PALM)] = 1.0
-    if kp3 is not None:  # mm of the rest hand per unit of the 3D keypoints, (B, 1)
-        c_norm = c / c.sum(-1, keepdim=True)
-        size_ratio = (_rms_size(rest.expand(batch, -1, -1), c_norm) / _rms_size(y3d, c_norm))[:, None]
-
-    def evaluate(joint_mask: torch.Tensor | None = None, with_vertices: bool = False):
-        transl = transl0_t + params["transl_step"] * transl_unit
-        shape = params["shape"] * shape_mask
-        out = model(pose=params["pose"], shape=shape, global_orient=params["global_orient"],
-                    transl=transl, with_vertices=with_vertices)
-        w = c if joint_mask is None else c * joint_mask
-        w_norm = w / w.sum(-1, keepdim=True).clamp_min(1e-12)
-        loss = torch.zeros(batch, dtype=dtype)
-        res2 = res3 = scale = shift = None
-        if use_2d:
-            uv = project(out.keypoints, Kt)
-            res2 = ((uv - x2d) ** 2).sum(-1)
-            loss = loss + (w_norm * geman_mcclure(res2, weights.robust_scale_px)).sum(-1)
-        if kp3 is not None:
-            # Align the model onto the data, Y ~ s' X + t', so that the model's size cannot
-            # shrink L_3D; the residual is brought back to mm by the constant
-            # size(rest) / size(Y). Reported: X ~ s Y + t with s = 1 / s', t = -t' / s'.
-            s_inv, t_inv = similarity_align(out.keypoints, y3d, w)
-            gap = s_inv[:, None, None] * out.keypoints + t_inv[:, None] - y3d
-            sq = (gap**2).sum(-1)
-            loss = loss + weights.keypoints_3d * (size_ratio**2 * w_norm * sq).sum(-1)
-            res3, scale, shift = sq / s_inv[:, None] ** 2, 1.0 / s_inv, -t_inv / s_inv[:, None]
-        if joint_mask is None:
-            loss = loss + weights.pose_prior * model.pose_prior(params["pose"])
-            if overall:
-                loss = loss + weights.shape_prior * (shape[:, :overall] ** 2).mean(-1)
-            loss = loss + weights.proportion_prior * (shape[:, overall:] ** 2).sum(-1)
-            loss = loss + weights.joint_limits * limit_violation(params["pose"], lower, upper)
-        return loss, out, transl, shape, res2, res3, scale, shift
-
-    steps = np.zeros(batch, dtype=np.int64)
-    converged = np.zeros(batch, dtype=bool)
-    stages = [(rigid_iterations, ("global_orient", "transl_step"), palm_mask), (iterations, tuple(params), None)]
-    for n_steps, names, joint_mask in stages:
-        if n_steps == 0:
-            continue
-        # the step at which the proportions join; hands may converge only from then on
-        join = n_steps // 2 if joint_mask is None and model.num_proportions else 0
-        active = torch.ones(batch, dtype=torch.bool)
-        optim = torch.optim.Adam([params[n] for n in names], lr=learning_rate)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, T_max=n_steps, eta_min=learning_rate * 0.01)
-        history: list[torch.Tensor] = []
-        for step in range(n_steps):
-            if joint_mask is None and step == join:
-                shape_mask[overall:] = 1.0
-            optim.zero_grad(set_to_none=True)
-            loss = evaluate(joint_mask)[0]
-            loss.sum().backward()
-            frozen = {n: params[n].detach()[~active].clone() for n in names}
-            optim.step()
-            sched.step()
-            with torch.no_grad():  # converged hands keep their parameters (batch independence)
-                for n in names:
-                    params[n][~active] = frozen[n]
-            if joint_mask is None:
-                steps[active.numpy()] += 1
-            if step >= join:
-                history.append(loss.detach())
-            if len(history) > 20:
-                old, new = history[-21], history[-1]
-                done = (old - new) <= tolerance * new.abs() + 1e-6
-                active &= ~done
-                if joint_mask is None:
-                    converged |= done.numpy()
-                if not active.any():
-                    break
-
-    with torch.no_grad():
-        loss, out, transl, shape, res2, res3, scale, shift = evaluate(with_vertices=True)
-    nan = np.full((batch, NUM_KEYPOINTS), np.nan)
-    np64 = lambda x: x.detach().double().numpy()  # noqa: E731
-    vertices, keypoints = np64(out.vertices), np64(out.keypoints)
-    if not use_2d:  # express the model in the 3D keypoints' frame: (X - t) / s
-        s, sh = np64(scale), np64(shift)
-        vertices = (vertices - sh[:, None]) / s[:, None, None]
-        keypoints = (keypoints - sh[:, None]) / s[:, None, None]
-    return FitResult(
-        vertices=vertices,
-        keypoints=keypoints,
-        faces=model.faces.numpy().copy(),
-        pose=np64(params["pose"]),
-        shape=np64(shape),
-        global_orient=np64(params["global_orient"]),
-        transl=np64(transl) if use_2d else np.zeros((batch, 3)),
-        scale=np.ones(batch) if scale is None else np64(scale),
-        residual_3d_mm=nan.copy() if res3 is None else np.sqrt(np64(res3)),
-        residual_2d_px=nan.copy() if res2 is None else np.sqrt(np64(res2)),
-        loss=np64(loss),
-        converged=converged,
-        iterations=steps,
-        side=getattr(model, "side", ""),
-    )
+def _warm_start(
+    model: HandModel, init: FitResult, kp2: np.ndarray | None, K: np.ndarray | None, conf: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``pose, shape, global_orient, transl`` float64 tensors from a previous fit of the hands."""
+    if not isinstance(init, FitResult):
+        raise ValueError(f"init must be a FitResult (a previous fit of the same hands), got {type(init).__name__}")
+    if len(init) != len(conf) or init.pose.shape[1:] != (model.num_pose,) or init.shape.shape[1:] != (model.num_shape,):
+        raise ValueError(f"init has {len(init)} hands of pose {init.pose.shape[1:]} and shape {init.shape.shape[1:]}; "
+                         f"the fit has {len(conf)} hands of a model with ({model.num_pose},) and ({model.num_shape},)")
+    as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
+    pose, shape, orient, transl = (as_t(a).clone() for a in (init.pose, init.shape, init.global_orient, init.transl))
+    if kp2 is not None:
+        behind = np.flatnonzero(~(init.transl[:, 2] > 0))
+        if len(behind):
+            ref = model.pose_limits()[0]
+            with torch.no_grad():
+                posed = model(pose[behind].to(ref), shape[behind].to(ref), orient[behind].to(ref),
+                              with_vertices=False).keypoints.double().numpy()
+            for row, b in enumerate(behind):
+                transl[b] = torch.as_tensor(translation_from_2d(posed[row], kp2[b], K[b], conf[b]))
+    return pose, shape, orient, transl
 
 
-def fit_predictions(
+def fit_images(
     model_or_kind: str | HandModel | Mapping[str, HandModel],
-    hands: Sequence[HandPrediction],
-    K: np.ndarray,
+    hands_per_image: Sequence[Sequence[HandPrediction]],
+    intrinsics: Sequence[np.ndarray],
+    threads: int | None = 1,
     **fit_options,
-) -> list[FitResult]:
-    """Fit a hand model to each detected hand of one photo (2D keypoints, 3D keypoints, ``K``).
+) -> list[list[FitResult]]:
+    """Fit a hand model to every predicted hand of several photos, batched per side: the one
+    entry point from predictions to fits.
 
-    Hands are fitted batched per side with the model of their handedness.
+    Each hand is fitted to its 2D keypoints (through its photo's ``K``) and its root-relative 3D
+    keypoints, with the model of its handedness. ``fit_images(model, [hands], [K])[0]`` fits one
+    photo.
 
     Args:
-        model_or_kind: ``"open"`` / ``"mano"`` (loaded with
-            :func:`handpose.handmodel.load_hand_model` per side), a ``{"right": model,
-            "left": model}`` mapping, or one model (every hand must then be of its side).
-        hands: the estimator's predictions.
-        K: ``(3, 3)`` intrinsics of the photo (:func:`default_intrinsics` without calibration).
+        model_or_kind: ``"open"`` / ``"mano"`` (loaded per side with
+            :func:`handpose.handmodel.load_hand_model`), a ``{"right": model, "left": model}``
+            mapping, or one model (all hands must then be of its side).
+        hands_per_image: ``N`` lists of predictions (a list may be empty).
+        intrinsics: ``N`` matrices ``K (3, 3)``, one per photo (:func:`default_intrinsics`
+            without calibration).
+        threads: torch intra-op threads during the fits (see :func:`fit_hand`).
         **fit_options: passed to :func:`fit_hand`.
 
     Returns:
-        One :class:`FitResult` (``B = 1``) per hand, in the order of ``hands``.
+        ``N`` lists of :class:`FitResult` (``B = 1`` each), in the order of the hands.
     """
-    hands = list(hands)
-    sides = sorted({h.handedness for h in hands})
-    if isinstance(model_or_kind, str):
-        from handpose.handmodel import load_hand_model
-
-        models = {side: load_hand_model(kind=model_or_kind, side=side) for side in sides}
-    elif isinstance(model_or_kind, HandModel):
-        wrong = [s for s in sides if s != model_or_kind.side]
-        if wrong:
-            raise ValueError(f"the model is a {model_or_kind.side} hand but the photo has {wrong} hands")
-        models = {model_or_kind.side: model_or_kind}
-    else:
-        models = dict(model_or_kind)
-        missing = [s for s in sides if s not in models]
-        if missing:
-            raise ValueError(f"no model given for the {missing} hands")
-    results: list[FitResult | None] = [None] * len(hands)
+    if len(hands_per_image) != len(intrinsics):
+        raise ValueError(f"{len(hands_per_image)} photos but {len(intrinsics)} intrinsics")
+    Ks = [np.asarray(K, dtype=np.float64) for K in intrinsics]
+    for i, K in enumerate(Ks):
+        if K.shape != (3, 3):
+            raise ValueError(f"intrinsics[{i}] must be (3, 3), got {K.shape}")
+    if threads is not None and not (int(threads) == threads >= 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads}")
+    flat = [(i, j, hand) for i, hands in enumerate(hands_per_image) for j, hand in enumerate(hands)]
+    sides = sorted({hand.handedness for _, _, hand in flat})
+    models = _models(model_or_kind, sides)
+    out: list[list[FitResult | None]] = [[None] * len(hands) for hands in hands_per_image]
     for side in sides:
-        idx = [i for i, h in enumerate(hands) if h.handedness == side]
+        rows = [(i, j, hand) for i, j, hand in flat if hand.handedness == side]
         fit = fit_hand(
             models[side],
-            keypoints_2d=np.stack([hands[i].keypoints_2d for i in idx]),
-            keypoints_3d=np.stack([hands[i].keypoints_3d for i in idx]),
-            K=K,
+            keypoints_2d=np.stack([hand.keypoints_2d for _, _, hand in rows]),
+            keypoints_3d=np.stack([hand.keypoints_3d for _, _, hand in rows]),
+            K=np.stack([Ks[i] for i, _, _ in rows]),
+            threads=threads,
             **fit_options,
         )
-        for row, i in enumerate(idx):
-            results[i] = _select(fit, row)
-    return results  # type: ignore[return-value]
+        for row, (i, j, _) in enumerate(rows):
+            out[i][j] = fit.take(row)
+    return out  # type: ignore[return-value]
 
 
-def _select(fit: FitResult, row: int) -> FitResult:
-    """Hand ``row`` of a batched result, as a ``B = 1`` result."""
-    values = {}
-    for name, value in vars(fit).items():
-        if isinstance(value, np.ndarray) and name != "faces":
-            values[name] = value[row:row + 1]
-        else:
-            values[name] = value
-    return FitResult(**values)
+def _models(model_or_kind: str | HandModel | Mapping[str, HandModel], sides: Sequence[str]) -> dict[str, HandModel]:
+    if isinstance(model_or_kind, str):
+        return {side: load_hand_model(kind=model_or_kind, side=side) for side in sides}
+    if isinstance(model_or_kind, HandModel):
+        wrong = [s for s in sides if s != model_or_kind.side]
+        if wrong:
+            raise ValueError(f"the model is a {model_or_kind.side} hand but there are {wrong} hands")
+        return {model_or_kind.side: model_or_kind}
+    models = dict(model_or_kind)
+    missing = [s for s in sides if s not in models]
+    if missing:
+        raise ValueError(f"no model given for the {missing} hands")
+    return models

@@ -1,6 +1,6 @@
-"""Meshes for detected hands: fit a hand model to the predictions of many photos in one batch,
-overlay the meshes on the photos, compare models side by side, and score predictions with the
-slides' training losses.
+"""Meshes for detected hands: fit a hand model to the predictions of many photos in one batch
+(:func:`handpose.fitting.fit_images`), overlay the meshes on the photos, compare models side by
+side, and score predictions with the slides' training losses.
 
 The step after :func:`handpose.pipeline.predict_folder`::
 
@@ -27,8 +27,8 @@ import torch
 
 from handpose import io, losses
 from handpose.camera import project
-from handpose.fitting import FitResult, default_intrinsics, fit_hand
-from handpose.handmodel import HandModel, load_hand_model
+from handpose.fitting import FitResult, default_intrinsics, fit_images
+from handpose.handmodel import HandModel
 from handpose.keypoints import BONE_COLORS, BONES, NUM_KEYPOINTS
 from handpose.metrics import square_box
 from handpose.prediction import HandPrediction
@@ -87,90 +87,6 @@ def photo_intrinsics(path: str | os.PathLike, width: int, height: int) -> np.nda
     return default_intrinsics(width, height, focal_35mm=io.exif_focal_35mm(path))
 
 
-# ---------------------------------------------------------------------------------------------
-# Batched fits
-# ---------------------------------------------------------------------------------------------
-def _models(model_or_kind: str | HandModel | Mapping[str, HandModel], sides: Sequence[str]) -> dict[str, HandModel]:
-    if isinstance(model_or_kind, str):
-        return {side: load_hand_model(kind=model_or_kind, side=side) for side in sides}
-    if isinstance(model_or_kind, HandModel):
-        wrong = [s for s in sides if s != model_or_kind.side]
-        if wrong:
-            raise ValueError(f"the model is a {model_or_kind.side} hand but there are {wrong} hands")
-        return {model_or_kind.side: model_or_kind}
-    models = dict(model_or_kind)
-    missing = [s for s in sides if s not in models]
-    if missing:
-        raise ValueError(f"no model given for the {missing} hands")
-    return models
-
-
-def _row(fit: FitResult, row: int) -> FitResult:
-    """Hand ``row`` of a batched result as a ``B = 1`` result."""
-    return FitResult(**{
-        name: value[row:row + 1] if isinstance(value, np.ndarray) and name != "faces" else value
-        for name, value in vars(fit).items()
-    })
-
-
-def fit_images(
-    model_or_kind: str | HandModel | Mapping[str, HandModel],
-    hands_per_image: Sequence[Sequence[HandPrediction]],
-    intrinsics: Sequence[np.ndarray],
-    threads: int | None = 1,
-    **fit_options,
-) -> list[list[FitResult]]:
-    """Fit a hand model to every predicted hand of several photos, batched per side.
-
-    Each hand is fitted to its 2D keypoints (through its photo's ``K``) and its root-relative 3D
-    keypoints (see :mod:`handpose.fitting`), with the model of its handedness.
-
-    Args:
-        model_or_kind: ``"open"`` / ``"mano"``, a ``{"right": model, "left": model}`` mapping, or
-            one model (all hands must then be of its side).
-        hands_per_image: ``N`` lists of predictions (a list may be empty).
-        intrinsics: ``N`` matrices ``K (3, 3)``, one per photo.
-        threads: torch intra-op threads during the fit (restored after); ``None`` keeps torch's
-            setting. One thread is the fastest for these small tensors: several times faster than
-            two on a busy 2-core CPU.
-        **fit_options: passed to :func:`handpose.fitting.fit_hand`.
-
-    Returns:
-        ``N`` lists of :class:`~handpose.fitting.FitResult` (``B = 1`` each), in the order of the
-        hands.
-    """
-    if len(hands_per_image) != len(intrinsics):
-        raise ValueError(f"{len(hands_per_image)} photos but {len(intrinsics)} intrinsics")
-    Ks = [np.asarray(K, dtype=np.float64) for K in intrinsics]
-    for i, K in enumerate(Ks):
-        if K.shape != (3, 3):
-            raise ValueError(f"intrinsics[{i}] must be (3, 3), got {K.shape}")
-    flat = [(i, j, hand) for i, hands in enumerate(hands_per_image) for j, hand in enumerate(hands)]
-    sides = sorted({hand.handedness for _, _, hand in flat})
-    if threads is not None and threads < 1:
-        raise ValueError(f"threads must be >= 1 or None, got {threads}")
-    models = _models(model_or_kind, sides)
-    out: list[list[FitResult | None]] = [[None] * len(hands) for hands in hands_per_image]
-    saved = torch.get_num_threads()
-    try:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        for side in sides:
-            rows = [(i, j, hand) for i, j, hand in flat if hand.handedness == side]
-            fit = fit_hand(
-                models[side],
-                keypoints_2d=np.stack([hand.keypoints_2d for _, _, hand in rows]),
-                keypoints_3d=np.stack([hand.keypoints_3d for _, _, hand in rows]),
-                K=np.stack([Ks[i] for i, _, _ in rows]),
-                **fit_options,
-            )
-            for row, (i, j, _) in enumerate(rows):
-                out[i][j] = _row(fit, row)
-    finally:
-        torch.set_num_threads(saved)
-    return out  # type: ignore[return-value]
-
-
 @dataclass
 class MeshedImage:
     """One photo with its predicted hands and their fitted meshes.
@@ -209,10 +125,11 @@ def mesh_images(
 
     Args:
         results: the pipeline's results.
-        model_or_kind: see :func:`fit_images`.
+        model_or_kind: see :func:`handpose.fitting.fit_images`.
         intrinsics: ``K`` per photo file name (e.g. :func:`known_intrinsics`); photos not in it
             get :func:`photo_intrinsics` (their EXIF focal length, else a default).
-        **fit_options: passed to :func:`handpose.fitting.fit_hand`.
+        **fit_options: passed to :func:`handpose.fitting.fit_images` (``threads``) and
+            :func:`handpose.fitting.fit_hand`.
     """
     intrinsics = intrinsics or {}
     done = [r for r in results if r.error is None]
@@ -524,7 +441,6 @@ __all__ = [
     "SIDE_COLORS",
     "align_scale_translation",
     "draw_skeleton_3d",
-    "fit_images",
     "hands_box",
     "inference_figure",
     "known_intrinsics",

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from handpose.meshes import MeshedImage, fit_images, inference_figure, photo_intrinsics, pose_model, scene_traces
+from handpose.fitting import fit_images
+from handpose.meshes import MeshedImage, inference_figure, photo_intrinsics, pose_model, scene_traces
 
 
 def _bundle(obj: Any) -> dict[str, Any]:
