@@ -238,6 +238,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
     try:
+        if path.exists():  # a replaced file keeps its mode (the rename would carry the temporary's)
+            os.fchmod(fd, path.stat().st_mode & 0o7777)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
