@@ -374,23 +374,30 @@ def slider_figure(
     for trace, g in zip(fig.data, owner):
         trace.visible = bool(g == active)
     # Fixed axis ranges over all groups, so that the view does not jump between steps.
-    ranges = {}
-    for axis in "xyz":
-        values = np.concatenate([np.asarray([v for v in getattr(t, axis) if v is not None], dtype=float)
-                                 for t in traces if getattr(t, axis) is not None])
-        pad = 0.05 * (values.max() - values.min())
-        ranges[f"{axis}axis"] = dict(range=[values.min() - pad, values.max() + pad])
-    spans = [r["range"][1] - r["range"][0] for r in ranges.values()]
+    points = np.stack([np.concatenate([np.asarray([v for v in getattr(t, axis) if v is not None], dtype=float)
+                                       for t in traces if getattr(t, axis) is not None]) for axis in "xyz"], -1)
     steps = [dict(label=label, method="update", args=[{"visible": (owner == g).tolist()}])
              for g, label in enumerate(labels)]
     fig.update_layout(
         sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=prefix), pad=dict(t=10, b=10))],
-        scene=dict(aspectmode="manual", aspectratio=dict(zip("xyz", np.array(spans) / max(spans))), camera=camera,
-                   **ranges),
+        scene=fixed_scene(points, camera),
         scene_uirevision="slider",
         margin=dict(b=60),
     )
     return fig
+
+
+def fixed_scene(points: np.ndarray, camera: dict = CAMERA_VIEW, pad: float = 0.05) -> dict:
+    """Scene layout with axis ranges fixed around ``points (N, 3)`` mm (each span padded by ``pad``
+    of itself on both sides) and equal scales, so that the view does not follow the data when the
+    traces change (slider steps, a widget's updates)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    low, high = np.nanmin(points, 0), np.nanmax(points, 0)
+    margin = pad * (high - low)
+    spans = (high - low) + 2 * margin
+    return dict(aspectmode="manual", aspectratio=dict(zip("xyz", (spans / spans.max()).tolist())), camera=camera,
+                **{f"{axis}axis": dict(range=[float(lo - m), float(hi + m)])
+                   for axis, lo, hi, m in zip("xyz", low, high, margin)})
 
 
 def colored_mesh_trace(vertices: np.ndarray, faces: np.ndarray, vertex_colors: np.ndarray, name: str = "mesh",
