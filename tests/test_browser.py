@@ -139,7 +139,8 @@ def _open(page, lab, name: str) -> None:
     base, token, _ = lab
     session = _api(base, token, "/api/sessions", "POST",
                    {"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}})
-    page.goto(f"{base}/lab/tree/{name}?token={token}", timeout=SERVER_START_S * 1000)
+    # A workspace of its own: the page shows this notebook only, not those other tests opened.
+    page.goto(f"{base}/lab/workspaces/{Path(name).stem}/tree/{name}?token={token}", timeout=SERVER_START_S * 1000)
     page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(timeout=SERVER_START_S * 1000)
     deadline = time.monotonic() + SERVER_START_S
     while _api(base, token, f"/api/kernels/{session['kernel']['id']}")["execution_state"] != "idle":
@@ -151,7 +152,7 @@ def _open(page, lab, name: str) -> None:
 def _run_all(page, timeout_s: float) -> None:
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
-    prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
+    prompts = page.locator(".jp-NotebookPanel:visible .jp-CodeCell .jp-InputPrompt")
     deadline = time.monotonic() + timeout_s
     while True:  # every prompt shows its execution count: "[3]:" (a running or queued cell shows "[*]:")
         texts = prompts.all_inner_texts()
@@ -164,7 +165,8 @@ def _run_all(page, timeout_s: float) -> None:
 
 def _cell(page, text: str):
     """The code cell whose source contains ``text``."""
-    cell = page.locator(".jp-CodeCell").filter(has=page.locator(".jp-InputArea", has_text=text))
+    cell = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").filter(
+        has=page.locator(".jp-InputArea", has_text=text))
     assert cell.count() == 1, f"{cell.count()} cells contain {text!r}"
     return cell
 
