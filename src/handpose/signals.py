@@ -527,7 +527,8 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digi
 
 def html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digits: int = 3) -> str:
     """:func:`format_table` as an HTML table in a box that scrolls sideways when it is wider than
-    the page (for ``IPython.display.HTML``): numbers right-aligned, cells escaped, one line each."""
+    the page (for ``IPython.display.HTML``): numbers right-aligned, cells escaped, one line each,
+    headers wrapped at their underscores."""
     import html
 
     def cell(value: Any) -> str:
@@ -541,7 +542,8 @@ def html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digits
         number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
         return ' style="text-align:right"' if number else ""
 
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    # Headers may wrap at their underscores (<wbr>), cells do not: the table stays narrow.
+    head = "".join(f'<th style="white-space:normal">{html.escape(c).replace("_", "_<wbr>")}</th>' for c in columns)
     body = "".join("<tr>" + "".join(f"<td{align(row.get(c))}>{cell(row.get(c))}</td>" for c in columns) + "</tr>"
                    for row in rows)
     return ('<div style="overflow-x:auto;max-width:100%"><table style="font-size:12px;white-space:nowrap">'
