@@ -7,8 +7,8 @@ downloaded). Skipped where Playwright or Chromium is missing.
 * notebook 05's annotation tool (its demo offer) records clicks at the photo coordinates under
   the mouse.
 
-Every wait is bounded; the server and its kernels are shut down in a finalizer. About a minute on
-two cores, mostly notebook 04's first cell (MediaPipe and the mesh fit of one photo).
+Every wait is bounded; the server and its kernels are shut down in a finalizer. About two minutes on
+two busy cores, mostly notebook 04 (MediaPipe and the mesh fit of one photo, the figures, the widgets).
 """
 from __future__ import annotations
 

@@ -3,7 +3,9 @@
 Each function returns a widget whose callbacks run only on user interaction; executed headless
 (``make report``) they display once and do nothing else, so they never block. Figures are put in
 ``Output`` widgets as display data (never ``fig.show()``, which outside Jupyter opens a browser,
-and never by capturing, which can stall a headless client until its timeout).
+and never by capturing, which can stall a headless client until its timeout), except the hand
+model's: a plotly ``FigureWidget`` (needs ``anywidget``) whose traces change in place, so that its
+camera stays.
 """
 from __future__ import annotations
 
@@ -107,7 +109,8 @@ def upload_widget(model: str = "mediapipe", kind: str = "open") -> Any:
         if not change["new"]:
             return
         entry = change["new"][0]
-        name = Path(entry["name"]).name or "upload.jpg"
+        name = Path(entry["name"]).name  # a bare file name: it must stay inside the temporary folder
+        name = "upload.jpg" if name in ("", ".", "..") else name
         output.outputs = ()
         output.append_stdout(f"{name}: working (detecting the hands, fitting the meshes: a few seconds)...\n")
         try:
