@@ -115,7 +115,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], timeout=60_000)
+        # As root (CI) Chromium needs --no-sandbox; WebGL (plotly's 3D) is drawn in software.
+        args = ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=args, timeout=60_000)
         try:
             yield chromium
         finally:
