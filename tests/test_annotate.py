@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +220,110 @@ def test_widget_buttons_drive_the_store(tmp_path: Path) -> None:
     buttons["next photo"].click()
     assert "done" in status.value
     assert read_ground_truth(out)["p.png"].visibility.sum() == 0
+
+
+def test_an_incomplete_hand_is_saved_with_its_joints_and_resumes(tmp_path: Path) -> None:
+    path = tmp_path / "annotations.json"
+    store = AnnotationStore(path)
+    store.open_image("a.jpg", 100, 80)
+    _annotate_hand(store, "left", 10.0)
+    store.begin_hand("right")
+    store.click(1.0, 2.0)
+    store.skip()
+    store.click(3.0, 4.0)
+    store.save()
+    hands = json.loads(path.read_text())["images"][0]["hands"]
+    assert "joints_done" not in hands[0] and hands[1]["joints_done"] == 3
+    assert read_ground_truth(path)["a.jpg"].visibility[1].tolist() == [True, False, True] + [False] * 18
+
+    again = AnnotationStore.load(path)
+    again.open_image("a.jpg", 100, 80)
+    assert again.next_joint == 3 and again.hand.handedness == "right"  # resumes at the 4th joint
+    again.click(5.0, 6.0)
+    np.testing.assert_array_equal(again.hand.keypoints_2d[:4], [[1, 2], [np.nan, np.nan], [3, 4], [5, 6]])
+    with pytest.raises(RuntimeError, match="incomplete"):
+        again.begin_hand("left")
+
+    bad = json.loads(path.read_text())
+    bad["images"][0]["hands"][1]["joints_done"] = 22
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="joints_done"):
+        AnnotationStore.load(path)
+
+
+def test_saved_file_mode_follows_the_umask_and_is_kept_on_replace(tmp_path: Path) -> None:
+    store = AnnotationStore(tmp_path / "annotations.json")
+    store.open_image("a.jpg", 100, 80)
+    _annotate_hand(store, "right", 0.0)
+    old = os.umask(0o022)
+    try:
+        store.save()
+        assert stat.S_IMODE(store.path.stat().st_mode) == 0o644  # not mkstemp's 0600
+        store.path.chmod(0o640)
+        store.save()
+        assert stat.S_IMODE(store.path.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+
+
+def _widget(tmp_path: Path, count: int = 1):
+    pytest.importorskip("ipyevents")
+    import cv2
+
+    from handpose.annotate import annotation_widget
+
+    photos = []
+    for i in range(count):
+        photos.append(tmp_path / f"p{i}.png")
+        cv2.imwrite(str(photos[-1]), np.zeros((30, 40, 3), np.uint8))
+    out = tmp_path / "annotations.json"
+    ui = annotation_widget(photos, out)
+    status, row, _ = ui.children
+    return ui, status, {b.description: b for b in row.children if isinstance(b, type(row.children[1]))}, out
+
+
+def test_widget_warns_before_leaving_a_hand_incomplete_and_stops_when_done(tmp_path: Path) -> None:
+    ui, status, buttons, out = _widget(tmp_path, count=2)
+    for _ in range(3):
+        buttons["skip"].click()
+    buttons["next photo"].click()
+    assert "3 of 21 joints" in status.value and "p0.png" in status.value and not out.exists()
+    buttons["skip"].click()  # acting withdraws the warning: the next "next photo" warns again
+    buttons["next photo"].click()
+    assert "4 of 21 joints" in status.value
+    buttons["next photo"].click()  # confirmed: saved incomplete, on to the second photo
+    assert "p1.png" in status.value
+    assert json.loads(out.read_text())["images"][0]["hands"][0]["joints_done"] == 4
+    buttons["next photo"].click()
+    assert status.value.startswith("done")
+    assert all(button.disabled for button in buttons.values())
+    saved = out.read_text()
+    buttons["skip"].click()
+    buttons["undo"].click()
+    assert status.value.startswith("done") and out.read_text() == saved
+
+    ui, status, buttons, out = _widget(tmp_path, count=2)  # reopened: resumes at the 5th joint
+    assert "THUMB_MCP" not in status.value and "(5/21)" in status.value
+
+
+def test_annotation_tool_says_where_photos_go_and_offers_a_demo(tmp_path: Path) -> None:
+    pytest.importorskip("ipyevents")
+    import cv2
+    import ipywidgets
+
+    from handpose.annotate import annotation_tool
+
+    empty = tmp_path / "captured"
+    assert "copy your photos" in annotation_tool(empty).value  # no folder yet: a message, no error
+    demo = tmp_path / "demo.png"
+    cv2.imwrite(str(demo), np.zeros((30, 40, 3), np.uint8))
+    box = annotation_tool(empty, demo=demo, demo_out=tmp_path / "try" / "annotations.json")
+    message, button = box.children
+    assert str(empty) in message.value and isinstance(button, ipywidgets.Button)
+    button.click()
+    note, tool = box.children
+    assert "demo.png" in note.value and "WRIST" in tool.children[0].value
+    empty.mkdir()
+    cv2.imwrite(str(empty / "mine.png"), np.zeros((30, 40, 3), np.uint8))
+    tool = annotation_tool(empty, demo=demo)
+    assert "mine.png" in tool.children[0].value

@@ -368,3 +368,33 @@ def test_distinctive_tags_name_what_differs_from_the_majority() -> None:
                 "c": {"view": "side", "lighting": "indoor"}, "d": {"view": "palm", "lighting": ""}}
     tags = distinctive_tags(metadata, ["view", "lighting"])
     assert tags == {"a": "", "b": "lighting=dim", "c": "view=side", "d": ""}
+
+
+def test_html_table_has_one_row_per_hand_and_scrolls() -> None:
+    from html.parser import HTMLParser
+
+    from handpose.signals import html_table
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+
+        def handle_starttag(self, tag, attrs) -> None:
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.rows[-1].append("")
+
+        def handle_data(self, data) -> None:
+            if self.rows and self.rows[-1]:
+                self.rows[-1][-1] += data
+
+    rows = [{"image": "a<b>.png", "hand": 0, "score": 0.91234, "error": float("nan"), "handedness_ok": True},
+            {"image": "c.png", "hand": 1, "score": 0.5, "error": 0.25, "handedness_ok": None}]
+    page = html_table(rows, ["image", "hand", "score", "error", "handedness_ok"])
+    parser = Cells()
+    parser.feed(page)
+    assert parser.rows == [["image", "hand", "score", "error", "handedness_ok"],
+                           ["a<b>.png", "0", "0.912", "nan", "True"], ["c.png", "1", "0.500", "0.250", ""]]
+    assert "overflow-x:auto" in page and "<b>" not in page  # scrolls sideways; names are escaped

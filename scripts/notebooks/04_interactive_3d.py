@@ -182,17 +182,36 @@ print("\n".join([rows[0], "-" * len(rows[0]), *rows[1:]]))
 # ## Live in JupyterLab: pick a photo, drop your own, pose the hand
 #
 # These widgets need a running kernel (they do nothing in the exported HTML). Pick a photo to see its
-# panels and 3D view; drop a new photo to run the whole pipeline on it (MediaPipe, then the mesh fit,
-# a few seconds); move the sliders to pose and shape the open hand.
+# panels and 3D view (this one uses the photos predicted by the notebook's **first cell**: run it
+# first); drop a new photo to run the whole pipeline on it (MediaPipe, then the mesh fit, a few
+# seconds); move the sliders to pose and shape the open hand (the view updates when you release a
+# slider and keeps your rotation). The last two cells run on their own, even after a kernel restart.
 
 # %%
-from handpose.widgets import hand_model_widget, image_picker, upload_widget
+# Needs the notebook's first cell (its predicted photos, `meshed`).
+from IPython.display import display
 
-if with_hands:
-    display(image_picker(with_hands))
+from handpose.widgets import image_picker
+
+picked = [item for item in meshed if item.hands]
+if picked:
+    display(image_picker(picked))
+else:
+    print("no hands detected in these photos")
 
 # %%
-display(upload_widget(kind=kind))
+from IPython.display import display
+
+from handpose.meshes import mesh_model_kind
+from handpose.widgets import upload_widget
+
+display(upload_widget(kind=mesh_model_kind()))
 
 # %%
-display(hand_model_widget(model, gesture_pose("fist")))
+from IPython.display import display
+
+from handpose.demo_data import gesture_pose
+from handpose.handmodel import load_hand_model
+from handpose.widgets import hand_model_widget
+
+display(hand_model_widget(load_hand_model("open", "right"), gesture_pose("fist")))

@@ -22,6 +22,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import HTML, display
 
 from handpose import io, signals, sweeps
 from handpose.annotate import read_ground_truth
@@ -131,7 +132,7 @@ missed = [r for r in rows if not r["detected"]]
 columns = ["image", "hand", "handedness", "box_px", *signals.SIGNALS]
 if truth:
     columns += ["error", "pck", "handedness_ok"]
-print(signals.format_table(detected + missed, columns))
+display(HTML(signals.html_table(detected + missed, columns)))
 
 # %% [markdown]
 # ## Failure gallery
@@ -276,15 +277,23 @@ print("\n".join(lines) if lines else "nothing to conclude: no predictions")
 # %% [markdown]
 # ## Label your own photos
 #
-# Ground truth for your photos makes every number above real for them. In JupyterLab, run the cell
-# below (set `ANNOTATE = True`), click the 21 joints of each hand in the order shown (wrist, then each
-# finger from its base to its tip, thumb first), press **skip** for a joint you cannot see and
-# **next photo** when done. Clicks are saved to `data/captured/annotations.json` in the
-# ground-truth format, which this notebook then reads.
+# Ground truth for your photos makes every number above real for them. Put your photos in
+# `data/captured/`, then, in JupyterLab, set `ANNOTATE = True` and run the cell below (it needs no
+# other cell). Click the 21 joints of each hand in the order shown (wrist, then each finger from its
+# base to its tip, thumb first), press **skip** for a joint you cannot see and **next photo** when
+# done; a hand left half-done is kept and resumes where you stopped. Clicks are saved to
+# `data/captured/annotations.json` in the ground-truth format, which this notebook then reads.
+# With no photo there yet, the cell says so and offers a demo photo to try the tool on (its clicks go
+# to a temporary file).
 
 # %%
 ANNOTATE = False
 if ANNOTATE:
-    from handpose.annotate import annotation_widget
+    from IPython.display import display
 
-    display(annotation_widget(io.list_images(captured), captured / "annotations.json"))  # noqa: F821
+    from handpose.annotate import annotation_tool
+    from handpose.io import list_images
+    from handpose.notebook import find_repo_root
+
+    data = find_repo_root() / "data"
+    display(annotation_tool(data / "captured", demo=list_images(data / "demo")[0]))

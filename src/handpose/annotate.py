@@ -6,7 +6,9 @@ Two layers:
   (:data:`handpose.keypoints.NAMES`), with undo, "skip" (joint not visible: not annotated) and
   several hands per photo, and saves atomically to ``data/captured/annotations.json`` in the format
   of the ground truth files (``images[].image / width / height / hands[].handedness /
-  keypoints_2d / visibility``; a skipped joint is ``[0.0, 0.0]`` with visibility 0).
+  keypoints_2d / visibility``; a skipped joint is ``[0.0, 0.0]`` with visibility 0). A hand left
+  before its 21st joint also records ``joints_done`` (the joints reached), so that it can be
+  resumed after a reload; complete hands have no such key.
   :func:`handpose.groundtruth.read_ground_truth` reads that format back as arrays (NaN for joints
   not annotated); the format is documented in :mod:`handpose.groundtruth`.
 * :func:`annotation_widget`, a thin JupyterLab UI: the photo with the clicks drawn on it in an
@@ -55,11 +57,20 @@ class HandAnnotation:
     visibility: np.ndarray = field(default_factory=lambda: np.zeros(NUM_KEYPOINTS, dtype=int))
     n_done: int = 0
 
+    @property
+    def complete(self) -> bool:
+        """Every joint clicked or skipped."""
+        return self.n_done == NUM_KEYPOINTS
+
     def to_json(self) -> dict[str, Any]:
-        """Ground-truth form; joints not annotated are ``[0.0, 0.0]`` with visibility 0."""
+        """Ground-truth form; joints not annotated are ``[0.0, 0.0]`` with visibility 0, and an
+        incomplete hand adds ``joints_done``."""
         points = np.where(self.visibility[:, None] == 1, self.keypoints_2d, 0.0)
-        return {"handedness": self.handedness, "keypoints_2d": np.round(points, 2).tolist(),
-                "visibility": self.visibility.astype(int).tolist()}
+        entry = {"handedness": self.handedness, "keypoints_2d": np.round(points, 2).tolist(),
+                 "visibility": self.visibility.astype(int).tolist()}
+        if not self.complete:
+            entry["joints_done"] = int(self.n_done)
+        return entry
 
 
 @dataclass
@@ -71,10 +82,10 @@ class ImageAnnotation:
     hands: list[HandAnnotation] = field(default_factory=list)
 
 
-def check_handedness(handedness: str) -> str:
-    if handedness not in ("left", "right"):
-        raise ValueError(f"handedness must be 'left' or 'right', got {handedness!r}")
-    return handedness
+def _joints_done(value: Any, path: Path, name: str) -> int:
+    if not isinstance(value, int) or not 0 <= value <= NUM_KEYPOINTS:
+        raise ValueError(f"{path}: {name}: joints_done must be an integer in 0..{NUM_KEYPOINTS}, got {value!r}")
+    return value
 
 
 class AnnotationStore:
@@ -127,7 +138,7 @@ class AnnotationStore:
     def next_joint(self) -> int | None:
         """Index of the joint the next click records, or ``None`` when no hand is open or it is complete."""
         hand = self.hand
-        return None if hand is None or hand.n_done == NUM_KEYPOINTS else hand.n_done
+        return None if hand is None or hand.complete else hand.n_done
 
     @property
     def next_joint_name(self) -> str | None:
@@ -185,7 +196,8 @@ class AnnotationStore:
     # -- files ----------------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        """The ground-truth document: every photo with at least one hand (joints not reached count as skipped)."""
+        """The ground-truth document: every photo with at least one hand (joints not reached count
+        as not annotated; an incomplete hand keeps ``joints_done``)."""
         images = [{"image": name, "width": entry.width, "height": entry.height, "gt_type": GT_TYPE,
                    "hands": [hand.to_json() for hand in entry.hands]}
                   for name, entry in self.images.items() if entry.hands]
@@ -199,19 +211,24 @@ class AnnotationStore:
         }
 
     def save(self) -> Path:
-        """Write :meth:`to_json` to :attr:`path` atomically (temporary file + rename)."""
+        """Write :meth:`to_json` to :attr:`path` with :func:`handpose.io.write_atomic` (a new file
+        gets the umask's mode, a replaced one keeps its own)."""
         return write_atomic(self.path, json.dumps(self.to_json(), indent=1))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "AnnotationStore":
-        """A store holding the annotations saved at ``path`` (empty when the file does not exist yet)."""
+        """A store holding the annotations saved at ``path`` (empty when the file does not exist
+        yet); a hand saved incomplete (``joints_done`` < 21) resumes at its next joint."""
         store = cls(path)
         if not store.path.exists():
             return store
+        with open(store.path) as f:
+            done = {entry["image"]: [hand.get("joints_done", NUM_KEYPOINTS) for hand in entry.get("hands", [])]
+                    for entry in json.load(f)["images"]}
         for name, truth in read_ground_truth(store.path).items():
             store.images[name] = ImageAnnotation(truth.width, truth.height, [
-                HandAnnotation(side, points.copy(), vis.astype(int).copy(), NUM_KEYPOINTS)
-                for side, points, vis in zip(truth.handedness, truth.keypoints_2d, truth.visibility)])
+                HandAnnotation(side, points.copy(), vis.astype(int).copy(), _joints_done(n, store.path, name))
+                for side, points, vis, n in zip(truth.handedness, truth.keypoints_2d, truth.visibility, done[name])])
         return store
 
 
@@ -251,8 +268,11 @@ def annotation_widget(paths: Sequence[str | os.PathLike[str]], out: str | os.Pat
     """A JupyterLab widget to click the 21 keypoints of each hand on each photo.
 
     Click the joint named above the photo; "skip" marks it not visible; "undo" steps back;
-    "new hand" starts the next hand (side from the drop-down); "next photo" saves and moves on.
-    Everything is saved to ``out`` after each completed hand. Needs ``ipywidgets`` and ``ipyevents``.
+    "new hand" starts the next hand (side from the drop-down); "next photo" saves and moves on. A
+    hand left incomplete needs a second "next photo" (the first one warns); it is saved with the
+    joints reached and resumes there when the photo is opened again. After the last photo the tool
+    is done and its controls are disabled. Everything is saved to ``out`` after each completed hand
+    and at each "next photo". Needs ``ipywidgets`` and ``ipyevents``.
 
     Args:
         paths: photos to annotate, in order.
@@ -268,22 +288,33 @@ def annotation_widget(paths: Sequence[str | os.PathLike[str]], out: str | os.Pat
 
     paths = [Path(p) for p in paths]
     if not paths:
-        raise ValueError("no photos to annotate")
+        raise ValueError("no photos to annotate: put your photos in data/captured/ (or pass their paths)")
     store = AnnotationStore.load(out)
-    state = {"index": 0, "image": None, "factor": 1.0}
+    state: dict[str, Any] = {"index": 0, "image": None, "factor": 1.0, "warned": False, "done": False}
     picture = widgets.Image(format="png")
     status = widgets.HTML()
-    side = widgets.Dropdown(options=["right", "left"], description="hand")
-    buttons = {name: widgets.Button(description=name) for name in ("undo", "skip", "new hand", "next photo")}
+    side = widgets.Dropdown(options=["right", "left"], description="hand", layout=widgets.Layout(width="160px"))
+    buttons = {name: widgets.Button(description=name, layout=widgets.Layout(width="auto"))
+               for name in ("undo", "skip", "new hand", "next photo")}
 
-    def refresh() -> None:
+    def refresh(note: str = "") -> None:
         view, state["factor"] = render_annotation(state["image"], store, max_side)
         picture.value = cv2.imencode(".png", cv2.cvtColor(view, cv2.COLOR_RGB2BGR))[1].tobytes()
         joint = store.next_joint_name
         hands = len(store.image.hands)
         prompt = (f"click <b>{joint}</b> ({store.next_joint + 1}/21)" if joint
                   else "press <b>new hand</b> or <b>next photo</b>")
-        status.value = f"{store.current} ({state['index'] + 1}/{len(paths)}), {hands} hand(s): {prompt}"
+        status.value = f"{store.current} ({state['index'] + 1}/{len(paths)}), {hands} hand(s): {prompt}{note}"
+
+    def act(action: Any) -> Any:
+        """Run ``action`` unless the tool is done; any action but "next photo" withdraws its warning."""
+        def handler(*args: Any) -> None:
+            if state["done"]:
+                return
+            if action is not on_next:
+                state["warned"] = False
+            action(*args)
+        return handler
 
     def show(index: int) -> None:
         state["index"] = index
@@ -292,6 +323,8 @@ def annotation_widget(paths: Sequence[str | os.PathLike[str]], out: str | os.Pat
         store.open_image(paths[index].name, w, h)
         if store.hand is None:
             store.begin_hand(side.value)
+        elif store.next_joint is not None:
+            side.value = store.hand.handedness  # resuming a hand saved incomplete
         refresh()
 
     def on_click(event: dict[str, Any]) -> None:
@@ -320,23 +353,69 @@ def annotation_widget(paths: Sequence[str | os.PathLike[str]], out: str | os.Pat
             refresh()
 
     def on_next(_: Any) -> None:
-        if store.hand is not None and store.hand.n_done == 0:
+        hand = store.hand
+        if hand is not None and 0 < hand.n_done < NUM_KEYPOINTS and not state["warned"]:
+            state["warned"] = True
+            refresh(f"<br><b>this hand has {hand.n_done} of 21 joints</b>: click or skip the rest, or press "
+                    "<b>next photo</b> again to save it incomplete (it resumes here next time)")
+            return
+        state["warned"] = False
+        if hand is not None and hand.n_done == 0:
             store.undo()  # drop the empty hand begun for this photo
         store.save()
         if state["index"] + 1 < len(paths):
             show(state["index"] + 1)
-        else:
-            status.value = f"done: {len(store.to_json()['images'])} photo(s) saved to {store.path}"
+            return
+        state["done"] = True
+        for control in (side, *buttons.values()):
+            control.disabled = True
+        status.value = (f"done: {len(store.to_json()['images'])} photo(s) saved to {store.path} "
+                        "(run the cell again to go on)")
 
     def on_side(change: dict[str, Any]) -> None:
         if store.hand is not None and store.next_joint is not None:
             store.set_handedness(change["new"])
 
-    Event(source=picture, watched_events=["click"]).on_dom_event(on_click)
-    buttons["undo"].on_click(on_undo)
-    buttons["skip"].on_click(on_skip)
-    buttons["new hand"].on_click(on_new_hand)
-    buttons["next photo"].on_click(on_next)
+    Event(source=picture, watched_events=["click"]).on_dom_event(act(on_click))
+    buttons["undo"].on_click(act(on_undo))
+    buttons["skip"].on_click(act(on_skip))
+    buttons["new hand"].on_click(act(on_new_hand))
+    buttons["next photo"].on_click(act(on_next))
     side.observe(on_side, names="value")
     show(0)
     return widgets.VBox([status, widgets.HBox([side, *buttons.values()]), picture])
+
+
+def annotation_tool(folder: str | os.PathLike[str], demo: str | os.PathLike[str] | None = None,
+                    demo_out: str | os.PathLike[str] | None = None, max_side: int = 1000) -> Any:
+    """Notebook 05's entry point: :func:`annotation_widget` on the photos of ``folder``, saved to
+    ``folder/annotations.json``.
+
+    When ``folder`` has no photo yet, a message says where they go and, with a ``demo`` photo, a
+    button opens the tool on it to try it, saving to ``demo_out`` (default: a new temporary folder's
+    ``annotations.json``, never the photo set's ground truth).
+    """
+    import ipywidgets as widgets
+
+    from handpose.io import list_images
+
+    folder = Path(folder)
+    paths = list_images(folder) if folder.is_dir() else []
+    if paths:
+        return annotation_widget(paths, folder / "annotations.json", max_side)
+    message = (f"No photos in <code>{folder}</code> yet: copy your photos (JPEG, PNG, ...) there and run "
+               "this cell again.")
+    if demo is None:
+        return widgets.HTML(message)
+    button = widgets.Button(description="try it on a demo photo", layout=widgets.Layout(width="auto"))
+    box = widgets.VBox([widgets.HTML(message), button])
+
+    def on_try(_: Any) -> None:
+        out = Path(demo_out) if demo_out is not None else Path(tempfile.mkdtemp(prefix="handpose_annotate_")) / \
+            "annotations.json"
+        note = widgets.HTML(f"Trying the tool on <code>{Path(demo).name}</code>; clicks are saved to "
+                            f"<code>{out}</code>.")
+        box.children = (note, annotation_widget([demo], out, max_side))
+
+    button.on_click(on_try)
+    return box

@@ -12,13 +12,15 @@ share one layout::
                  "hands": [{"handedness": "right" | "left" | null,
                             "keypoints_2d": [[u, v] x 21],    # px, course order
                             "keypoints_3d_cam_mm": [[x, y, z] x 21],   # optional, camera frame, mm
-                            "visibility": [0 | 1 x 21] | null}]}]}    # null: all annotated
+                            "visibility": [0 | 1 x 21] | null,      # null: all annotated
+                            "joints_done": n}]}]}        # optional: a hand left after n clicks
 
 Pixels follow the package's convention, integer pixel centres (:mod:`handpose.camera`): pixel
 ``(u, v)`` has its centre at ``(u, v)`` and the photo spans ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``,
 in the frame of the stored image file (upright, EXIF rotation applied, full resolution: ``width``
 and ``height`` say which). A joint with visibility 0 is not annotated (its coordinates are
-ignored). Readers return NaN for those joints.
+ignored). Readers return NaN for those joints. ``joints_done`` marks a hand the click tool left
+unfinished (joints ``n..20`` not reached), so that it can be resumed; complete hands omit it.
 
 ``metadata.csv`` holds per-photo scenario tags, one row per image, columns
 :data:`METADATA_COLUMNS` (extra columns are kept).

@@ -247,6 +247,8 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
     try:
+        if path.exists():  # a replaced file keeps its mode (the rename would carry the temporary's)
+            os.fchmod(fd, path.stat().st_mode & 0o7777)
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()

@@ -277,6 +277,7 @@ def inference_figure(image: np.ndarray, K: np.ndarray, models: Mapping[str, Mesh
         row_inches: height of one row.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from handpose.viz import draw_hands
 
@@ -307,6 +308,9 @@ def inference_figure(image: np.ndarray, K: np.ndarray, models: Mapping[str, Mesh
             _set_equal_3d(ax3d, np.stack([stacked[:, 0], stacked[:, 2], -stacked[:, 1]], -1))
         ax3d.view_init(elev=15, azim=-75)
         ax3d.tick_params(labelsize=6, pad=0)
+        # Few ticks: seen almost end-on, the depth axis is short and its numbers would overlap.
+        for axis, bins in ((ax3d.xaxis, 4), (ax3d.yaxis, 2), (ax3d.zaxis, 4)):
+            axis.set_major_locator(MaxNLocator(bins))
         ax3d.set_xlabel("x (mm)", fontsize=7, labelpad=-4)
         ax3d.set_ylabel("z (mm)", fontsize=7, labelpad=-4)
         ax3d.set_zlabel("-y (mm)", fontsize=7, labelpad=-4)

@@ -17,6 +17,16 @@ from handpose.keypoints import BONE_COLORS, BONES, KEYPOINT_COLORS, NAMES, NUM_K
 #: Fixed figure size in pixels (fits the width of an A4 page printed with 12 mm margins).
 WIDTH, HEIGHT = 680, 520
 
+#: Pixels from the figure's top edge to its title's centre line: below plotly's toolbar (the
+#: "modebar", about 30 px high at the top right), so that a long title does not run under it.
+TITLE_Y_PX = 44
+
+
+def _title(text: str | None, height: int) -> dict:
+    """A left-aligned title on a line of its own under the toolbar."""
+    return dict(text=text, x=0.01, xanchor="left", y=1 - TITLE_Y_PX / height, yanchor="middle")
+
+
 #: The default view: from slightly right of and above the photo's camera (eye on -z), y down.
 CAMERA_VIEW = dict(up=dict(x=0, y=-1, z=0), eye=dict(x=0.8, y=-0.5, z=-2.4), center=dict(x=0, y=0, z=0))
 
@@ -109,7 +119,8 @@ def scene_figure(
     """A fixed-size 3D figure of ``traces`` in the camera view, equal axis scales, axes in mm."""
     fig = go.Figure(data=list(traces))
     fig.update_layout(
-        title=title, width=width, height=height, autosize=False, margin=dict(l=0, r=0, t=40 if title else 10, b=0),
+        title=_title(title, height), width=width, height=height, autosize=False,
+        margin=dict(l=0, r=0, t=TITLE_Y_PX + 26 if title else 34, b=0),
         legend=dict(x=0.01, y=0.99),
         scene=dict(
             aspectmode="data", camera=CAMERA_VIEW,
@@ -196,7 +207,7 @@ def selector_figure(
         for g, label in enumerate(labels)
     ]
     fig.update_layout(
-        updatemenus=[dict(buttons=buttons, direction="down", x=0.99, xanchor="right", y=0.99, yanchor="top")],
+        updatemenus=[dict(buttons=buttons, direction="down", x=0.99, xanchor="right", y=1.0, yanchor="top")],
         # Keep the camera when switching: the scene's uirevision does not change between groups.
         scene_uirevision="selector",
     )
@@ -322,10 +333,15 @@ def hand_models_figure(
     fig.add_trace(mesh_trace(*spheres, name="sphere-mesh", color="rgb(230,170,140)").update(lighting=SOFT_LIGHT),
                   row=1, col=2)
     fig.add_trace(mesh_trace(vertices, faces, name="mesh").update(lighting=SOFT_LIGHT), row=1, col=3)
-    scene = dict(aspectmode="data", camera=camera, xaxis=dict(visible=False), yaxis=dict(visible=False),
-                 zaxis=dict(visible=False))
-    fig.update_layout(title=title, width=width, height=height, autosize=False, showlegend=False,
-                      margin=dict(l=0, r=0, t=60 if title else 30, b=0), scene=scene, scene2=scene, scene3=scene)
+    # One box for the three scenes, around the largest model (the sphere-mesh's spheres and the skin
+    # reach past the joints): the skeleton is drawn at the same scale and nothing is cut at a panel edge.
+    scene = fixed_scene(np.concatenate([points, spheres[0], np.asarray(vertices, dtype=np.float64)]), camera,
+                        pad=0.08)
+    for axis in "xyz":
+        scene[f"{axis}axis"]["visible"] = False
+    fig.update_layout(title=_title(title, height), width=width, height=height, autosize=False, showlegend=False,
+                      margin=dict(l=0, r=0, t=TITLE_Y_PX + 40 if title else 40, b=0), scene=scene, scene2=scene,
+                      scene3=scene)
     return fig
 
 
@@ -374,23 +390,32 @@ def slider_figure(
     for trace, g in zip(fig.data, owner):
         trace.visible = bool(g == active)
     # Fixed axis ranges over all groups, so that the view does not jump between steps.
-    ranges = {}
-    for axis in "xyz":
-        values = np.concatenate([np.asarray([v for v in getattr(t, axis) if v is not None], dtype=float)
-                                 for t in traces if getattr(t, axis) is not None])
-        pad = 0.05 * (values.max() - values.min())
-        ranges[f"{axis}axis"] = dict(range=[values.min() - pad, values.max() + pad])
-    spans = [r["range"][1] - r["range"][0] for r in ranges.values()]
+    points = np.stack([np.concatenate([np.asarray([v for v in getattr(t, axis) if v is not None], dtype=float)
+                                       for t in traces if getattr(t, axis) is not None]) for axis in "xyz"], -1)
     steps = [dict(label=label, method="update", args=[{"visible": (owner == g).tolist()}])
              for g, label in enumerate(labels)]
     fig.update_layout(
-        sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=prefix), pad=dict(t=10, b=10))],
-        scene=dict(aspectmode="manual", aspectratio=dict(zip("xyz", np.array(spans) / max(spans))), camera=camera,
-                   **ranges),
+        # x and len leave room for the end labels, centred on the slider's ends.
+        sliders=[dict(active=active, steps=steps, currentvalue=dict(prefix=prefix), pad=dict(t=10, b=10),
+                      x=0.05, len=0.9)],
+        scene=fixed_scene(points, camera),
         scene_uirevision="slider",
         margin=dict(b=60),
     )
     return fig
+
+
+def fixed_scene(points: np.ndarray, camera: dict = CAMERA_VIEW, pad: float = 0.05) -> dict:
+    """Scene layout with axis ranges fixed around ``points (N, 3)`` mm (each span padded by ``pad``
+    of itself on both sides) and equal scales, so that the view does not follow the data when the
+    traces change (slider steps, a widget's updates)."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    low, high = np.nanmin(points, 0), np.nanmax(points, 0)
+    margin = pad * (high - low)
+    spans = (high - low) + 2 * margin
+    return dict(aspectmode="manual", aspectratio=dict(zip("xyz", (spans / spans.max()).tolist())), camera=camera,
+                **{f"{axis}axis": dict(range=[float(lo - m), float(hi + m)])
+                   for axis, lo, hi, m in zip("xyz", low, high, margin)})
 
 
 def colored_mesh_trace(vertices: np.ndarray, faces: np.ndarray, vertex_colors: np.ndarray, name: str = "mesh",

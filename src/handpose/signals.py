@@ -521,6 +521,31 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digi
     return "\n".join(lines)
 
 
+def html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], digits: int = 3) -> str:
+    """:func:`format_table` as an HTML table in a box that scrolls sideways when it is wider than
+    the page (for ``IPython.display.HTML``): numbers right-aligned, cells escaped, one line each,
+    headers wrapped at their underscores."""
+    import html
+
+    def cell(value: Any) -> str:
+        if isinstance(value, (bool, np.bool_)):
+            return str(bool(value))
+        if isinstance(value, (float, np.floating)):
+            return "nan" if not np.isfinite(value) else f"{value:.{digits}f}"
+        return "" if value is None else html.escape(str(value))
+
+    def align(value: Any) -> str:
+        number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+        return ' style="text-align:right"' if number else ""
+
+    # Headers may wrap at their underscores (<wbr>), cells do not: the table stays narrow.
+    head = "".join(f'<th style="white-space:normal">{html.escape(c).replace("_", "_<wbr>")}</th>' for c in columns)
+    body = "".join("<tr>" + "".join(f"<td{align(row.get(c))}>{cell(row.get(c))}</td>" for c in columns) + "</tr>"
+                   for row in rows)
+    return ('<div style="overflow-x:auto;max-width:100%"><table style="font-size:12px;white-space:nowrap">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+
+
 def worst_rows(rows: Sequence[Mapping[str, Any]], n: int, key: str = "error") -> list[Mapping[str, Any]]:
     """The ``n`` worst rows: missed GT hands first, then by ``key`` descending (NaN last)."""
     def rank(row: Mapping[str, Any]) -> tuple[int, float]:
