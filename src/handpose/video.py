@@ -34,6 +34,7 @@ import numpy as np
 from handpose import io
 from handpose.fitting import FitResult, default_intrinsics
 from handpose.gestures import HandGesture, classify
+from handpose.models.native_stderr import silenced_native_stderr
 from handpose.prediction import HandPrediction
 from handpose.tracking import HandTracker, TrackedHand
 
@@ -207,16 +208,18 @@ class HandDetector:
             import mediapipe as mp
 
             o = self.options
-            self._graph = mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=o.max_hands,
-                                                   model_complexity=o.model_complexity,
-                                                   min_detection_confidence=o.min_detection_confidence,
-                                                   min_tracking_confidence=0.5)
+            with silenced_native_stderr():
+                self._graph = mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=o.max_hands,
+                                                       model_complexity=o.model_complexity,
+                                                       min_detection_confidence=o.min_detection_confidence,
+                                                       min_tracking_confidence=0.5)
         return self._graph
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
         if self._graph is not None:
-            self._graph.close()
+            with silenced_native_stderr():
+                self._graph.close()
             self._graph = None
         if self._static is not None:
             self._static.close()
@@ -239,7 +242,9 @@ def detect_hands(detector: HandDetector, frame: np.ndarray, previous: list[Track
     from handpose.models.mediapipe import read_landmarks
 
     h, w = frame.shape[:2]
-    result = detector._video_graph().process(np.ascontiguousarray(frame))
+    graph = detector._video_graph()
+    with silenced_native_stderr():
+        result = graph.process(np.ascontiguousarray(frame))
     o = detector.options
     return [HandPrediction(hand.keypoints_2d, hand.keypoints_3d, hand.handedness, hand.score, source="mediapipe:track")
             for hand in read_landmarks(result, w, h, o.mirrored_input) if hand.score >= o.min_score][:o.max_hands]
