@@ -190,6 +190,19 @@ def _predict_many(estimator: Estimator, images: list[np.ndarray]) -> list[list[H
     return found
 
 
+def _predict_pending(estimator: Estimator, pending: list[tuple[ImageResult, np.ndarray, Path | None]]) -> None:
+    """Fill each ``(result, image, cache entry)``'s hands (or error) and write its cache entry."""
+    for (result, _, entry), found in zip(pending, _predict_many(estimator, [image for _, image, _ in pending])):
+        if isinstance(found, Exception):
+            logger.error("skipping %s: %s: %s", result.image, type(found).__name__, found)
+            result.error = f"{type(found).__name__}: {found}"
+            continue
+        result.hands = found
+        if entry is not None:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            io.write_atomic(entry, json.dumps({"image": str(result.image), "hands": [h.to_json() for h in result.hands]}))
+
+
 def predict_folder(folder_or_paths: PathLike | Iterable[PathLike], out_dir: PathLike | None = None,
                    model: str | Estimator = "mediapipe", options: Any = None, cache_dir: PathLike | None = None,
                    use_cache: bool = True, overlays: bool = True, progress: bool = True,
@@ -231,38 +244,28 @@ def predict_folder(folder_or_paths: PathLike | Iterable[PathLike], out_dir: Path
 
     results = []
     names = output_names(paths)
-    bar = tqdm(total=len(paths), desc=f"hands ({model_name})", unit="photo", disable=not progress)
-    for start in range(0, len(paths), batch_size):
-        chunk: list[tuple[ImageResult, np.ndarray | None, Path | None]] = []
-        for path in paths[start:start + batch_size]:
-            try:
-                chunk.append(_read_one(path, model_name, options, cache))
-            except Exception as exc:  # noqa: BLE001 - one bad photo must not abort the batch
-                logger.error("skipping %s: %s: %s", path, type(exc).__name__, exc)
-                chunk.append((ImageResult(path, error=f"{type(exc).__name__}: {exc}"), None, None))
-        pending = [item for item in chunk if item[1] is not None and not item[0].cached]
-        if pending:
-            estimator = estimator or _estimator(model, options)
-            for (result, _, entry), found in zip(pending, _predict_many(estimator, [item[1] for item in pending])):
-                if isinstance(found, Exception):
-                    logger.error("skipping %s: %s: %s", result.image, type(found).__name__, found)
-                    result.error = f"{type(found).__name__}: {found}"
-                    continue
-                result.hands = found
-                if entry is not None:
-                    entry.parent.mkdir(parents=True, exist_ok=True)
-                    io.write_atomic(entry, json.dumps({"image": str(result.image),
-                                                       "hands": [h.to_json() for h in result.hands]}))
-        for (result, image, _), name in zip(chunk, names[start:start + batch_size]):
-            if out is not None and overlays and result.error is None:
-                from handpose.viz import draw_hands
+    with tqdm(total=len(paths), desc=f"hands ({model_name})", unit="photo", disable=not progress) as bar:
+        for start in range(0, len(paths), batch_size):
+            chunk: list[tuple[ImageResult, np.ndarray | None, Path | None]] = []
+            for path in paths[start:start + batch_size]:
+                try:
+                    chunk.append(_read_one(path, model_name, options, cache))
+                except Exception as exc:  # noqa: BLE001 - one bad photo must not abort the batch
+                    logger.error("skipping %s: %s: %s", path, type(exc).__name__, exc)
+                    chunk.append((ImageResult(path, error=f"{type(exc).__name__}: {exc}"), None, None))
+            pending = [item for item in chunk if item[1] is not None and not item[0].cached]
+            if pending:
+                estimator = estimator or _estimator(model, options)
+                _predict_pending(estimator, pending)
+            for (result, image, _), name in zip(chunk, names[start:start + batch_size]):
+                if out is not None and overlays and result.error is None:
+                    from handpose.viz import draw_hands
 
-                result.overlay = out / "overlays" / name
-                result.overlay.parent.mkdir(parents=True, exist_ok=True)
-                io.save_png_atomic(result.overlay, draw_hands(image, result.hands))
-            results.append(result)
-        bar.update(len(chunk))
-    bar.close()
+                    result.overlay = out / "overlays" / name
+                    result.overlay.parent.mkdir(parents=True, exist_ok=True)
+                    io.save_png_atomic(result.overlay, draw_hands(image, result.hands))
+                results.append(result)
+            bar.update(len(chunk))
     if out is not None:
         write_predictions(out / "predictions.json", results)
     return results
