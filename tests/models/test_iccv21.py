@@ -784,3 +784,33 @@ def test_doctor_validates_a_generated_checkpoint(case: Case, weights_dir: Path) 
     status, detail = licence_gated_files(weights_dir)[CHECKPOINT_FILES[case.release]]
     assert status == "valid" and f"release {case.release}, {len(case.state)} entries" in detail
     assert "carries MANO's arrays" in detail
+
+
+def test_self_check_threshold_separates_the_orders_on_simulated_hands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Open-hand keypoints, random poses and rotations, seen in perspective at 500 mm over 24-40 grid
+    px, rounded to the 64 grid after 0.7 px of noise: right order well under the threshold, the
+    InterHand2.6M order paired as the code pairs it well over (README's figures: 200 hands)."""
+    from scipy.spatial.transform import Rotation
+
+    from handpose.handmodel import load_hand_model
+    from handpose.setup_assets import ensure_open_hand
+
+    monkeypatch.delenv("HANDPOSE_CACHE")  # this module's private cache has no open hand export
+    ensure_open_hand()  # as the open_hand_export fixture: built once if absent
+    model = load_hand_model("open")
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        keypoints = model(pose=torch.as_tensor(rng.normal(0, 0.3, (50, model.num_pose)), dtype=torch.float32),
+                          with_vertices=False).keypoints.numpy().astype(np.float64)
+    right, wrong = [], []
+    for b, hand in enumerate(keypoints):
+        joints = Rotation.random(random_state=b).apply(hand - hand.mean(0))
+        focal = 500.0 * 40.0 / np.ptp(joints[:, :2], axis=0).max() * rng.uniform(0.6, 1.0)
+        uv = np.round(focal * joints[:, :2] / (500.0 + joints[:, 2:]) + 32.0 + rng.normal(0, 0.7, (21, 2)))
+        xyc = np.concatenate([uv, rng.uniform(80, 250, (21, 1))], 1)
+        right.append(registration_residual(xyc, joints)[0])
+        channels = np.zeros_like(xyc)
+        channels[list(COURSE_FROM_INTERHAND)] = xyc
+        wrong.append(registration_residual(channels, joints)[0])
+    assert max(right) < 0.6 * MAX_REGISTRATION_RESIDUAL and np.median(right) < 0.2
+    assert min(wrong) > 1.3 * MAX_REGISTRATION_RESIDUAL
