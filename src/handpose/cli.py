@@ -50,11 +50,35 @@ def add_predict(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--meshes", choices=("auto", "open", "mano"), default=None,
                    help="also fit hand meshes and write DIR/meshes/<name>.png and one .obj per hand "
                         "(auto: MANO when its files are in weights/, else the open hand)")
+    add_model_arguments(p)
+    p.set_defaults(run=run_predict)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--batch-size``, for every subcommand that can run ``--model iccv21``."""
     p.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
                    help="where iccv21 runs (default auto: CUDA when available; also cuda:N)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N",
                    help="photos per iccv21 forward pass (default 8)")
-    p.set_defaults(run=run_predict)
+
+
+def model_options(args: argparse.Namespace) -> tuple[object, int]:
+    """``(options, batch size)`` of ``args.model`` from the command line (mediapipe: ``--max-hands``;
+    iccv21: ``--device``, ``--batch-size``).
+
+    Raises:
+        ValueError: a bad device (or CUDA where there is none) or batch size.
+    """
+    if args.model == "mediapipe":
+        from handpose.models.mediapipe import MediaPipeOptions
+
+        return MediaPipeOptions(max_hands=args.max_hands), 1
+    if args.model == "iccv21":
+        from handpose.models.iccv21 import ICCV21Options, resolve_device
+
+        resolve_device(args.device)
+        return ICCV21Options(device=args.device, batch_size=args.batch_size), args.batch_size
+    return None, 1
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -67,21 +91,11 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.model not in available_models():
         print(f"error: unknown model {args.model!r}; available: {', '.join(available_models())}", file=sys.stderr)
         return 2
-    options, batch_size = None, 1
-    if args.model == "mediapipe":
-        from handpose.models.mediapipe import MediaPipeOptions
-
-        options = MediaPipeOptions(max_hands=args.max_hands)
-    elif args.model == "iccv21":
-        from handpose.models.iccv21 import ICCV21Options, resolve_device
-
-        try:
-            resolve_device(args.device)
-            options = ICCV21Options(device=args.device, batch_size=args.batch_size)
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        batch_size = args.batch_size
+    try:
+        options, batch_size = model_options(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         results = predict_folder(args.inputs, args.out, model=args.model, options=options, cache_dir=args.cache_dir,
                                  use_cache=not args.no_cache, overlays=not args.no_overlays, batch_size=batch_size)

@@ -179,6 +179,7 @@ def reconcile_batch_counters(state: dict[str, Tensor], release: Release) -> tupl
 
 
 def _checked_state(path: str | os.PathLike, release: Release | None) -> tuple[dict[str, Tensor], CheckpointInfo]:
+    """The checkpoint's state_dict, harmless differences reconciled and checked, and what was found."""
     state, ignored = _read_checkpoint(path)
     release = release or detect_release(state)
     if release not in CHECKPOINT_FILES:
