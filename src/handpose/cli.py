@@ -195,7 +195,10 @@ def run_doctor(args: argparse.Namespace) -> int:
     if not any(checks[f][0] == "valid" for f in CHECKPOINT_FILES.values()):
         print(f"  -> `--model iccv21` is unavailable: put {CHECKPOINT_FILES['v2']} (release v2) or "
               f"{CHECKPOINT_FILES['v1']} (release v1) in {weights} (where to get them: weights/README.md).")
-    if not all(checks[f][0] == "valid" for f in MANO_FILES.values()):
+    mano_valid = all(checks[f][0] == "valid" for f in MANO_FILES.values())
+    if not mano_valid and any("needs MANO_RIGHT.pkl" in checks[f][1] for f in CHECKPOINT_FILES.values()):
+        print("  -> `--model iccv21` also needs valid MANO files: its checkpoint carries no MANO arrays.")
+    if not mano_valid:
         print(f"  -> MANO meshes are unavailable: register at https://mano.is.tue.mpg.de and copy "
               f"mano_v1_2/models/MANO_*.pkl to {weights} (see weights/README.md). The open hand model works "
               "without them.")

@@ -327,6 +327,7 @@ def test_checkpoint_without_mano_needs_mano_files(case: Case, tmp_path: Path, ma
     torch.save(state, path)
     with pytest.raises(FileNotFoundError, match="MANO_RIGHT.pkl"):
         load_iccv21(path)
+    assert not validate_checkpoint(path).has_mano and validate_checkpoint(case.path).has_mano
     net = load_iccv21(path, mano_dir=mano_dir)
     for key in ("mesh_reg.mano_layer.r.th_shapedirs", "mesh_reg.mano_layer.l.th_shapedirs", "mesh_reg.mano_layer.l.th_faces"):
         assert torch.equal(net.state_dict()[key], case.state[key]), key
