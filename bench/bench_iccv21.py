@@ -11,7 +11,7 @@ peak memory (process RSS; on CUDA also ``torch.cuda.max_memory_allocated``).
 
 On CUDA the same batch is also run on the CPU, side by side: the CPU's time at batch 1 (the
 baseline) and the largest difference between the two devices' outputs (heatmap keypoints and
-final joints), which should be float32 rounding.
+final joints), with cuDNN's TF32 convolutions on (PyTorch's default) and off (float32 rounding).
 
 ``--end-to-end`` saves the random network as a v2 checkpoint in a temporary folder and times
 :meth:`ICCV21Estimator.predict_batch` on ``--photos`` random 480 x 640 photos with one hand box
@@ -100,21 +100,29 @@ def bench_network(net: torch.nn.Module, device: torch.device, batches: list[int]
 
 
 def compare_with_cpu(net: torch.nn.Module, device: torch.device, repeats: int) -> None:
-    """CPU baseline at batch 1 and the CPU-vs-device output difference on a batch of 2."""
+    """CPU baseline at batch 1 and the CPU-vs-device output difference on a batch of 2, with cuDNN's
+    TF32 convolutions as PyTorch sets them by default and with them off (full float32)."""
     image = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(7))
+    default_tf32 = torch.backends.cudnn.allow_tf32
+    on_device = {}
     with torch.inference_mode():
-        on_device = net(image.to(device))
+        for tf32 in (default_tf32, False):
+            torch.backends.cudnn.allow_tf32 = tf32
+            on_device[tf32] = net(image.to(device))
+        torch.backends.cudnn.allow_tf32 = default_tf32
         net.cpu()
         cpu_times = timed(lambda: net(image[:1]), torch.device("cpu"), max(1, repeats // 2))
         on_cpu = net(image)
         net.to(device)
-    joints = max(float((getattr(on_device, s).joints[:, -1].cpu() - getattr(on_cpu, s).joints[:, -1]).abs().max())
-                 for s in ("right", "left"))
-    same_argmax = float((on_device.xyc[..., :2].cpu() == on_cpu.xyc[..., :2]).all(-1).float().mean())
-    peak = float(((on_device.xyc[..., 2].cpu() - on_cpu.xyc[..., 2]).abs() / on_cpu.xyc[..., 2].abs().clamp_min(1e-6)).max())
     print(f"CPU baseline (batch 1, {torch.get_num_threads()} threads): {statistics.median(cpu_times):.3f} s/image")
-    print(f"{device} vs CPU on 2 images: heatmap argmax equal for {same_argmax:.1%} of the 84 keypoints, "
-          f"peak values within {peak:.1e} (relative), final joints within {joints:.2e} mm")
+    for tf32, out in on_device.items():
+        joints = max(float((getattr(out, s).joints[:, -1].cpu() - getattr(on_cpu, s).joints[:, -1]).abs().max())
+                     for s in ("right", "left"))
+        same_argmax = float((out.xyc[..., :2].cpu() == on_cpu.xyc[..., :2]).all(-1).float().mean())
+        peak = float(((out.xyc[..., 2].cpu() - on_cpu.xyc[..., 2]).abs() / on_cpu.xyc[..., 2].abs().clamp_min(1e-6)).max())
+        print(f"{device} (cuDNN TF32 {'on' if tf32 else 'off'}) vs CPU on 2 images: heatmap argmax equal for "
+              f"{same_argmax:.1%} of the 84 keypoints, peak values within {peak:.1e} (relative), final joints "
+              f"within {joints:.2e} mm")
 
 
 def bench_end_to_end(net: torch.nn.Module, device: torch.device, batches: list[int], photos: int) -> None:
