@@ -255,7 +255,8 @@ def predict_folder(folder_or_paths: PathLike | Iterable[PathLike], out_dir: Path
                     chunk.append((ImageResult(path, error=f"{type(exc).__name__}: {exc}"), None, None))
             pending = [item for item in chunk if item[1] is not None and not item[0].cached]
             if pending:
-                estimator = estimator or _estimator(model, options)
+                if estimator is None:
+                    estimator = _estimator(model, options)
                 _predict_pending(estimator, pending)
             for (result, image, _), name in zip(chunk, names[start:start + batch_size]):
                 if out is not None and overlays and result.error is None:
