@@ -150,7 +150,8 @@ def hands_from_output(
 
     Each hand's ``extras``: ``heatmap_keypoints_2d`` (21, 2) px, ``heatmap_peaks`` (21,),
     ``hand_type_prob``, ``evidence`` (:class:`.evidence.HandEvidence`), ``present`` (bool),
-    ``trans`` (4,), and for the left hand ``keypoints_3d_from_right_wrist`` (21, 3) mm.
+    ``trans`` (4,), and for the left hand ``keypoints_3d_from_right_wrist`` (21, 3) mm (which
+    means something only when both hands are present).
     """
     course = list(out.course_from_native)
     grid_to_crop = INPUT_SIZE / HEATMAP_SIZE
