@@ -1,11 +1,15 @@
 """The handpose command: predict writes predictions.json + overlays; doctor reports models and weights."""
 import json
+import os
+import pickle
 import re
+import shutil
 import subprocess
 import sys
 
 import cv2
 import pytest
+import torch
 
 from handpose import cli, models
 from handpose.viz import hand_silhouette
@@ -62,14 +66,79 @@ def test_predict_unknown_model_and_missing_weights(photos, tmp_path, monkeypatch
 
 
 def test_doctor_reports_versions_models_and_weights(tmp_path, capsys):
-    (tmp_path / "MANO_RIGHT.pkl").write_bytes(b"")
     assert cli.main(["doctor", "--weights", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for text in ("python", "torch", "numpy", "mediapipe", "opencv"):
         assert text in out
     assert "hands     found" in out and "pose      found" in out
-    assert "MANO_RIGHT.pkl    found" in out and "MANO_LEFT.pkl     missing" in out
-    assert "snapshot_99.pth.tar" in out and "weights/README.md" in out
+    assert "MANO_RIGHT.pkl      missing" in out and "MANO_LEFT.pkl       missing" in out
+    assert "snapshot_99.pth.tar missing: release v2" in out and "weights/README.md" in out
+    assert "status: ok" in out
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_doctor_opens_and_checks_each_file(tmp_path, fake_mano_dir, capsys):
+    marker = tmp_path / "pwned"
+    (tmp_path / "MANO_RIGHT.pkl").write_bytes(pickle.dumps({"v_template": _Evil(marker)}, protocol=2))
+    shutil.copy(fake_mano_dir / "MANO_LEFT.pkl", tmp_path / "MANO_LEFT.pkl")
+    (tmp_path / "model.pts").write_bytes(b"not a checkpoint")
+    torch.save({"epoch": 1, "network": {"module.layer.weight": torch.zeros(2)}}, tmp_path / "snapshot_99.pth.tar")
+    assert cli.main(["doctor", "--weights", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert not marker.exists()
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and ".p" in line.split()[0]}
+    assert "INVALID" in lines["MANO_RIGHT.pkl"] and "forbidden class" in lines["MANO_RIGHT.pkl"]
+    assert "valid: restricted unpickling, MANO keys and shapes checked" in lines["MANO_LEFT.pkl"]
+    assert "shapedirs bug" not in lines["MANO_LEFT.pkl"]  # only said when the right file is valid too
+    assert "INVALID" in lines["model.pts"] and "weights_only=True" in lines["model.pts"]
+    assert "INVALID" in lines["snapshot_99.pth.tar"] and "missing keys" in lines["snapshot_99.pth.tar"]
+    assert "unexpected keys: layer.weight" in lines["snapshot_99.pth.tar"]
+    assert "`--model iccv21` is unavailable" in out and "MANO meshes are unavailable" in out
+    assert "replace or remove the INVALID files: snapshot_99.pth.tar, model.pts, MANO_RIGHT.pkl" in out
+    assert "are INVALID" in out.splitlines()[-1]
+
+
+def test_doctor_reports_valid_mano_files_and_the_left_hand_bug(tmp_path, fake_mano_dir, capsys):
+    assert cli.main(["doctor", "--weights", str(fake_mano_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "MANO_RIGHT.pkl      valid" in out
+    assert "MANO_LEFT.pkl       valid" in out and "left shapedirs bug (fixed when loaded)" in out
+    assert "MANO meshes are unavailable" not in out
+
+
+def test_predict_refused_checkpoint_stops_once(photos, tmp_path, monkeypatch, capsys):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    marker = tmp_path / "pwned"
+    torch.save({"network": {"module.a": torch.zeros(1)}, "x": _Evil(marker)}, weights / "snapshot_99.pth.tar")
+    monkeypatch.setenv("HANDPOSE_WEIGHTS", str(weights))
+    (photos / "second.png").write_bytes((photos / "hand.png").read_bytes())
+    code = cli.main(["predict", str(photos), "--out", str(tmp_path / "out"), "--model", "iccv21", "--no-cache",
+                     "--device", "cpu"])
+    assert code == 2 and not marker.exists()
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(weights / "snapshot_99.pth.tar") in errors[0] and "weights_only" in errors[0]
+    assert "failed:" not in err and "handpose doctor" in err
+    assert not (tmp_path / "out" / "predictions.json").exists()
+
+
+def test_predict_device_and_batch_size_are_checked(photos, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = str(tmp_path / "out")
+    assert cli.main(["predict", str(photos), "--out", out, "--model", "iccv21", "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert cli.main(["predict", str(photos), "--out", out, "--model", "iccv21", "--device", "tpu"]) == 2
+    assert "auto, cpu, cuda" in capsys.readouterr().err
+    assert cli.main(["predict", str(photos), "--out", out, "--model", "iccv21", "--batch-size", "0"]) == 2
+    assert "batch_size must be an integer >= 1" in capsys.readouterr().err
 
 
 def test_doctor_reports_a_missing_open_hand_model(tmp_path, monkeypatch, capsys):

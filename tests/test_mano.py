@@ -187,3 +187,26 @@ def test_gradients_flow(fake_mano_dir):
     (out.keypoints.square().sum() + out.vertices.sum()).backward()
     for tensor in (pose, shape, orient):
         assert torch.isfinite(tensor.grad).all() and tensor.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("v_template", np.nan, "non-finite values in v_template"),
+    ("f", 778, r"faces index vertices 0\.\.778, expected 0\.\.777"),
+])
+def test_values_are_validated(tmp_path, fake_mano_arrays, key, value, message):
+    from conftest import write_fake_mano_pickle
+
+    arrays = {name: array.copy() for name, array in fake_mano_arrays["right"].items()}
+    arrays[key].flat[0] = value
+    arrays["f"].flat[1] = 0
+    path = tmp_path / "MANO_RIGHT.pkl"
+    write_fake_mano_pickle(path, arrays)
+    with pytest.raises(ManoFileError, match=message):
+        load_mano(path, use_cache=False)
+
+
+def test_a_non_numeric_entry_is_a_mano_file_error(tmp_path, fake_mano_arrays):
+    path = tmp_path / "MANO_RIGHT.pkl"
+    path.write_bytes(pickle.dumps({**fake_mano_arrays["right"], "weights": "text"}, protocol=2))
+    with pytest.raises(ManoFileError, match="weights is not a numeric array"):
+        load_mano(path, use_cache=False)

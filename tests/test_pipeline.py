@@ -122,3 +122,52 @@ def test_registry(monkeypatch):
     monkeypatch.setitem(models._REGISTRY, "broken", f"{__name__}:Missing")
     with pytest.raises(ImportError, match="Missing"):
         models.get_estimator("broken")
+
+
+class BatchEstimator(CountingEstimator):
+    """CountingEstimator with ``predict_batch``: records each batch's size."""
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self.batches = []
+
+    def predict_batch(self, images):
+        self.batches.append(len(images))
+        return [self.predict(image) for image in images]
+
+
+def test_batches_are_predicted_together_and_a_bad_photo_is_isolated(folder, tmp_path):
+    for value, name in ((20, "d.png"), (255, "e.png"), (30, "f.png")):
+        write_png(folder / name, np.full((30, 30, 3), value, np.uint8))
+    model = BatchEstimator()
+    run = lambda: pipeline.predict_folder(folder, tmp_path / "out", model=model, cache_dir=tmp_path / "cache",  # noqa: E731
+                                          progress=False, batch_size=4)
+    results = run()
+    # a, b, c (unreadable), d | e (too bright), f: the second batch fails and is retried one by one
+    assert model.batches == [3, 2] and model.calls == 3 + 1 + 2  # e raises first in its batch
+    assert [r.image.name for r in results if r.error] == ["c.jpg", "e.png"] and "too bright" in results[4].error
+    one_by_one = pipeline.predict_folder(folder, None, model=CountingEstimator(), use_cache=False, progress=False)
+    for a, b in zip(results, one_by_one):
+        assert a.image == b.image and len(a.hands) == len(b.hands)
+        for ha, hb in zip(a.hands, b.hands):
+            np.testing.assert_allclose(ha.keypoints_2d, hb.keypoints_2d)
+    assert sorted(p.name for p in (tmp_path / "out" / "overlays").iterdir()) == ["a.png", "b.png", "d.png", "f.png"]
+    again = run()  # all cached but the failed one
+    assert model.batches == [3, 2] and model.calls == 6 + 1 and sum(r.cached for r in again) == 4
+
+
+class RefusingEstimator:
+    built = 0
+
+    def __init__(self, options=None):
+        RefusingEstimator.built += 1
+        raise ValueError("weights/model.pts: refused")
+
+
+def test_a_model_that_cannot_be_built_stops_the_run_once(folder, monkeypatch):
+    monkeypatch.setitem(models._REGISTRY, "refusing", f"{__name__}:RefusingEstimator")
+    with pytest.raises(ValueError, match="model.pts: refused"):
+        pipeline.predict_folder(folder, None, model="refusing", use_cache=False, progress=False)
+    assert RefusingEstimator.built == 1
+    with pytest.raises(ValueError, match="batch_size"):
+        pipeline.predict_folder(folder, None, model=CountingEstimator(), progress=False, batch_size=0)

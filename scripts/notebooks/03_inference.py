@@ -170,8 +170,11 @@ else:
 # same hand model, so both rows compare like with like).
 
 # %%
-from handpose.models.iccv21 import find_checkpoint
+from handpose.models.iccv21 import ICCV21Options, find_checkpoint
 from handpose.notebook import find_weights_dir
+
+DEVICE = "auto"  # where the ICCV21 network runs: "auto" (CUDA when available), "cpu" or "cuda"
+BATCH_SIZE = 8  # photos per forward pass
 
 try:
     checkpoint = find_checkpoint(find_weights_dir())
@@ -184,7 +187,9 @@ else:
 # %%
 if checkpoint is not None:
     start = time.perf_counter()
-    results_iccv = pipeline.predict_folder([item.path for item in meshed], model="iccv21", progress=False)
+    results_iccv = pipeline.predict_folder([item.path for item in meshed], model="iccv21", progress=False,
+                                           options=ICCV21Options(device=DEVICE, batch_size=BATCH_SIZE),
+                                           batch_size=BATCH_SIZE)
     meshed_iccv = {m.name: m for m in meshes.mesh_images(results_iccv, kind, known_K)}
     print(f"ICCV21: {sum(len(m.hands) for m in meshed_iccv.values())} hands, "
           f"predicted and fitted in {time.perf_counter() - start:.1f} s")

@@ -213,8 +213,11 @@ if "scale" in results:
 # curves for both models; without it, one line says which file is missing.
 
 # %%
+from handpose.models.iccv21 import ICCV21Options
+
+DEVICE = "auto"  # where the ICCV21 network runs: "auto" (CUDA when available), "cpu" or "cuda"
 try:
-    iccv21 = get_estimator("iccv21")
+    iccv21 = get_estimator("iccv21", ICCV21Options(device=DEVICE))
     iccv_note = None
 except FileNotFoundError as error:
     iccv21, iccv_note = None, str(error)

@@ -1,7 +1,7 @@
 """The ``handpose`` command.
 
     handpose predict IMAGES_OR_FOLDERS... --out DIR [--model mediapipe|iccv21] [--max-hands N]
-                     [--meshes auto|open|mano]
+                     [--meshes auto|open|mano] [--device auto|cpu|cuda] [--batch-size N]
     handpose doctor [--weights DIR]
     handpose demo-data [--out data/demo] [--seed 0] [--only NAME ...] [--count N]
     handpose video IN.mp4 --out DIR [--meshes] [--no-tracking] [--no-smoothing] [--max-hands N]
@@ -35,8 +35,6 @@ BUNDLED_MEDIAPIPE_FILES: dict[str, tuple[str, ...]] = {
     "holistic": ("modules/holistic_landmark/hand_recrop.tflite",
                  "modules/holistic_landmark/holistic_landmark_cpu.binarypb"),
 }
-ICCV21_CHECKPOINTS = tuple(ICCV21_CHECKPOINT_FILES.values())
-MANO_FILES = tuple(MANO_PICKLES.values())
 
 
 # -- predict --------------------------------------------------------------------------------------
@@ -55,7 +53,35 @@ def add_predict(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--meshes", choices=("auto", "open", "mano"), default=None,
                    help="also fit hand meshes and write DIR/meshes/<name>.png and one .obj per hand "
                         "(auto: MANO when its files are in weights/, else the open hand)")
+    add_model_arguments(p)
     p.set_defaults(run=run_predict)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--batch-size``, for every subcommand that can run ``--model iccv21``."""
+    p.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
+                   help="where iccv21 runs (default auto: CUDA when available; also cuda:N)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N",
+                   help="photos per iccv21 forward pass (default 8)")
+
+
+def model_options(args: argparse.Namespace) -> tuple[object, int]:
+    """``(options, batch size)`` of ``args.model`` from the command line (mediapipe: ``--max-hands``;
+    iccv21: ``--device``, ``--batch-size``).
+
+    Raises:
+        ValueError: a bad device (or CUDA where there is none) or batch size.
+    """
+    if args.model == "mediapipe":
+        from handpose.models.mediapipe import MediaPipeOptions
+
+        return MediaPipeOptions(max_hands=args.max_hands), 1
+    if args.model == "iccv21":
+        from handpose.models.iccv21 import ICCV21Options, resolve_device
+
+        resolve_device(args.device)
+        return ICCV21Options(device=args.device, batch_size=args.batch_size), args.batch_size
+    return None, 1
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -68,18 +94,18 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.model not in available_models():
         print(f"error: unknown model {args.model!r}; available: {', '.join(available_models())}", file=sys.stderr)
         return 2
-    options = None
-    if args.model == "mediapipe":
-        from handpose.models.mediapipe import MediaPipeOptions
-
-        options = MediaPipeOptions(max_hands=args.max_hands)
+    try:
+        options, batch_size = model_options(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         results = predict_folder(args.inputs, args.out, model=args.model, options=options, cache_dir=args.cache_dir,
-                                 use_cache=not args.no_cache, overlays=not args.no_overlays)
-    except FileNotFoundError as exc:
+                                 use_cache=not args.no_cache, overlays=not args.no_overlays, batch_size=batch_size)
+    except (FileNotFoundError, ValueError) as exc:  # a missing or refused model file (CheckpointError, ManoFileError)
         print(f"error: {exc}", file=sys.stderr)
         if args.model != "mediapipe":
-            print(f"model {args.model!r} needs licence-gated files: see weights/README.md and run "
+            print(f"model {args.model!r} needs valid licence-gated files: see weights/README.md and run "
                   "`handpose doctor`.", file=sys.stderr)
         return 2
     failed = [r for r in results if r.error]
@@ -162,23 +188,76 @@ def run_doctor(args: argparse.Namespace) -> int:
         print("  -> it ships with the package: restore it from git (meshes need it), or rebuild it with "
               "`python -m handpose.setup_assets --rebuild`.")
     weights = find_weights_dir(args.weights)
-    print(f"\nLicence-gated files in {weights}:")
-    checkpoints = [f for f in ICCV21_CHECKPOINTS if (weights / f).is_file()]
-    mano = {f: (weights / f).is_file() for f in MANO_FILES}
-    print(f"  ICCV21 checkpoint  {', '.join(checkpoints) if checkpoints else 'missing'}"
-          f" (either of {' / '.join(ICCV21_CHECKPOINTS)})")
-    for name, found in mano.items():
-        print(f"  {name:<18}{'found' if found else 'missing'}")
-    if not checkpoints:
-        print("  -> `--model iccv21` is unavailable: put snapshot_99.pth.tar (release v2) or model.pts "
-              f"(release v1) in {weights} (where to get them: weights/README.md).")
-    if not all(mano.values()):
+    print(f"\nLicence-gated files in {weights} (each one opened and checked):")
+    checks = licence_gated_files(weights)
+    for name, (status, detail) in checks.items():
+        print(f"  {name:<20}{status}{': ' + detail if detail else ''}")
+    invalid = [name for name, (status, _) in checks.items() if status == "INVALID"]
+    if not any(checks[f][0] == "valid" for f in ICCV21_CHECKPOINT_FILES.values()):
+        print(f"  -> `--model iccv21` is unavailable: put {ICCV21_CHECKPOINT_FILES['v2']} (release v2) or "
+              f"{ICCV21_CHECKPOINT_FILES['v1']} (release v1) in {weights} (where to get them: weights/README.md).")
+    mano_valid = all(checks[f][0] == "valid" for f in MANO_PICKLES.values())
+    if not mano_valid and any("needs MANO_RIGHT.pkl" in checks[f][1] for f in ICCV21_CHECKPOINT_FILES.values()):
+        print("  -> `--model iccv21` also needs valid MANO files: its checkpoint carries no MANO arrays.")
+    if not mano_valid:
         print(f"  -> MANO meshes are unavailable: register at https://mano.is.tue.mpg.de and copy "
               f"mano_v1_2/models/MANO_*.pkl to {weights} (see weights/README.md). The open hand model works "
               "without them.")
-    print("\nstatus: " + ("ok, the default estimator (mediapipe) works" if ok else
-                          "BROKEN: reinstall mediapipe==0.10.21 (make setup)"))
-    return 0 if ok else 1
+    if invalid:
+        print(f"  -> replace or remove the INVALID files: {', '.join(invalid)}")
+    print("\nstatus: " + ("BROKEN: reinstall mediapipe==0.10.21 (make setup)" if not ok else
+                          f"the default estimator (mediapipe) works, but {len(invalid)} file(s) in {weights} are INVALID"
+                          if invalid else "ok, the default estimator (mediapipe) works"))
+    return 0 if ok and not invalid else 1
+
+
+def licence_gated_files(weights: Path) -> dict[str, tuple[str, str]]:
+    """``{file name: (status, detail)}`` for the ICCV21 checkpoints and MANO pickles in ``weights``.
+
+    Status is ``missing``, ``valid`` or ``INVALID``. Each present file is opened as the package
+    would open it: a checkpoint with ``torch.load(weights_only=True)`` and its keys and shapes
+    checked against its release; a MANO pickle with the restricted unpickler and its keys and
+    shapes checked (nothing is cached or written). The detail says what was found or why not.
+    """
+    from handpose.handmodel.mano import ManoFileError, left_shapedirs_bug, load_mano
+    from handpose.models.iccv21 import validate_checkpoint
+
+    checks: dict[str, tuple[str, str]] = {}
+    for release, name in ICCV21_CHECKPOINT_FILES.items():
+        path = weights / name
+        if not path.is_file():
+            checks[name] = ("missing", f"release {release}")
+            continue
+        try:
+            info = validate_checkpoint(path)
+        except (OSError, ValueError) as exc:  # CheckpointError is a ValueError
+            checks[name] = ("INVALID", str(exc).replace(f"{path}: ", "").replace(f"{path} ", ""))
+            continue
+        detail = [f"release {info.release}, {info.entries} entries",
+                  "carries MANO's arrays" if info.has_mano else "needs MANO_RIGHT.pkl and MANO_LEFT.pkl beside it"]
+        if info.release != release:
+            detail.append(f"its keys are release {info.release}'s although the name is release {release}'s")
+        if info.ignored:
+            detail.append(f"ignored (harmless): {', '.join(info.ignored)}")
+        if info.filled:
+            detail.append(f"{len(info.filled)} missing BatchNorm counters set to 0")
+        checks[name] = ("valid", "; ".join(detail))
+    data = {}
+    for side, name in MANO_PICKLES.items():
+        path = weights / name
+        if not path.is_file():
+            checks[name] = ("missing", "")
+            continue
+        try:
+            data[side] = load_mano(path, use_cache=False)
+        except ManoFileError as exc:
+            checks[name] = ("INVALID", str(exc).replace(f"{path}: ", ""))
+            continue
+        checks[name] = ("valid", "restricted unpickling, MANO keys and shapes checked")
+    if len(data) == 2 and left_shapedirs_bug(data["left"], data["right"]):
+        status, detail = checks[MANO_PICKLES["left"]]
+        checks[MANO_PICKLES["left"]] = (status, detail + "; has MANO's left shapedirs bug (fixed when loaded)")
+    return checks
 
 
 # -- demo-data ------------------------------------------------------------------------------------

@@ -144,8 +144,10 @@ def output_names(paths: Sequence[Path]) -> list[str]:
     return names
 
 
-def _predict_one(path: Path, estimator: Estimator | None, model_name: str, options: Any, cache: Path | None,
-                 make_estimator) -> tuple[ImageResult, np.ndarray]:
+def _read_one(path: Path, model_name: str, options: Any, cache: Path | None
+              ) -> tuple[ImageResult, np.ndarray, Path | None]:
+    """Read a photo and look it up in the cache: ``(result, image, cache entry)``; ``result.cached``
+    (with its hands) on a hit."""
     data = path.read_bytes()
     image = io.load_image(path)
     result = ImageResult(path, width=int(image.shape[1]), height=int(image.shape[0]))
@@ -154,19 +156,46 @@ def _predict_one(path: Path, estimator: Estimator | None, model_name: str, optio
         try:
             result.hands = [HandPrediction.from_json(h) for h in json.loads(entry.read_text())["hands"]]
             result.cached = True
-            return result, image
         except (ValueError, KeyError, TypeError):
             logger.warning("ignoring unreadable cache entry %s", entry)
-    result.hands = (estimator or make_estimator()).predict(image)
-    if entry is not None:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        io.write_atomic(entry, json.dumps({"image": str(path), "hands": [h.to_json() for h in result.hands]}))
-    return result, image
+    return result, image, entry
+
+
+def _predict_many(estimator: Estimator, images: list[np.ndarray]) -> list[list[HandPrediction] | Exception]:
+    """Hands per photo, or the exception that photo raised: one ``predict_batch`` call when the
+    estimator has one (photo by photo if it fails, to find the bad one), else ``predict`` each."""
+    batched = getattr(estimator, "predict_batch", None)
+    if batched is not None and len(images) > 1:
+        try:
+            return list(batched(images))
+        except Exception as exc:  # noqa: BLE001 - retried one by one below
+            logger.info("batch of %d photos failed (%s: %s); retrying one by one", len(images), type(exc).__name__, exc)
+    found: list[list[HandPrediction] | Exception] = []
+    for image in images:
+        try:
+            found.append(estimator.predict(image))
+        except Exception as exc:  # noqa: BLE001 - one bad photo must not abort the batch
+            found.append(exc)
+    return found
+
+
+def _predict_pending(estimator: Estimator, pending: list[tuple[ImageResult, np.ndarray, Path | None]]) -> None:
+    """Fill each ``(result, image, cache entry)``'s hands (or error) and write its cache entry."""
+    for (result, _, entry), found in zip(pending, _predict_many(estimator, [image for _, image, _ in pending])):
+        if isinstance(found, Exception):
+            logger.error("skipping %s: %s: %s", result.image, type(found).__name__, found)
+            result.error = f"{type(found).__name__}: {found}"
+            continue
+        result.hands = found
+        if entry is not None:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            io.write_atomic(entry, json.dumps({"image": str(result.image), "hands": [h.to_json() for h in result.hands]}))
 
 
 def predict_folder(folder_or_paths: PathLike | Iterable[PathLike], out_dir: PathLike | None = None,
                    model: str | Estimator = "mediapipe", options: Any = None, cache_dir: PathLike | None = None,
-                   use_cache: bool = True, overlays: bool = True, progress: bool = True) -> list[ImageResult]:
+                   use_cache: bool = True, overlays: bool = True, progress: bool = True,
+                   batch_size: int = 1) -> list[ImageResult]:
     """Predict hands on many photos; write ``out_dir/predictions.json`` and ``out_dir/overlays/``.
 
     Args:
@@ -178,51 +207,55 @@ def predict_folder(folder_or_paths: PathLike | Iterable[PathLike], out_dir: Path
         use_cache: read and write the cache.
         overlays: write ``overlays/<stem>.png`` (skeleton, handedness, score) per photo.
         progress: show a tqdm progress bar.
+        batch_size: photos read and predicted together (one ``predict_batch`` call when the
+            estimator has it, e.g. the ICCV21 network; photo by photo otherwise).
 
     Returns:
         One :class:`ImageResult` per photo, in input order; failed photos have ``error`` set.
 
     Raises:
         FileNotFoundError: an input does not exist, or the model's files are missing.
+        Exception: whatever the estimator's constructor raises (e.g. a refused checkpoint), once:
+            no photo can be processed without the model.
     """
     from tqdm.auto import tqdm
 
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     paths = expand_inputs(folder_or_paths)
     model_name = _model_name(model)
     cache = Path(cache_dir) if cache_dir is not None else prediction_cache_dir()
     cache = cache if use_cache else None
     out = Path(out_dir) if out_dir is not None else None
-    # Built lazily: a fully cached run never loads the model (a missing weight file still raises).
-    estimator: list[Estimator] = [] if isinstance(model, str) else [model]
-
-    def make_estimator() -> Estimator:
-        if not estimator:
-            estimator.append(_estimator(model, options))
-        return estimator[0]
+    # Built lazily: a fully cached run never loads the model. Outside the per-photo error handling:
+    # a missing or refused model file stops the run once instead of failing every photo.
+    estimator: Estimator | None = None if isinstance(model, str) else model
 
     results = []
     names = output_names(paths)
-    for path, name in zip(tqdm(paths, desc=f"hands ({model_name})", unit="photo", disable=not progress), names):
-        try:
-            result, image = _predict_one(path, estimator[0] if estimator else None, model_name, options, cache,
-                                         make_estimator)
-        except FileNotFoundError as exc:
-            if not path.is_file():
-                results.append(ImageResult(path, error=f"{type(exc).__name__}: {exc}"))
-                logger.error("skipping %s: %s", path, exc)
-                continue
-            raise  # a missing model file: no photo can be processed
-        except Exception as exc:  # noqa: BLE001 - one bad photo must not abort the batch
-            logger.error("skipping %s: %s: %s", path, type(exc).__name__, exc)
-            results.append(ImageResult(path, error=f"{type(exc).__name__}: {exc}"))
-            continue
-        if out is not None and overlays:
-            from handpose.viz import draw_hands, gesture_notes
+    with tqdm(total=len(paths), desc=f"hands ({model_name})", unit="photo", disable=not progress) as bar:
+        for start in range(0, len(paths), batch_size):
+            chunk: list[tuple[ImageResult, np.ndarray | None, Path | None]] = []
+            for path in paths[start:start + batch_size]:
+                try:
+                    chunk.append(_read_one(path, model_name, options, cache))
+                except Exception as exc:  # noqa: BLE001 - one bad photo must not abort the batch
+                    logger.error("skipping %s: %s: %s", path, type(exc).__name__, exc)
+                    chunk.append((ImageResult(path, error=f"{type(exc).__name__}: {exc}"), None, None))
+            pending = [item for item in chunk if item[1] is not None and not item[0].cached]
+            if pending:
+                if estimator is None:
+                    estimator = _estimator(model, options)
+                _predict_pending(estimator, pending)
+            for (result, image, _), name in zip(chunk, names[start:start + batch_size]):
+                if out is not None and overlays and result.error is None:
+                    from handpose.viz import draw_hands, gesture_notes
 
-            result.overlay = out / "overlays" / name
-            result.overlay.parent.mkdir(parents=True, exist_ok=True)
-            io.save_png_atomic(result.overlay, draw_hands(image, result.hands, notes=gesture_notes(result.hands)))
-        results.append(result)
+                    result.overlay = out / "overlays" / name
+                    result.overlay.parent.mkdir(parents=True, exist_ok=True)
+                    io.save_png_atomic(result.overlay, draw_hands(image, result.hands, notes=gesture_notes(result.hands)))
+                results.append(result)
+            bar.update(len(chunk))
     if out is not None:
         write_predictions(out / "predictions.json", results)
     return results

@@ -270,13 +270,22 @@ def _mano_data_from_entries(entries: dict[str, Any], path: Path) -> ManoData:
                 continue
             raise ManoFileError(f"{path}: missing entry {key!r}; is this an official MANO pickle?")
         integer = field.name in ("faces", "kintree_table")
-        arrays[field.name] = np.asarray(entries[key], dtype=np.int64 if integer else np.float64)
+        try:
+            arrays[field.name] = np.asarray(entries[key], dtype=np.int64 if integer else np.float64)
+        except (TypeError, ValueError) as err:
+            raise ManoFileError(f"{path}: {key} is not a numeric array ({type(entries[key]).__name__}: {err})") from None
     for name, shape in _SHAPES.items():
         if arrays[name].shape != shape:
             raise ManoFileError(f"{path}: {name} has shape {arrays[name].shape}, expected {shape}")
     coeffs = arrays["hands_coeffs"]
     if coeffs is not None and (coeffs.ndim != 2 or coeffs.shape[1] != NUM_POSE):
         raise ManoFileError(f"{path}: hands_coeffs has shape {coeffs.shape}, expected (N, 45)")
+    not_finite = [name for name, value in arrays.items() if value is not None and not np.isfinite(value).all()]
+    if not_finite:
+        raise ManoFileError(f"{path}: non-finite values in {', '.join(not_finite)}")
+    faces = arrays["faces"]
+    if faces.min() < 0 or faces.max() >= NUM_VERTICES:
+        raise ManoFileError(f"{path}: faces index vertices {faces.min()}..{faces.max()}, expected 0..{NUM_VERTICES - 1}")
     return ManoData(**arrays)
 
 

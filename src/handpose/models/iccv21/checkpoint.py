@@ -9,11 +9,19 @@ Formats (ARCHITECTURE.md section 4):
 Files are read with ``torch.load(weights_only=True)`` (a pickle that would run code is refused).
 The release is detected from the keys; the key set, shapes and dtype kinds must equal the
 network's exactly, otherwise one :class:`CheckpointError` lists the first offending keys.
+
+Known-harmless differences are accepted and named (:attr:`CheckpointInfo.ignored`, a log line):
+training state beside the weights (:data:`TRAINING_STATE_KEYS`: ``epoch``, ``optimizer``, ...),
+a ``network`` / ``state_dict`` / ``model`` wrapper, and BatchNorm's ``num_batches_tracked``
+counters (extra ones dropped, missing ones set to 0: they only matter when training with
+``momentum=None``). Everything else (missing or unknown weights, shapes) is refused as before.
 """
 from __future__ import annotations
 
 import functools
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,6 +38,19 @@ SOURCES = {
     "mano": "https://mano.is.tue.mpg.de ('Models & Code', mano_v1_2/models/MANO_*.pkl)",
 }
 _SHOWN = 5
+#: Top-level entries that hold training state, not weights: ignored (v2's snapshot has ``epoch``
+#: and ``optimizer``; a v1 file saved with its optimizer would have them too).
+TRAINING_STATE_KEYS = frozenset({
+    "epoch", "optimizer", "scheduler", "lr_scheduler", "iteration", "step", "global_step", "amp", "scaler",
+    "best_acc", "best_loss",
+})
+#: Top-level entries that wrap the state_dict (``network``: v2's ``train.py``).
+STATE_DICT_WRAPPERS = ("network", "state_dict", "model")
+#: BatchNorm's batch counter (an int64 scalar): unused in eval mode; absent from files saved by torch < 1.1.
+BATCH_COUNTER = "num_batches_tracked"
+#: Ignored entries that the release's official file has anyway (not worth a warning).
+_OFFICIAL_EXTRAS: dict[str, frozenset[str]] = {"v2": frozenset({"epoch", "optimizer"}), "v1": frozenset()}
+logger = logging.getLogger(__name__)
 
 
 class CheckpointError(ValueError):
@@ -79,13 +100,30 @@ def _first(names: list[str]) -> str:
     return ", ".join(names[:_SHOWN]) + more
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
-    """The flat state_dict of a v1 or v2 checkpoint file (``network`` unwrapped, ``module.`` stripped).
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What :func:`validate_checkpoint` found in a checkpoint file.
 
-    Raises:
-        FileNotFoundError: no such file.
-        CheckpointError: unreadable, refused by ``weights_only``, or not a dict of tensors.
+    Attributes:
+        path: the file.
+        release: ``"v1"`` or ``"v2"``.
+        entries: number of state_dict entries (the release's count once valid).
+        ignored: harmless entries left out (training state, extra ``num_batches_tracked``).
+        filled: missing ``num_batches_tracked`` counters set to 0.
+        has_mano: the file carries MANO's arrays (the official ones do); else the MANO pickles
+            are needed beside it.
     """
+
+    path: Path
+    release: Release
+    entries: int
+    ignored: tuple[str, ...] = ()
+    filled: tuple[str, ...] = ()
+    has_mano: bool = True
+
+
+def _read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Tensor], list[str]]:
+    """``(flat state_dict, ignored top-level keys)`` of a checkpoint file (see :func:`read_state_dict`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -96,8 +134,13 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
             f"{path}: not a loadable checkpoint: torch.load(weights_only=True) refused or failed "
             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
         ) from None
-    if isinstance(obj, dict) and "network" in obj:
-        obj = obj["network"]
+    ignored: list[str] = []
+    if isinstance(obj, dict):
+        ignored = [str(k) for k in obj if k in TRAINING_STATE_KEYS]
+        obj = {k: v for k, v in obj.items() if k not in TRAINING_STATE_KEYS}
+        wrapper = next((k for k in STATE_DICT_WRAPPERS if isinstance(obj.get(k), dict)), None)
+        if wrapper is not None and len(obj) == 1:
+            obj = obj[wrapper]
     if not isinstance(obj, dict) or not obj:
         raise CheckpointError(f"{path}: expected a state_dict (dict of tensors), got {type(obj).__name__}")
     not_tensors = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
@@ -106,7 +149,56 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     # DataParallel: "module.<name>"; v2's demo strips the first dotted component
     if all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
-    return obj
+    return obj, ignored
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The flat state_dict of a v1 or v2 checkpoint file (``network`` unwrapped, ``module.`` stripped,
+    :data:`TRAINING_STATE_KEYS` left out).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: unreadable, refused by ``weights_only``, or not a dict of tensors.
+    """
+    return _read_checkpoint(path)[0]
+
+
+def reconcile_batch_counters(state: dict[str, Tensor], release: Release) -> tuple[dict[str, Tensor], list[str], list[str]]:
+    """``state`` without extra ``*.num_batches_tracked`` entries and with missing ones set to 0.
+
+    Returns:
+        ``(state, dropped, filled)``: the new dict and the names dropped / filled.
+    """
+    expected = expected_entries(release)
+    dropped = [k for k in state if k not in expected and k.rsplit(".", 1)[-1] == BATCH_COUNTER and state[k].numel() == 1]
+    filled = [k for k in expected if k not in state and k.rsplit(".", 1)[-1] == BATCH_COUNTER]
+    state = {k: v for k, v in state.items() if k not in dropped}
+    state.update({k: torch.zeros((), dtype=torch.int64) for k in filled})
+    return state, dropped, filled
+
+
+def _checked_state(path: str | os.PathLike, release: Release | None) -> tuple[dict[str, Tensor], CheckpointInfo]:
+    """The checkpoint's state_dict, harmless differences reconciled and checked, and what was found."""
+    state, ignored = _read_checkpoint(path)
+    release = release or detect_release(state)
+    if release not in CHECKPOINT_FILES:
+        raise ValueError(f"release must be 'v1' or 'v2', got {release!r}")
+    state, dropped, filled = reconcile_batch_counters(state, release)
+    check_state_dict(state, release, origin=str(path))
+    faces = [v for k, v in state.items() if k.startswith("mesh_reg.mano_layer.") and k.endswith(("th_faces", "faces_tensor"))]
+    info = CheckpointInfo(Path(path), release, len(state), tuple(ignored + dropped), tuple(filled),
+                          has_mano=bool(faces) and all(bool(f.any()) for f in faces))
+    return state, info
+
+
+def validate_checkpoint(path: str | os.PathLike, release: Release | None = None) -> CheckpointInfo:
+    """Check a checkpoint file without building the network (``handpose doctor``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: refused, unreadable, or keys / shapes differ from the release's.
+    """
+    return _checked_state(path, release)[1]
 
 
 def detect_release(state: dict[str, Tensor]) -> Release:
@@ -155,13 +247,17 @@ def load_iccv21(
 
     Raises:
         FileNotFoundError: the checkpoint, or MANO files it needs, are missing.
-        CheckpointError: refused, unreadable, or keys / shapes differ from the release's.
+        CheckpointError: refused, unreadable, or keys / shapes differ from the release's
+            (known-harmless extras are ignored and logged, see the module docstring).
     """
-    state = read_state_dict(path)
-    release = release or detect_release(state)
-    if release not in CHECKPOINT_FILES:
-        raise ValueError(f"release must be 'v1' or 'v2', got {release!r}")
-    check_state_dict(state, release, origin=str(path))
+    state, info = _checked_state(path, release)
+    release = info.release
+    notes = [f"ignored {len(info.ignored)} harmless entries: {_first(list(info.ignored))}"] if info.ignored else []
+    if info.filled:
+        notes.append(f"set {len(info.filled)} missing BatchNorm counters to 0: {_first(list(info.filled))}")
+    if notes:  # a warning unless only what the official file has anyway (v2's epoch and optimizer)
+        unusual = set(info.ignored) - _OFFICIAL_EXTRAS[release] or info.filled
+        (logger.warning if unusual else logger.info)("%s: %s", path, "; ".join(notes))
     expected = expected_entries(release)
     state = {k: v.to(expected[k][1]) for k, v in state.items()}
     with torch.device("meta"):
