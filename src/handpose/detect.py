@@ -36,7 +36,9 @@ class View:
     def to_photo(self, points: np.ndarray) -> np.ndarray:
         """Map ``(..., 2)`` view pixels back to photo pixels: ``p = A^-1 (p_view - t)``."""
         a, t = self.matrix[:, :2], self.matrix[:, 2]
-        return (np.asarray(points, dtype=np.float64) - t) @ np.linalg.inv(a).T
+        # Closed-form 2 x 2 inverse (np.linalg.inv goes through LAPACK: slow on small matrices).
+        inverse = np.array([[a[1, 1], -a[0, 1]], [-a[1, 0], a[0, 0]]]) / (a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0])
+        return (np.asarray(points, dtype=np.float64) - t) @ inverse.T
 
     def rotation_to_photo(self) -> np.ndarray:
         """``(3, 3)`` rotation taking camera-aligned 3D vectors of the view to the photo's.

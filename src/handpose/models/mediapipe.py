@@ -50,6 +50,7 @@ import numpy as np
 from handpose import detect
 from handpose.detect import View
 from handpose.keypoints import WRIST
+from handpose.models import regions
 from handpose.prediction import HandPrediction
 
 # MediaPipe Pose landmark indices (person's left / right).
@@ -124,9 +125,20 @@ class MediaPipeOptions:
         min_hand_side_px: hands with a smaller 2D box are rejected.
         min_inside_fraction: hands with fewer keypoints inside the photo are rejected.
         mirrored_input: the photos are mirrored selfies (keep MediaPipe's labels as they are).
+        use_regions: run the landmark network directly on candidate regions (pair search beside
+            every found hand, person wrists), see :mod:`handpose.models.regions`.
+        min_presence: a region hand is accepted when every re-crop scores at least this
+            hand-presence probability.
+        max_plausibility: a region hand is rejected when more than this fraction of its bones and
+            joints fails :func:`handpose.signals.anatomical_plausibility`.
+        pair_offset: the pair search looks this many region sides (about one hand width) away from
+            a found hand.
+        region_steps: re-crops (landmarks -> region -> landmarks) of a region hand.
+        max_drift: a region hand whose last re-crop moved its keypoints more than this (mean
+            distance / box side) is unstable and rejected.
     """
 
-    max_hands: int = 2
+    max_hands: int = 4
     model_complexity: int = 1
     min_detection_confidence: float = 0.5
     rescue_detection_confidence: float = 0.2
@@ -147,6 +159,12 @@ class MediaPipeOptions:
     min_hand_side_px: float = 8.0
     min_inside_fraction: float = 0.5
     mirrored_input: bool = False
+    use_regions: bool = True
+    min_presence: float = 0.5
+    max_plausibility: float = 0.25
+    pair_offset: float = 0.5
+    region_steps: int = 2
+    max_drift: float = 0.15
 
     def __post_init__(self) -> None:
         if self.max_hands < 1:
@@ -154,7 +172,8 @@ class MediaPipeOptions:
         if self.model_complexity not in (0, 1):
             raise ValueError(f"model_complexity must be 0 or 1 (bundled models), got {self.model_complexity}")
         for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "min_rescue_score",
-                     "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction"):
+                     "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
+                     "min_presence", "max_plausibility"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -166,6 +185,10 @@ class MediaPipeOptions:
             raise ValueError(f"tile_overlap must be in [0, 1), got {self.tile_overlap}")
         if self.person_crop_size < 64:
             raise ValueError(f"person_crop_size must be >= 64, got {self.person_crop_size}")
+        if self.region_steps < 1:
+            raise ValueError(f"region_steps must be >= 1 (re-crop and re-score), got {self.region_steps}")
+        if not (self.pair_offset > 0 and self.max_drift > 0):
+            raise ValueError(f"pair_offset and max_drift must be positive, got {self.pair_offset}, {self.max_drift}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (tuples become lists)."""
@@ -242,35 +265,73 @@ class MediaPipeEstimator:
 
     # -- stages -------------------------------------------------------------------------------
 
-    def _person_views(self, image: np.ndarray, found: list[HandPrediction]) -> list[View]:
-        """Crops around the pose wrists that no found hand explains."""
+    def _network(self) -> regions.LandmarkNetwork:
+        key = ("landmarks",)
+        if key not in self._graphs:
+            self._graphs[key] = regions.LandmarkNetwork(mirrored_input=self.options.mirrored_input)
+        return self._graphs[key]
+
+    def _person_regions(self, image: np.ndarray, found: list[HandPrediction]) -> list[tuple[regions.Region, str]]:
+        """Regions around the pose wrists that no found hand explains, turned along the forearm."""
         h, w = image.shape[:2]
         result = self._pose().process(image)
         if not result.pose_landmarks:
             return []
         pose = np.array([[p.x * w, p.y * h, p.visibility] for p in result.pose_landmarks.landmark])
         shoulder = np.linalg.norm(pose[_POSE_SHOULDERS[0], :2] - pose[_POSE_SHOULDERS[1], :2])
-        views = []
+        out = []
         for side in ("left", "right"):
             wrist = pose[_POSE_WRIST[side]]
             if wrist[2] < self.options.pose_min_visibility:
                 continue
             knuckles = (pose[_POSE_PINKY[side], :2] + pose[_POSE_INDEX[side], :2]) / 2.0
             forearm = wrist[:2] - pose[_POSE_ELBOW[side], :2]
-            # Hand centre a little past the wrist towards the knuckles; crop side from the larger of
-            # the hand (wrist->knuckles), forearm and shoulder scales, so it holds the whole hand.
+            # Hand centre a little past the wrist towards the knuckles; region side from the larger
+            # of the hand (wrist->knuckles), forearm and shoulder scales, so it holds the whole hand.
             center = wrist[:2] + 0.7 * (knuckles - wrist[:2])
             side_px = max(4.0 * np.linalg.norm(knuckles - wrist[:2]), 0.9 * np.linalg.norm(forearm),
                           0.7 * shoulder, 32.0)
             if any(np.all((hand.box_xyxy[:2] <= center) & (center <= hand.box_xyxy[2:])) for hand in found):
                 continue
-            # Turn the crop so the forearm points up (fingers up): the palm detector's easiest pose.
+            # Turned so the forearm (or wrist -> knuckles) points up: the landmark network's pose.
             direction = knuckles - wrist[:2] if np.linalg.norm(knuckles - wrist[:2]) > 1 else forearm
-            angle = np.degrees(np.arctan2(direction[0], -direction[1])) if np.linalg.norm(direction) > 1 else 0.0
-            angle = 90.0 * round(angle / 90.0)
-            views.append(detect.square_crop_view(image, center, side_px, self.options.person_crop_size,
-                                                 angle_deg=angle, name=f"person-{side}"))
-        return views
+            angle = regions.upright_angle(direction) if np.linalg.norm(direction) > 1 else 0.0
+            out.append((regions.Region(center, side_px, angle), f"person-{side}"))
+        return out
+
+    def _pair_regions(self, hands: list[HandPrediction], width: int, height: int
+                      ) -> list[tuple[regions.Region, str]]:
+        """Regions beside every found hand (the other hand of a pair), centres inside the photo."""
+        out = []
+        for hand in hands:
+            for region in regions.pair_regions(hand.keypoints_2d, self.options.pair_offset):
+                if 0 <= region.center[0] <= width and 0 <= region.center[1] <= height:
+                    out.append((region, "pair"))
+        return out
+
+    def _search_regions(self, image: np.ndarray, candidates: list[tuple[regions.Region, str]],
+                        found: list[HandPrediction], stop_at: int) -> tuple[list[HandPrediction], int]:
+        """The landmark network on candidate regions; verified new hands merged into ``found``.
+
+        Verifier: every re-crop scores ``min_presence``, the last re-crop is stable
+        (``max_drift``), the hand is not one already found, its bones and joint angles are a
+        hand's (``max_plausibility``), and :meth:`_merge`'s layout checks and duplicate suppression.
+        """
+        o = self.options
+        h, w = image.shape[:2]
+        net = self._network()
+        calls = net.calls
+        for region, tag in candidates:
+            if len(found) >= stop_at:
+                break
+            exclude = np.stack([hand.keypoints_2d for hand in found]) if found else None
+            hand = net.refine(image, region, o.region_steps, o.min_presence, o.max_drift, exclude)
+            if hand is None or regions.plausibility_failures(hand) > o.max_plausibility:
+                continue
+            new = HandPrediction(keypoints_2d=hand.keypoints_2d, keypoints_3d=hand.keypoints_3d,
+                                 handedness=hand.handedness, score=hand.presence, source=f"landmarks:{tag}")
+            found = self._merge(found + [new], w, h)
+        return found, net.calls - calls
 
     def _tile_views(self, image: np.ndarray) -> list[View]:
         h, w = image.shape[:2]
@@ -337,10 +398,29 @@ class MediaPipeEstimator:
             if detect.is_greyscale(image):
                 rescue.insert(1, View(detect.enhance_contrast(image), same, "contrast"))
             search(rescue, 1, o.rescue_detection_confidence, o.min_rescue_score)
-        if o.use_pose and self._needs_more(found, longer):
-            search(self._person_views(image, found), o.max_hands, o.rescue_detection_confidence, o.min_rescue_score)
+        searched_pairs: set[int] = set()
+
+        def pair_search() -> None:
+            nonlocal found, views_run
+            if not o.use_regions or len(found) >= o.max_hands:
+                return
+            anchors = [hand for hand in found if id(hand) not in searched_pairs]
+            searched_pairs.update(id(hand) for hand in found)
+            found, calls = self._search_regions(image, self._pair_regions(anchors, w, h), found, o.max_hands)
+            views_run += calls
+
+        pair_search()
+        if o.use_pose and o.use_regions and self._needs_more(found, longer):
+            found, calls = self._search_regions(image, self._person_regions(image, found), found, o.max_hands)
+            views_run += 1 + calls
+            pair_search()
         if o.tile_grids and longer >= o.tile_min_side and self._needs_more(found, longer):
             search(self._tile_views(image), o.max_hands, o.min_detection_confidence, o.min_score)
-        for hand in found:
+            pair_search()
+        # Continuous pixels (photo spans [0, W]) -> the package's pixel centres: u = x - 0.5.
+        out = []
+        for hand in found[: o.max_hands]:
+            hand = dataclasses.replace(hand, keypoints_2d=hand.keypoints_2d - 0.5, box_xyxy=hand.box_xyxy - 0.5)
             hand.extras["views"] = views_run
-        return found[: o.max_hands]
+            out.append(hand)
+        return out
