@@ -24,7 +24,8 @@ Hard cases (issue 13), built at bench time in memory from the same photos and ne
   second pasted touching / overlapping the first (offset 0.45-0.7 of a hand side, random side).
 
 Backgrounds are the photos whose longer side is at least 600 px, with every hand (GT, plain
-MediaPipe's and the project's predictions) painted out by OpenCV's inpainting, scaled to a
+MediaPipe's and the project's predictions) painted out by OpenCV's inpainting (photos that are
+mostly hands are skipped), scaled to a
 1280 px longer side. GT keypoints are transformed with the pasted hand. Recall is reported per
 hand size, per kind, per source folder; ``second`` is the recall of the hand pasted second.
 
@@ -221,6 +222,8 @@ def hand_free_backgrounds(photos: list[Photo], methods: Sequence, min_side: int 
         for x1, y1, x2, y2 in boxes:
             m = 0.35 * max(x2 - x1, y2 - y1)  # fingers beyond the keypoints, the forearm's start
             cv2.rectangle(mask, (int(x1 - m), int(y1 - m)), (int(x2 + m), int(y2 + m)), 255, -1)
+        if mask.mean() > 0.35 * 255:  # mostly hands: nothing left to paint them out with
+            continue
         clean = cv2.inpaint(image, mask, 5, cv2.INPAINT_TELEA)
         scale = 1280 / max(image.shape[:2])
         out.append(cv2.resize(clean, (round(image.shape[1] * scale), round(image.shape[0] * scale)),

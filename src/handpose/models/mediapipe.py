@@ -108,7 +108,8 @@ class MediaPipeOptions:
         min_score: hands scoring below are dropped (``full`` and tile views).
         min_rescue_score: hands from rescue and person views scoring below are dropped (stricter,
             since low thresholds find more false positives).
-        confident_score: a hand at least this confident, and large, needs no search for others.
+        confident_score: a hand at least this confident (hand presence of the landmark network on
+            its re-crop, when ``use_regions``; else the score), and large, needs no search for others.
         small_hand_fraction: a hand whose box side is below this fraction of the photo's longer
             side is *small*: small hands suggest more small hands the full view missed.
         rescue: run the rescue stage (rotations, low threshold, contrast) when nothing is found.
@@ -362,7 +363,7 @@ class MediaPipeEstimator:
             return False
         if not hands:
             return True
-        return any(hand.score < o.confident_score
+        return any(hand.extras.get("presence", hand.score) < o.confident_score
                    or np.ptp(hand.keypoints_2d, axis=0).max() < o.small_hand_fraction * longer_side for hand in hands)
 
     def predict(self, image: np.ndarray) -> list[HandPrediction]:
@@ -382,6 +383,13 @@ class MediaPipeEstimator:
         found = self._merge(self._run_view(detect.identity_view(image), o.max_hands, o.min_detection_confidence,
                                            o.min_score), w, h)
         views_run = 1
+        if o.use_regions:
+            # The landmark network's hand presence on MediaPipe's own re-crop: a better confidence
+            # than the handedness score for deciding to stop early.
+            for hand in found:
+                hand.extras["presence"] = self._network().run(
+                    image, regions.region_from_keypoints(hand.keypoints_2d)).presence
+            views_run += len(found)
 
         def search(views: list[View], stop_at: int, confidence: float, min_score: float) -> None:
             nonlocal found, views_run

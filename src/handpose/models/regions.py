@@ -222,20 +222,20 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.5) -> list[Region]:
     """Where the other hand of a touching or interacting pair may be, beside a found hand.
 
     With ``r = region_from_keypoints(keypoints_2d)``: regions of ``r``'s size whose centres are
-    ``offset * r.size`` (about one hand width) away from ``r``'s in the eight compass directions
-    of the photo, overlapping the found hand. The other hand of a pair is often its mirror
-    image, so side and diagonal neighbours are turned by ``-r.angle``; side neighbours are also
-    tried at ``r.angle`` and a region on the hand itself at ``-r.angle`` (crossed hands).
+    ``offset * r.size`` (about one hand width) away from ``r``'s, left, right, below and above in
+    the photo, overlapping the found hand. The other hand of a pair is often its mirror image,
+    so side neighbours are tried turned by ``-r.angle`` and by ``r.angle``, the others at
+    ``r.angle``, and a region on the hand itself at ``-r.angle`` (crossed hands): 7 regions.
     The landmark network's re-crops correct the rest of the orientation.
     """
     r = region_from_keypoints(keypoints_2d)
     step = offset * r.size
     regions = [Region(r.center, r.size, -r.angle_deg)]
-    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1)):
-        shift = step * np.array([dx, dy], dtype=np.float64) / np.hypot(dx, dy)
-        regions.append(Region(r.center + shift, r.size, -r.angle_deg if dx else r.angle_deg))
-        if dy == 0:
-            regions.append(Region(r.center + shift, r.size, r.angle_deg))
+    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        center = r.center + step * np.array([dx, dy], dtype=np.float64)
+        regions.append(Region(center, r.size, -r.angle_deg if dx else r.angle_deg))
+        if dx:
+            regions.append(Region(center, r.size, r.angle_deg))
     return regions
 
 
