@@ -6,23 +6,40 @@ grey or low-contrast photos and unusual in-plane rotations. :class:`MediaPipeEst
 several *views* of the photo (:mod:`handpose.detect`), cheapest first, and stops as soon as it has
 enough confident hands:
 
-1. ``full``: the photo as is. Done when it has ``max_hands`` hands, or confident large hands.
+1. ``full``: the photo as is. The landmark network's hand presence on each hand's re-crop
+   (:mod:`handpose.models.regions`) is its confidence: done when it has ``max_hands`` hands, or
+   confident large hands.
 2. ``rescue`` (only when nothing was found): a lower detection threshold, the photo turned by
    90 / 270 / 180 degrees, and a contrast-enhanced copy of grey photos; the first view that finds
    a hand ends this stage.
-3. ``person`` (when hands are missing or small): MediaPipe Pose (bundled, model complexity 1)
-   finds a person; a square crop around each wrist not already explained by a found hand, sized
-   from the forearm and shoulders and turned so that the forearm points up, is searched again.
-4. ``tiles`` (when hands are still missing or small, photos of ``tile_min_side`` or more):
+3. ``pair`` (``use_regions``): the hand-landmark network run directly on 7 regions beside and on
+   every found hand (:func:`handpose.models.regions.pair_regions`): the other hand of a touching
+   or interacting pair, which the palm detector often misses. Repeated after every later stage
+   for the hands it found.
+4. ``person`` (when hands are missing or small): MediaPipe Pose (bundled, model complexity 1)
+   finds a person; a region around each wrist not already explained by a found hand, sized from
+   the forearm and shoulders and turned so that the forearm points up, goes to the landmark
+   network.
+5. ``tiles`` (when hands are still missing or small, photos of ``tile_min_side`` or more):
    overlapping tiles of the photo at a ``grid x grid`` layout, so that small hands fill more of the
    palm detector's input; tiles keep the ``full`` view's thresholds (they fix resolution, not
    confidence, and low thresholds on tiles mostly add false positives).
+
+Region hands (stages 3-4) pass a verifier: every re-crop scores a hand presence of at least
+``min_presence``, the last re-crop moves the keypoints less than ``max_drift``, the first answer
+is not a hand already found, and the bones and joint angles are a hand's
+(:func:`handpose.signals.anatomical_plausibility`).
+
+More than two hands: ``max_hands`` is 4 by default, so group photos and two people's hands are
+kept; callers that need one pair (the two-hand network) take the best two.
 
 All candidates are mapped back to the photo, filtered (keypoint-layout sanity, score) and merged
 (:func:`handpose.detect.suppress_duplicates`); the best ``max_hands`` are returned.
 
 Conventions:
-    * ``keypoints_2d`` in photo pixels (continuous, the photo spans ``[0, W] x [0, H]``).
+    * ``keypoints_2d`` in photo pixels with integer pixel centres (the package's convention): the
+      views work in continuous pixels (:mod:`handpose.detect`) and the output is converted once,
+      ``u = x - 0.5`` (``u = x_norm W - 0.5`` for MediaPipe's normalised landmarks).
     * ``keypoints_3d`` are MediaPipe's world landmarks in millimetres, wrist at the origin, axes
       aligned with the photo's (x right, y down, z away from the camera); landmarks found in a
       turned view are turned back.
@@ -30,12 +47,15 @@ Conventions:
       photos its ``"Left"`` is the person's right hand, so labels are swapped
       (``MediaPipeOptions.mirrored_input=True`` keeps them for selfie-camera images).
     * ``score``: MediaPipe's handedness confidence (the only per-hand score its Solutions API
-      exposes), in ``[0, 1]``.
+      exposes) for palm-detector hands, the hand-presence probability for region hands, in
+      ``[0, 1]``.
     * ``source``: ``"mediapipe:<view>"``, e.g. ``"mediapipe:full"``, ``"mediapipe:rot90"``,
-      ``"mediapipe:person-left"``, ``"mediapipe:tile2x2-3"``.
+      ``"mediapipe:tile2x2-3"``, ``"landmarks:pair"``, ``"landmarks:person-left"``.
 
 Only models shipped in the wheel are used (palm detection full, hand landmark lite/full, pose
-landmark full): nothing is downloaded.
+landmark full), the landmark network through ``ai-edge-litert``'s TFLite interpreter: nothing
+is downloaded. MediaPipe graphs are built in :meth:`MediaPipeEstimator._hands` and
+:meth:`MediaPipeEstimator._pose` only.
 """
 from __future__ import annotations
 
