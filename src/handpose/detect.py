@@ -155,6 +155,28 @@ def tile_boxes(width: int, height: int, grid: int, overlap: float) -> np.ndarray
     return np.round(np.array(boxes, dtype=np.float64))
 
 
+def tiles_of_side(width: int, height: int, side: int, overlap: float) -> np.ndarray:
+    """``(N, 4)`` overlapping square ``[x1, y1, x2, y2]`` tiles of ``side`` pixels covering the photo.
+
+    Along a photo side ``L > side``, ``n = ceil((L - side) / (side (1 - overlap))) + 1`` tiles
+    start at ``k (L - side) / (n - 1)``, so neighbours overlap by at least ``overlap`` of a tile
+    and the last one ends at ``L``; a photo side ``L <= side`` gets one tile spanning it.
+    """
+    if side < 1:
+        raise ValueError(f"side must be >= 1 pixel, got {side}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+
+    def starts(length: int) -> np.ndarray:
+        if length <= side:
+            return np.zeros(1)
+        n = int(np.ceil((length - side) / (side * (1 - overlap)))) + 1
+        return np.linspace(0, length - side, n)
+
+    boxes = [[x, y, min(x + side, width), min(y + side, height)] for y in starts(height) for x in starts(width)]
+    return np.round(np.array(boxes, dtype=np.float64))
+
+
 def crop_view(image: np.ndarray, box: np.ndarray, name: str) -> View:
     """Integer sub-rectangle ``box = [x1, y1, x2, y2]`` of the photo, not resampled."""
     x1, y1, x2, y2 = (int(v) for v in box)

@@ -189,8 +189,10 @@ class LandmarkNetwork:
         """``landmarks -> re-crop -> landmarks``, ``steps`` times after the first run.
 
         Returns the last answer, or None when it is not a new, stable hand: the first answer scores
-        a presence below ``min_presence / 2`` or lands on a hand of ``exclude`` (``(N, 21, 2)``,
-        mean keypoint distance below 0.3 of the box side), a re-crop scores below
+        a presence below ``min_presence / 2`` or lands on a hand of ``exclude`` (``(N, 21, 2)``:
+        mean keypoint distance below 0.3 of the box side, or the same wrist, within 0.25 of the
+        box side, with boxes overlapping by IoU 0.3), at the first answer or the last, a re-crop
+        scores below
         ``min_presence``, or the last re-crop moved the keypoints more than ``max_drift``.
         """
         hand = self.run(image, region)
@@ -204,6 +206,8 @@ class LandmarkNetwork:
                 return None
         if detect.keypoint_distance(previous[None], hand.keypoints_2d[None])[0, 0] > max_drift:
             return None
+        if _lands_on(hand.keypoints_2d, exclude, 0.3):
+            return None
         return hand
 
     def close(self) -> None:
@@ -212,10 +216,18 @@ class LandmarkNetwork:
 
 
 def _lands_on(keypoints_2d: np.ndarray, others: np.ndarray | None, max_distance: float) -> bool:
+    """Whether a hand is one of ``others``: close keypoints, or the same wrist and overlapping
+    boxes (the landmark network's mirrored reading of the same hand, thumb and pinky swapped)."""
     if others is None or len(others) == 0:
         return False
-    return bool(np.any(detect.keypoint_distance(keypoints_2d[None], np.asarray(others).reshape(-1, 21, 2))
-                       < max_distance))
+    others = np.asarray(others, dtype=np.float64).reshape(-1, 21, 2)
+    if np.any(detect.keypoint_distance(keypoints_2d[None], others) < max_distance):
+        return True
+    size = np.maximum(np.ptp(others, axis=1).max(-1), np.ptp(keypoints_2d, axis=0).max())
+    same_wrist = np.linalg.norm(others[:, WRIST] - keypoints_2d[WRIST], axis=-1) < 0.25 * size
+    box = np.r_[keypoints_2d.min(0), keypoints_2d.max(0)]
+    boxes = np.concatenate([others.min(1), others.max(1)], axis=1)
+    return bool(np.any(same_wrist & (detect.box_iou(box, boxes)[0] > 0.3)))
 
 
 def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.5) -> list[Region]:
