@@ -94,3 +94,27 @@ def test_greyscale_and_contrast():
     assert not detect.is_greyscale(colour)
     enhanced = detect.enhance_contrast(grey)
     assert enhanced.shape == grey.shape and np.ptp(enhanced) > np.ptp(grey)
+
+
+def test_tiles_of_side_cover_with_overlap():
+    boxes = detect.tiles_of_side(1280, 720, side=256, overlap=0.2)
+    assert np.all(boxes[:, 2:] - boxes[:, :2] == 256)
+    np.testing.assert_allclose(boxes.min(0)[:2], [0, 0])
+    np.testing.assert_allclose(boxes.max(0)[2:], [1280, 720])
+    xs = np.unique(boxes[:, 0])
+    assert np.all(np.diff(xs) <= 256 * 0.8 + 0.5)  # neighbours share at least 20 % of a tile
+    covered = np.zeros((720, 1280), bool)
+    for x1, y1, x2, y2 in boxes.astype(int):
+        covered[y1:y2, x1:x2] = True
+    assert covered.all()
+    np.testing.assert_allclose(detect.tiles_of_side(200, 100, side=256, overlap=0.2), [[0, 0, 200, 100]])
+    with pytest.raises(ValueError, match="overlap"):
+        detect.tiles_of_side(100, 100, side=50, overlap=1.0)
+
+
+def test_view_to_photo_inverts_a_general_similarity():
+    theta = np.deg2rad(33.0)
+    a = 1.7 * np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
+    view = detect.View(np.zeros((2, 2, 3), np.uint8), np.concatenate([a, [[5.0], [-3.0]]], axis=1), "v")
+    points = np.random.default_rng(4).uniform(-50, 50, (10, 2))
+    np.testing.assert_allclose(view.to_photo(points @ a.T + [5.0, -3.0]), points, atol=1e-9)

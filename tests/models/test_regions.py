@@ -158,3 +158,14 @@ def test_verifier_rejects_a_scrambled_hand(reference):
     rng = np.random.default_rng(3)
     scrambled = regions.RegionHand(**{**reference.__dict__, "keypoints_3d": rng.normal(0, 30, (21, 3))})
     assert regions.plausibility_failures(scrambled) > 0.25
+
+
+def test_a_mirrored_reading_of_the_same_hand_is_excluded(reference):
+    # Same wrist, same place, thumb and pinky swapped: the landmark network's mirror reading.
+    kp = reference.keypoints_2d
+    axis = kp[MIDDLE_MCP] - kp[WRIST]
+    axis = axis / np.linalg.norm(axis)
+    rel = kp - kp[WRIST]
+    mirrored = kp[WRIST] + 2 * (rel @ axis)[:, None] * axis - rel  # reflect across wrist -> middle MCP
+    assert regions._lands_on(mirrored, kp[None], 0.3)
+    assert not regions._lands_on(kp + [3 * np.ptp(kp[:, 0]), 0], kp[None], 0.3)  # a hand beside it
