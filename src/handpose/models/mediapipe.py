@@ -21,8 +21,8 @@ enough confident hands:
    the forearm and shoulders and turned so that the forearm points up, goes to the landmark
    network.
 5. ``tiles`` (when hands are still missing or small, photos of ``tile_min_side`` or more):
-   overlapping tiles of the photo at a ``grid x grid`` layout, then (still missing or small) fine
-   tiles of ``fine_tile_side`` pixels, so that small hands fill more of the palm detector's input;
+   overlapping tiles of the photo at a ``grid x grid`` layout, then (while fewer than two hands are
+   found) fine tiles of ``fine_tile_side`` pixels, so that small hands fill more of the palm detector's input;
    tiles keep the ``full`` view's thresholds (they fix resolution, not confidence, and low
    thresholds on tiles mostly add false positives).
 
@@ -141,8 +141,8 @@ class MediaPipeOptions:
         tile_grids: grid sizes of the tile stage (``(2,)`` = 2 x 2 tiles); empty disables it.
         tile_overlap: overlap between neighbouring tiles, fraction of a tile.
         tile_min_side: photos whose longer side is shorter are not tiled.
-        fine_tile_side: side of the fine tiles, pixels (0 disables them): run after the grid tiles
-            on photos at least 3 x as large, so that 40-150 px hands fill a quarter to a half of the
+        fine_tile_side: side of the fine tiles, pixels (0 disables them): run after the grid tiles,
+            while fewer than two hands are found, on photos at least 3 x as large, so that 40-150 px hands fill a quarter to a half of the
             palm detector's input (its recall on 60 px hands is about 0.7 in 256 px tiles, 0.3 in
             512 px ones).
         fine_tile_max: photos needing more fine tiles than this (at 20 % overlap) are not finely
@@ -466,7 +466,7 @@ class MediaPipeEstimator:
         if o.tile_grids and longer >= o.tile_min_side and self._needs_more(found, longer):
             search(self._tile_views(image), o.max_hands, o.min_detection_confidence, o.min_score)
             pair_search()
-        if self._needs_more(found, longer):
+        if len(found) < 2 and self._needs_more(found, longer):  # fine tiles are costly: one person's hands at most
             search(self._fine_tile_views(image), o.max_hands, o.min_detection_confidence, o.min_score)
             pair_search()
         # Continuous pixels (photo spans [0, W]) -> the package's pixel centres: u = x - 0.5.

@@ -30,6 +30,7 @@ import numpy as np
 from handpose import detect
 from handpose.detect import View
 from handpose.keypoints import MIDDLE_MCP, WRIST
+from handpose.signals import anatomical_plausibility
 
 #: Side of the landmark network's square input, pixels.
 INPUT_SIZE = 224
@@ -253,6 +254,4 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.5) -> list[Region]:
 
 def plausibility_failures(hand: RegionHand) -> float:
     """Fraction of bones and joints of ``hand`` that fail :func:`handpose.signals.anatomical_plausibility`."""
-    from handpose.signals import anatomical_plausibility
-
     return float(anatomical_plausibility(hand.keypoints_3d[None], [hand.handedness]).score[0])
