@@ -26,8 +26,9 @@ enough confident hands:
    tiles keep the ``full`` view's thresholds (they fix resolution, not confidence, and low
    thresholds on tiles mostly add false positives).
 
-Region hands (stages 3-4) pass a verifier: every re-crop scores a hand presence of at least
-``min_presence``, the last re-crop moves the keypoints less than ``max_drift``, the first answer
+Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
+``min_presence``. Region hands (stages 3-4) pass a verifier: every re-crop scores a hand
+presence of at least ``min_presence``, the last re-crop moves the keypoints less than ``max_drift``, the first answer
 is not a hand already found, and the bones and joint angles are a hand's
 (:func:`handpose.signals.anatomical_plausibility`).
 
@@ -156,7 +157,7 @@ class MediaPipeOptions:
         use_regions: run the landmark network directly on candidate regions (pair search beside
             every found hand, person wrists), see :mod:`handpose.models.regions`.
         min_presence: a region hand is accepted when every re-crop scores at least this
-            hand-presence probability.
+            hand-presence probability; a palm-detector hand when its re-crop does.
         max_plausibility: a region hand is rejected when more than this fraction of its bones and
             joints fails :func:`handpose.signals.anatomical_plausibility`.
         pair_offset: the pair search looks this many region sides (about one hand width) away from
@@ -396,6 +397,18 @@ class MediaPipeEstimator:
                                           o.duplicate_distance, o.duplicate_iou)
         return [hands[i] for i in keep]
 
+    def _verified(self, image: np.ndarray, hands: list[HandPrediction]) -> list[HandPrediction]:
+        """Palm-detector hands whose re-crop (MediaPipe's landmarks -> region rule) the landmark
+        network scores at least ``min_presence``; the presence is kept in ``extras["presence"]``
+        (a better confidence than the handedness score, used to stop early). Rejects, e.g., food
+        or patterned objects the palm detector took for a hand in a tile."""
+        if not self.options.use_regions:
+            return hands
+        for hand in hands:
+            hand.extras["presence"] = self._network().run(
+                image, regions.region_from_keypoints(hand.keypoints_2d)).presence
+        return [hand for hand in hands if hand.extras["presence"] >= self.options.min_presence]
+
     def _needs_more(self, hands: list[HandPrediction], longer_side: int) -> bool:
         """More hands may be hiding: fewer than ``max_hands`` and some found hand is small or unsure
         (or none was found)."""
@@ -421,22 +434,15 @@ class MediaPipeEstimator:
         o = self.options
         h, w = image.shape[:2]
         longer = max(h, w)
-        found = self._merge(self._run_view(detect.identity_view(image), o.max_hands, o.min_detection_confidence,
-                                           o.min_score), w, h)
-        views_run = 1
-        if o.use_regions:
-            # The landmark network's hand presence on MediaPipe's own re-crop: a better confidence
-            # than the handedness score for deciding to stop early.
-            for hand in found:
-                hand.extras["presence"] = self._network().run(
-                    image, regions.region_from_keypoints(hand.keypoints_2d)).presence
-            views_run += len(found)
+        found = self._merge(self._verified(image, self._run_view(
+            detect.identity_view(image), o.max_hands, o.min_detection_confidence, o.min_score)), w, h)
+        views_run = 1 + len(found) * o.use_regions
 
         def search(views: list[View], stop_at: int, confidence: float, min_score: float) -> None:
             nonlocal found, views_run
             for view in views:
-                candidates = self._run_view(view, o.max_hands, confidence, min_score)
-                views_run += 1
+                candidates = self._verified(image, self._run_view(view, o.max_hands, confidence, min_score))
+                views_run += 1 + len(candidates) * o.use_regions
                 found = self._merge(found + candidates, w, h)
                 if len(found) >= stop_at:
                     return
