@@ -118,3 +118,15 @@ def test_view_to_photo_inverts_a_general_similarity():
     view = detect.View(np.zeros((2, 2, 3), np.uint8), np.concatenate([a, [[5.0], [-3.0]]], axis=1), "v")
     points = np.random.default_rng(4).uniform(-50, 50, (10, 2))
     np.testing.assert_allclose(view.to_photo(points @ a.T + [5.0, -3.0]), points, atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_centres_to_photo_maps_pixel_indices_exactly(image, k):
+    # In the pixel-centre convention, pixel (row i, column j) sits at (j, i) in its image.
+    view = detect.rot90_view(image, k)
+    h, w = view.image.shape[:2]
+    rows, cols = np.mgrid[0:h, 0:w]
+    mapped = view.centres_to_photo(np.stack([cols, rows], -1).reshape(-1, 2))
+    j, i = np.round(mapped).astype(int).T
+    np.testing.assert_allclose(mapped, np.stack([j, i], -1), atol=1e-9)
+    np.testing.assert_array_equal(image[i, j], view.image.reshape(-1, 3))

@@ -40,6 +40,11 @@ class View:
         inverse = np.array([[a[1, 1], -a[0, 1]], [-a[1, 0], a[0, 0]]]) / (a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0])
         return (np.asarray(points, dtype=np.float64) - t) @ inverse.T
 
+    def centres_to_photo(self, points: np.ndarray) -> np.ndarray:
+        """Map ``(..., 2)`` view points in integer-pixel-centre coordinates (the package's
+        convention, e.g. an estimator's output on ``image``) to the photo's: ``to_photo(u + 0.5) - 0.5``."""
+        return self.to_photo(np.asarray(points, dtype=np.float64) + 0.5) - 0.5
+
     def rotation_to_photo(self) -> np.ndarray:
         """``(3, 3)`` rotation taking camera-aligned 3D vectors of the view to the photo's.
 
