@@ -142,8 +142,8 @@ class MediaPipeOptions:
         tile_grids: grid sizes of the tile stage (``(2,)`` = 2 x 2 tiles); empty disables it.
         tile_overlap: overlap between neighbouring tiles, fraction of a tile.
         tile_min_side: photos whose longer side is shorter are not tiled.
-        fine_tile_side: side of the fine tiles, pixels (0 disables them): run after the grid tiles,
-            while fewer than two hands are found, on photos at least 3 x as large, so that 40-150 px hands fill a quarter to a half of the
+        fine_tile_side: side of the fine tiles, pixels (0 disables them): run after the grid tiles
+            (not when ``tile_grids`` is empty), while fewer than two hands are found, on photos at least 3 x as large, so that 40-150 px hands fill a quarter to a half of the
             palm detector's input (its recall on 60 px hands is about 0.7 in 256 px tiles, 0.3 in
             512 px ones).
         fine_tile_max: photos needing more fine tiles than this (at 20 % overlap) are not finely
@@ -472,7 +472,8 @@ class MediaPipeEstimator:
         if o.tile_grids and longer >= o.tile_min_side and self._needs_more(found, longer):
             search(self._tile_views(image), o.max_hands, o.min_detection_confidence, o.min_score)
             pair_search()
-        if len(found) < 2 and self._needs_more(found, longer):  # fine tiles are costly: one person's hands at most
+        if (o.tile_grids and longer >= o.tile_min_side and len(found) < 2  # costly: one person's hands at most
+                and self._needs_more(found, longer)):
             search(self._fine_tile_views(image), o.max_hands, o.min_detection_confidence, o.min_score)
             pair_search()
         # Continuous pixels (photo spans [0, W]) -> the package's pixel centres: u = x - 0.5.
