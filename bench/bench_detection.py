@@ -339,8 +339,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"predicted {len(predictions[i])}  {round(times_ms[i])} ms")
     print("goals (GT set, project): " + ", ".join(f"{k} {'<=' if k.endswith('_ms') else '>='} {v:g}"
                                                    for k, v in GOALS.items()))
-    if not args.no_composites:
-        backgrounds = hand_free_backgrounds(photos, [method for _, method in methods])
+    backgrounds = [] if args.no_composites else hand_free_backgrounds(photos, [method for _, method in methods])
+    if not args.no_composites and not backgrounds:
+        print("composites skipped: no photo of 600 px or more that is not mostly hands")
+    if backgrounds:
         composites = make_composites(photos, backgrounds)
         print(f"composites (in memory, never saved): {len(composites)} from {len(backgrounds)} hand-free backgrounds")
         for name, method in methods:

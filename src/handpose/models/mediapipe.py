@@ -148,6 +148,8 @@ class MediaPipeOptions:
             512 px ones).
         fine_tile_max: photos needing more fine tiles than this (at 20 % overlap) are not finely
             tiled (the time it takes).
+        fine_tile_confidence: palm-detector threshold on the fine tiles (their hands are re-scored
+            by the landmark network, which keeps false positives down).
         duplicate_distance: two hands closer than this mean keypoint distance (fraction of the box
             side) are the same hand.
         duplicate_iou: two hands whose boxes overlap more are the same hand.
@@ -185,6 +187,7 @@ class MediaPipeOptions:
     tile_min_side: int = 480
     fine_tile_side: int = 256
     fine_tile_max: int = 64
+    fine_tile_confidence: float = 0.5
     duplicate_distance: float = 0.25
     duplicate_iou: float = 0.6
     min_hand_side_px: float = 8.0
@@ -204,7 +207,7 @@ class MediaPipeOptions:
             raise ValueError(f"model_complexity must be 0 or 1 (bundled models), got {self.model_complexity}")
         for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "min_rescue_score",
                      "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
-                     "min_presence", "max_plausibility"):
+                     "min_presence", "max_plausibility", "fine_tile_confidence"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -474,7 +477,7 @@ class MediaPipeEstimator:
             pair_search()
         if (o.tile_grids and longer >= o.tile_min_side and len(found) < 2  # costly: one person's hands at most
                 and self._needs_more(found, longer)):
-            search(self._fine_tile_views(image), o.max_hands, o.min_detection_confidence, o.min_score)
+            search(self._fine_tile_views(image), o.max_hands, o.fine_tile_confidence, o.min_score)
             pair_search()
         # Continuous pixels (photo spans [0, W]) -> the package's pixel centres: u = x - 0.5.
         out = []
