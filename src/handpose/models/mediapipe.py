@@ -126,9 +126,9 @@ class MediaPipeOptions:
         max_hands: hands kept per photo (best scores first).
         model_complexity: hand landmark network, 0 (lite) or 1 (full); both are in the wheel.
         min_detection_confidence: palm-detector threshold of the ``full`` view.
-        rescue_detection_confidence: palm-detector threshold of the rescue and person views.
+        rescue_detection_confidence: palm-detector threshold of the rescue views.
         min_score: hands scoring below are dropped (``full`` and tile views).
-        min_rescue_score: hands from rescue and person views scoring below are dropped (stricter,
+        min_rescue_score: hands from rescue views scoring below are dropped (stricter,
             since low thresholds find more false positives).
         confident_score: a hand at least this confident (hand presence of the landmark network on
             its re-crop, when ``use_regions``; else the score), and large, needs no search for others.
@@ -138,13 +138,13 @@ class MediaPipeOptions:
         rotations: quarter-turn angles in degrees tried by the rescue stage, in order.
         use_pose: run the person-guided stage.
         pose_min_visibility: a pose wrist below this visibility is not searched.
-        person_crop_size: side of the person-guided crops given to MediaPipe, pixels.
         tile_grids: grid sizes of the tile stage (``(2,)`` = 2 x 2 tiles); empty disables it.
         tile_overlap: overlap between neighbouring tiles, fraction of a tile.
         tile_min_side: photos whose longer side is shorter are not tiled.
         fine_tile_side: side of the fine tiles, pixels (0 disables them): run after the grid tiles
-            (not when ``tile_grids`` is empty), while fewer than two hands are found, on photos at least 3 x as large, so that 40-150 px hands fill a quarter to a half of the
-            palm detector's input (its recall on 60 px hands is about 0.7 in 256 px tiles, 0.3 in
+            (not when ``tile_grids`` is empty), while fewer than two hands are found, on photos at
+            least 3 x as large, so that 40-150 px hands fill a quarter to a half of the palm
+            detector's input (its recall on 60 px hands is about 0.7 in 256 px tiles, 0.3 in
             512 px ones).
         fine_tile_max: photos needing more fine tiles than this (at 20 % overlap) are not finely
             tiled (the time it takes).
@@ -181,7 +181,6 @@ class MediaPipeOptions:
     rotations: tuple[int, ...] = (90, 270, 180)
     use_pose: bool = True
     pose_min_visibility: float = 0.3
-    person_crop_size: int = 256
     tile_grids: tuple[int, ...] = (2,)
     tile_overlap: float = 0.25
     tile_min_side: int = 480
@@ -219,8 +218,6 @@ class MediaPipeOptions:
             raise ValueError(f"tile_overlap must be in [0, 1), got {self.tile_overlap}")
         if self.fine_tile_side and self.fine_tile_side < 64:
             raise ValueError(f"fine_tile_side must be 0 (off) or >= 64 pixels, got {self.fine_tile_side}")
-        if self.person_crop_size < 64:
-            raise ValueError(f"person_crop_size must be >= 64, got {self.person_crop_size}")
         if self.region_steps < 1:
             raise ValueError(f"region_steps must be >= 1 (re-crop and re-score), got {self.region_steps}")
         if not (self.pair_offset > 0 and self.max_drift > 0):
