@@ -130,3 +130,14 @@ def test_centres_to_photo_maps_pixel_indices_exactly(image, k):
     j, i = np.round(mapped).astype(int).T
     np.testing.assert_allclose(mapped, np.stack([j, i], -1), atol=1e-9)
     np.testing.assert_array_equal(image[i, j], view.image.reshape(-1, 3))
+
+
+def test_touches_cut_edge_only_for_edges_inside_the_photo():
+    image = np.zeros((100, 200, 3), np.uint8)
+    tile = detect.crop_view(image, np.array([0, 0, 120, 60]), "tile")  # inner edges: right, bottom
+    hand = np.random.default_rng(5).uniform(20, 40, (21, 2))
+    assert not detect.touches_cut_edge(hand, tile, 200, 100, margin=2.0)
+    assert detect.touches_cut_edge(hand + [119 - hand[:, 0].max(), 0], tile, 200, 100, margin=2.0)  # inner edge
+    assert not detect.touches_cut_edge(hand - [hand[:, 0].min() - 0.5, 0], tile, 200, 100, margin=2.0)  # photo edge
+    full = detect.identity_view(image)
+    assert not detect.touches_cut_edge(hand * [4.9, 2.4], full, 200, 100, margin=2.0)

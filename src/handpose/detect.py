@@ -189,6 +189,26 @@ def crop_view(image: np.ndarray, box: np.ndarray, name: str) -> View:
     return View(pixels, np.array([[1.0, 0.0, -x1], [0.0, 1.0, -y1]]), name)
 
 
+def touches_cut_edge(keypoints_view: np.ndarray, view: View, width: int, height: int, margin: float) -> bool:
+    """Whether a hand found in ``view`` reaches an edge of the view that cuts through the photo.
+
+    A hand within ``margin`` view pixels of such an edge (the photo goes on beyond it, e.g. the
+    inner edges of a tile) is likely cut off: a partial copy of a hand that a neighbouring,
+    overlapping view holds whole.
+
+    Args:
+        keypoints_view: ``(21, 2)`` continuous view pixels.
+        width, height: the photo's size.
+    """
+    kp = np.asarray(keypoints_view, dtype=np.float64)
+    h, w = view.image.shape[:2]
+    near = (kp[:, 0].min() < margin, kp[:, 0].max() > w - margin, kp[:, 1].min() < margin, kp[:, 1].max() > h - margin)
+    beyond = np.array([[-1.0, h / 2], [w + 1.0, h / 2], [w / 2, -1.0], [w / 2, h + 1.0]])  # just outside each edge
+    outside = view.to_photo(beyond)
+    inside = (outside[:, 0] >= 0) & (outside[:, 0] <= width) & (outside[:, 1] >= 0) & (outside[:, 1] <= height)
+    return bool(np.any(np.array(near) & inside))
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(N, M)`` intersection over union of ``(N, 4)`` and ``(M, 4)`` ``xyxy`` boxes."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)

@@ -6,9 +6,7 @@ grey or low-contrast photos and unusual in-plane rotations. :class:`MediaPipeEst
 several *views* of the photo (:mod:`handpose.detect`), cheapest first, and stops as soon as it has
 enough confident hands:
 
-1. ``full``: the photo as is. The landmark network's hand presence on each hand's re-crop
-   (:mod:`handpose.models.regions`) is its confidence: done when it has ``max_hands`` hands, or
-   confident large hands.
+1. ``full``: the photo as is. Done when it has ``max_hands`` hands, or confident large hands.
 2. ``rescue`` (only when nothing was found): a lower detection threshold, the photo turned by
    90 / 270 / 180 degrees, and a contrast-enhanced copy of grey photos; the first view that finds
    a hand ends this stage.
@@ -27,10 +25,11 @@ enough confident hands:
    thresholds on tiles mostly add false positives).
 
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
-``min_presence``. Region hands (stages 3-4) pass a verifier: every re-crop scores a hand
-presence of at least ``min_presence``, the last re-crop moves the keypoints less than ``max_drift``, the first answer
-is not a hand already found, and the bones and joint angles are a hand's
-(:func:`handpose.signals.anatomical_plausibility`).
+``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped (a cut
+copy of a hand the overlapping tile holds whole). Region hands (stages 3-4) pass a verifier:
+every re-crop scores a hand presence of at least ``min_presence``, the last re-crop moves the
+keypoints less than ``max_drift``, the first answer is not a hand already found, and the bones
+and joint angles are a hand's (:func:`handpose.signals.anatomical_plausibility`).
 
 More than two hands: ``max_hands`` is 4 by default, so group photos and two people's hands are
 kept; callers that need one pair (the two-hand network) take the best two.
@@ -130,8 +129,7 @@ class MediaPipeOptions:
         min_score: hands scoring below are dropped (``full`` and tile views).
         min_rescue_score: hands from rescue views scoring below are dropped (stricter,
             since low thresholds find more false positives).
-        confident_score: a hand at least this confident (hand presence of the landmark network on
-            its re-crop, when ``use_regions``; else the score), and large, needs no search for others.
+        confident_score: a hand at least this confident, and large, needs no search for others.
         small_hand_fraction: a hand whose box side is below this fraction of the photo's longer
             side is *small*: small hands suggest more small hands the full view missed.
         rescue: run the rescue stage (rotations, low threshold, contrast) when nothing is found.
@@ -285,16 +283,25 @@ class MediaPipeEstimator:
 
     # -- one view -----------------------------------------------------------------------------
 
-    def _run_view(self, view: View, max_hands: int, confidence: float, min_score: float) -> list[HandPrediction]:
-        """Hands found by MediaPipe in one view, mapped back to the photo."""
+    def _run_view(self, view: View, max_hands: int, confidence: float, min_score: float,
+                  photo_size: tuple[int, int] | None = None) -> list[HandPrediction]:
+        """Hands found by MediaPipe in one view, mapped back to the photo.
+
+        With ``photo_size = (W, H)``, hands reaching an edge of the view that cuts through the
+        photo (a tile's inner edges) are dropped: partial hands, whole in an overlapping tile.
+        """
         if min(view.image.shape[:2]) < 8:
             return []
         result = self._hands(max_hands, confidence).process(view.image)
         h, w = view.image.shape[:2]
         back = view.rotation_to_photo()
+        hands = [hand for hand in read_landmarks(result, w, h, self.options.mirrored_input) if hand.score >= min_score]
+        if photo_size is not None:
+            margin = 0.01 * max(h, w) + 1.0
+            hands = [hand for hand in hands if not detect.touches_cut_edge(hand.keypoints_2d, view, *photo_size, margin)]
         return [HandPrediction(keypoints_2d=view.to_photo(hand.keypoints_2d), keypoints_3d=hand.keypoints_3d @ back.T,
                                handedness=hand.handedness, score=hand.score, source=f"mediapipe:{view.name}")
-                for hand in read_landmarks(result, w, h, self.options.mirrored_input) if hand.score >= min_score]
+                for hand in hands]
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -399,9 +406,8 @@ class MediaPipeEstimator:
 
     def _verified(self, image: np.ndarray, hands: list[HandPrediction]) -> list[HandPrediction]:
         """Palm-detector hands whose re-crop (MediaPipe's landmarks -> region rule) the landmark
-        network scores at least ``min_presence``; the presence is kept in ``extras["presence"]``
-        (a better confidence than the handedness score, used to stop early). Rejects, e.g., food
-        or patterned objects the palm detector took for a hand in a tile."""
+        network scores at least ``min_presence``; the presence is kept in ``extras["presence"]``.
+        Rejects, e.g., food or patterned objects the palm detector took for a hand in a tile."""
         if not self.options.use_regions:
             return hands
         for hand in hands:
@@ -417,7 +423,7 @@ class MediaPipeEstimator:
             return False
         if not hands:
             return True
-        return any(hand.extras.get("presence", hand.score) < o.confident_score
+        return any(hand.score < o.confident_score
                    or np.ptp(hand.keypoints_2d, axis=0).max() < o.small_hand_fraction * longer_side for hand in hands)
 
     def predict(self, image: np.ndarray) -> list[HandPrediction]:
@@ -441,7 +447,7 @@ class MediaPipeEstimator:
         def search(views: list[View], stop_at: int, confidence: float, min_score: float) -> None:
             nonlocal found, views_run
             for view in views:
-                candidates = self._verified(image, self._run_view(view, o.max_hands, confidence, min_score))
+                candidates = self._verified(image, self._run_view(view, o.max_hands, confidence, min_score, (w, h)))
                 views_run += 1 + len(candidates) * o.use_regions
                 found = self._merge(found + candidates, w, h)
                 if len(found) >= stop_at:
