@@ -29,7 +29,6 @@ import numpy as np
 from handpose import detect
 from handpose.detect import View
 from handpose.keypoints import MIDDLE_MCP, WRIST
-from handpose.signals import anatomical_plausibility
 
 #: Side of the landmark network's square input, pixels.
 INPUT_SIZE = 224
@@ -253,4 +252,8 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.5) -> list[Region]:
 
 def plausibility_failures(hand: RegionHand) -> float:
     """Fraction of bones and joints of ``hand`` that fail :func:`handpose.signals.anatomical_plausibility`."""
+    # Layer 2 (analysis) seen from layer 1 (models): imported here, and only here, until the anatomy
+    # checks move to a foundation module (DESIGN.md's layers).
+    from handpose.signals import anatomical_plausibility
+
     return float(anatomical_plausibility(hand.keypoints_3d[None], [hand.handedness]).score[0])
