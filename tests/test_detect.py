@@ -141,3 +141,8 @@ def test_touches_cut_edge_only_for_edges_inside_the_photo():
     assert not detect.touches_cut_edge(hand - [hand[:, 0].min() - 0.5, 0], tile, 200, 100, margin=2.0)  # photo edge
     full = detect.identity_view(image)
     assert not detect.touches_cut_edge(hand * [4.9, 2.4], full, 200, 100, margin=2.0)
+
+
+def test_box_overlap_fraction_known_values():
+    np.testing.assert_allclose(detect.box_overlap_fraction([0, 0, 2, 2], [[1, 1, 3, 3], [0, 0, 4, 4], [5, 5, 6, 6]]),
+                               [0.25, 1.0, 0.0])

@@ -222,6 +222,16 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def box_overlap_fraction(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """``(M,)`` fraction of ``box``'s area (``xyxy``) inside each of ``others`` ``(M, 4)``."""
+    box = np.asarray(box, dtype=np.float64).reshape(4)
+    others = np.asarray(others, dtype=np.float64).reshape(-1, 4)
+    lo = np.maximum(box[:2], others[:, :2])
+    hi = np.minimum(box[2:], others[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+    return inter / max(float(np.prod(box[2:] - box[:2])), 1e-12)
+
+
 def keypoint_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(N, M)`` mean 2D keypoint distance between ``(N, 21, 2)`` and ``(M, 21, 2)`` hands,
     divided by the larger box side of the two (scale-free: 0 = identical)."""

@@ -25,8 +25,8 @@ enough confident hands:
    thresholds on tiles mostly add false positives).
 
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
-``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped (a cut
-copy of a hand the overlapping tile holds whole). Region hands (stages 3-4) pass a verifier:
+``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped when a
+third of it lies in a whole hand's box (a cut copy of a hand another view holds whole). Region hands (stages 3-4) pass a verifier:
 every re-crop scores a hand presence of at least ``min_presence``, the last re-crop moves the
 keypoints less than ``max_drift``, the first answer is not a hand already found, and the bones
 and joint angles are a hand's (:func:`handpose.signals.anatomical_plausibility`).
@@ -288,20 +288,20 @@ class MediaPipeEstimator:
         """Hands found by MediaPipe in one view, mapped back to the photo.
 
         With ``photo_size = (W, H)``, hands reaching an edge of the view that cuts through the
-        photo (a tile's inner edges) are dropped: partial hands, whole in an overlapping tile.
+        photo (a tile's inner edges) are marked ``extras["cut"] = True``: maybe partial copies of
+        a hand that another view holds whole (:meth:`_merge` drops them next to one).
         """
         if min(view.image.shape[:2]) < 8:
             return []
         result = self._hands(max_hands, confidence).process(view.image)
         h, w = view.image.shape[:2]
         back = view.rotation_to_photo()
-        hands = [hand for hand in read_landmarks(result, w, h, self.options.mirrored_input) if hand.score >= min_score]
-        if photo_size is not None:
-            margin = 0.01 * max(h, w) + 1.0
-            hands = [hand for hand in hands if not detect.touches_cut_edge(hand.keypoints_2d, view, *photo_size, margin)]
+        margin = 0.01 * max(h, w) + 1.0
         return [HandPrediction(keypoints_2d=view.to_photo(hand.keypoints_2d), keypoints_3d=hand.keypoints_3d @ back.T,
-                               handedness=hand.handedness, score=hand.score, source=f"mediapipe:{view.name}")
-                for hand in hands]
+                               handedness=hand.handedness, score=hand.score, source=f"mediapipe:{view.name}",
+                               extras={"cut": photo_size is not None
+                                       and detect.touches_cut_edge(hand.keypoints_2d, view, *photo_size, margin)})
+                for hand in read_landmarks(result, w, h, self.options.mirrored_input) if hand.score >= min_score]
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -397,6 +397,10 @@ class MediaPipeEstimator:
         o = self.options
         hands = [hand for hand in hands if detect.layout_is_plausible(
             hand.keypoints_2d, hand.keypoints_3d, width, height, o.min_hand_side_px, o.min_inside_fraction)]
+        whole = np.array([hand.box_xyxy for hand in hands if not hand.extras.get("cut")]).reshape(-1, 4)
+        # A hand cut by a tile's edge, a third or more inside a whole hand's box, is a partial copy.
+        hands = [hand for hand in hands if not hand.extras.get("cut")
+                 or not np.any(detect.box_overlap_fraction(hand.box_xyxy, whole) > 1 / 3)]
         if not hands:
             return []
         keep = detect.suppress_duplicates(np.stack([hand.keypoints_2d for hand in hands]),
@@ -434,7 +438,9 @@ class MediaPipeEstimator:
 
         Returns:
             Up to ``options.max_hands`` :class:`~handpose.prediction.HandPrediction`, each with
-            ``extras["views"]`` the number of views run on this photo.
+            ``extras["views"]`` the number of views and network runs on this photo, and for
+            palm-detector hands ``extras["presence"]`` (the landmark network's re-score) and
+            ``extras["cut"]`` (found touching a tile's inner edge).
         """
         image = detect.check_image(image)
         o = self.options
