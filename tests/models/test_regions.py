@@ -124,11 +124,11 @@ def test_mirrored_hand_flips_handedness(net, hand_image, reference):
 
 def test_pair_regions_sit_one_offset_away(reference):
     r = region_from_keypoints(reference.keypoints_2d)
-    pairs = pair_regions(reference.keypoints_2d, offset=0.5)
-    assert len(pairs) == 7
+    pairs = pair_regions(reference.keypoints_2d, offset=0.3)
+    assert len(pairs) == 9
     assert all(p.size == pytest.approx(r.size) for p in pairs)
     distances = sorted(np.linalg.norm(p.center - r.center) for p in pairs)
-    np.testing.assert_allclose(distances, [0.0] + [0.5 * r.size] * 6, atol=1e-9)
+    np.testing.assert_allclose(distances, [0.0] + [0.3 * r.size] * 6 + [0.6 * r.size] * 2, atol=1e-9)
     assert any(p.angle_deg == pytest.approx(-r.angle_deg) and p.center[0] > r.center[0] for p in pairs)
 
 

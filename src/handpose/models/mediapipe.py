@@ -10,7 +10,7 @@ enough confident hands:
 2. ``rescue`` (only when nothing was found): a lower detection threshold, the photo turned by
    90 / 270 / 180 degrees, and a contrast-enhanced copy of grey photos; the first view that finds
    a hand ends this stage.
-3. ``pair`` (``use_regions``): the hand-landmark network run directly on 7 regions beside and on
+3. ``pair`` (``use_regions``): the hand-landmark network run directly on 9 regions beside and on
    every found hand (:func:`handpose.models.regions.pair_regions`): the other hand of a touching
    or interacting pair, which the palm detector often misses. Repeated after every later stage
    for the hands it found.
@@ -160,8 +160,8 @@ class MediaPipeOptions:
             hand-presence probability; a palm-detector hand when its re-crop does.
         max_plausibility: a region hand is rejected when more than this fraction of its bones and
             joints fails :func:`handpose.signals.anatomical_plausibility`.
-        pair_offset: the pair search looks this many region sides (about one hand width) away from
-            a found hand.
+        pair_offset: the pair search looks this many region sides (about one hand width; a region
+            is about twice the hand) and twice as many away from a found hand.
         region_steps: re-crops (landmarks -> region -> landmarks) of a region hand.
         max_drift: a region hand whose last re-crop moved its keypoints more than this (mean
             distance / box side) is unstable and rejected.
@@ -192,8 +192,8 @@ class MediaPipeOptions:
     mirrored_input: bool = False
     use_regions: bool = True
     min_presence: float = 0.5
-    max_plausibility: float = 0.25
-    pair_offset: float = 0.5
+    max_plausibility: float = 0.35
+    pair_offset: float = 0.3
     region_steps: int = 2
     max_drift: float = 0.15
 

@@ -229,24 +229,26 @@ def _lands_on(keypoints_2d: np.ndarray, others: np.ndarray | None, max_distance:
     return bool(np.any(same_wrist & (detect.box_iou(box, boxes)[0] > 0.3)))
 
 
-def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.5) -> list[Region]:
+def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
     """Where the other hand of a touching or interacting pair may be, beside a found hand.
 
-    With ``r = region_from_keypoints(keypoints_2d)``: regions of ``r``'s size whose centres are
-    ``offset * r.size`` (about one hand width) away from ``r``'s, left, right, below and above in
-    the photo, overlapping the found hand. The other hand of a pair is often its mirror image,
-    so side neighbours are tried turned by ``-r.angle`` and by ``r.angle``, the others at
-    ``r.angle``, and a region on the hand itself at ``-r.angle`` (crossed hands): 7 regions.
-    The landmark network's re-crops correct the rest of the orientation.
+    With ``r = region_from_keypoints(keypoints_2d)`` (about twice the hand's size): regions of
+    ``r``'s size whose centres are ``offset * r.size`` (about one hand width: touching or
+    overlapping hands) left and right of ``r``'s, turned by ``-r.angle`` (the other hand of a
+    pair is often the found one's mirror image) and by ``r.angle``; at ``2 offset`` left and
+    right turned by ``-r.angle``; ``offset`` below and above at ``r.angle``; and on the hand
+    itself at ``-r.angle`` (crossed hands): 9 regions. The landmark network's re-crops correct
+    the rest of the orientation.
     """
     r = region_from_keypoints(keypoints_2d)
     step = offset * r.size
     regions = [Region(r.center, r.size, -r.angle_deg)]
-    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-        center = r.center + step * np.array([dx, dy], dtype=np.float64)
-        regions.append(Region(center, r.size, -r.angle_deg if dx else r.angle_deg))
-        if dx:
-            regions.append(Region(center, r.size, r.angle_deg))
+    for dx in (1, -1):
+        regions.append(Region(r.center + [dx * step, 0.0], r.size, -r.angle_deg))
+        regions.append(Region(r.center + [dx * step, 0.0], r.size, r.angle_deg))
+        regions.append(Region(r.center + [2 * dx * step, 0.0], r.size, -r.angle_deg))
+    for dy in (1, -1):
+        regions.append(Region(r.center + [0.0, dy * step], r.size, r.angle_deg))
     return regions
 
 
