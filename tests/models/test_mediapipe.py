@@ -174,3 +174,25 @@ def test_pair_search_adds_the_second_hand_of_a_touching_pair(hand_image):
     assert len(hands) == 2 and {hand.handedness for hand in hands} == {"left", "right"}
     centres = sorted(hand.keypoints_2d[:, 0].mean() for hand in hands)
     assert centres[1] - centres[0] > 0.3 * w
+
+
+def test_pair_search_finds_the_crossed_hand_the_palm_detector_misses():
+    # The repository's rendered demo scene of two crossed hands (exact ground truth).
+    import json
+    from pathlib import Path
+
+    from handpose.io import load_image
+    from handpose.metrics import match_hands
+
+    folder = Path(__file__).resolve().parents[2] / "data" / "demo"
+    entry = next(e for e in json.loads((folder / "gt.json").read_text())["images"]
+                 if e["image"] == "20_crossed_hard.jpg")
+    gt = np.array([hand["keypoints_2d"] for hand in entry["hands"]])
+    image = load_image(folder / entry["image"])
+    with MediaPipeEstimator(MediaPipeOptions(use_regions=False)) as palms_only:
+        assert len(palms_only.predict(image)) == 1
+    with MediaPipeEstimator() as estimator:
+        hands = estimator.predict(image)
+    matches = match_hands(np.stack([hand.keypoints_2d for hand in hands]), gt)
+    assert len(hands) == 2 and len(matches.pairs) == 2
+    assert any(hand.source == "landmarks:pair" for hand in hands)
