@@ -146,3 +146,9 @@ def test_touches_cut_edge_only_for_edges_inside_the_photo():
 def test_box_overlap_fraction_known_values():
     np.testing.assert_allclose(detect.box_overlap_fraction([0, 0, 2, 2], [[1, 1, 3, 3], [0, 0, 4, 4], [5, 5, 6, 6]]),
                                [0.25, 1.0, 0.0])
+
+
+def test_nested_in_larger_flags_small_hands_inside_big_ones():
+    boxes = np.array([[0, 0, 100, 100], [10, 10, 40, 40], [90, 90, 120, 120], [0, 0, 90, 90], [300, 0, 320, 20]])
+    # inside the big box and 3x smaller; mostly outside; inside but nearly as large; alone
+    np.testing.assert_array_equal(detect.nested_in_larger(boxes), [False, True, False, False, False])

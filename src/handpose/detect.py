@@ -271,6 +271,23 @@ def suppress_duplicates(keypoints_2d: np.ndarray, scores: np.ndarray, max_distan
     return np.array(kept, dtype=int)
 
 
+def nested_in_larger(boxes: np.ndarray, inside: float = 0.5, ratio: float = 1.5) -> np.ndarray:
+    """``(N,)`` bool: hand ``j``'s box lies more than ``inside`` of its area in the box of a hand
+    ``ratio`` times larger (longer sides): a finger or two read as a small hand of its own.
+
+    Args:
+        boxes: ``(N, 4)`` ``xyxy`` pixels.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    sides = (boxes[:, 2:] - boxes[:, :2]).max(-1)
+    nested = np.zeros(len(boxes), bool)
+    for j in range(len(boxes)):
+        larger = sides >= ratio * sides[j]
+        if np.any(larger):
+            nested[j] = bool(np.any(box_overlap_fraction(boxes[j], boxes[larger]) > inside))
+    return nested
+
+
 def layout_is_plausible(keypoints_2d: np.ndarray, keypoints_3d: np.ndarray, width: int, height: int,
                         min_side_px: float, min_inside: float) -> bool:
     """Keypoint-layout sanity check of one hand, to reject false positives.

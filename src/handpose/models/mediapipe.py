@@ -26,7 +26,8 @@ enough confident hands:
 
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
 ``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped when a
-third of it lies in a whole hand's box (a cut copy of a hand another view holds whole). Region hands (stages 3-4) pass a verifier:
+third of it lies in a whole hand's box (a cut copy of a hand another view holds whole); a hand
+mostly inside the box of one 1.5 times larger is dropped (fingers read as a small hand). Region hands (stages 3-4) pass a verifier:
 every re-crop scores a hand presence of at least ``min_presence``, the last re-crop moves the
 keypoints less than ``max_drift``, the first answer is not a hand already found, and the bones
 and joint angles are a hand's (:func:`handpose.signals.anatomical_plausibility`).
@@ -403,6 +404,8 @@ class MediaPipeEstimator:
                  or not np.any(detect.box_overlap_fraction(hand.box_xyxy, whole) > 1 / 3)]
         if not hands:
             return []
+        nested = detect.nested_in_larger(np.stack([hand.box_xyxy for hand in hands]))
+        hands = [hand for hand, inner in zip(hands, nested) if not inner]
         keep = detect.suppress_duplicates(np.stack([hand.keypoints_2d for hand in hands]),
                                           np.array([hand.score for hand in hands]),
                                           o.duplicate_distance, o.duplicate_iou)
