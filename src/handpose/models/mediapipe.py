@@ -20,17 +20,18 @@ enough confident hands:
    network.
 5. ``tiles`` (when hands are still missing or small, photos of ``tile_min_side`` or more):
    overlapping tiles of the photo at a ``grid x grid`` layout, then (while fewer than two hands are
-   found) fine tiles of ``fine_tile_side`` pixels, so that small hands fill more of the palm detector's input;
-   tiles keep the ``full`` view's thresholds (they fix resolution, not confidence, and low
-   thresholds on tiles mostly add false positives).
+   found) fine tiles of ``fine_tile_side`` pixels, so that small hands fill more of the palm
+   detector's input; tiles keep the ``full`` view's thresholds (they fix resolution, not
+   confidence, and low thresholds on tiles mostly add false positives).
 
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
 ``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped when a
 third of it lies in a whole hand's box (a cut copy of a hand another view holds whole); a hand
-mostly inside the box of one 1.5 times larger is dropped (fingers read as a small hand). Region hands (stages 3-4) pass a verifier:
-every re-crop scores a hand presence of at least ``min_presence``, the last re-crop moves the
-keypoints less than ``max_drift``, the first answer is not a hand already found, and the bones
-and joint angles are a hand's (:func:`handpose.signals.anatomical_plausibility`).
+mostly inside the box of one 1.5 times larger is dropped (fingers read as a small hand). Region
+hands (stages 3-4) pass a verifier: every re-crop scores a hand presence of at least
+``min_presence``, the last re-crop moves the keypoints less than ``max_drift``, the first answer
+is not a hand already found, and the bones and joint angles are a hand's
+(:func:`handpose.signals.anatomical_plausibility`, at most ``max_plausibility`` failing).
 
 More than two hands: ``max_hands`` is 4 by default, so group photos and two people's hands are
 kept; callers that need one pair (the two-hand network) take the best two.
