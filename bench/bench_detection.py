@@ -8,8 +8,9 @@ Usage::
 skipped cleanly when absent). Prints, per method, detection recall and precision, PCK@0.2 (a joint
 is correct when its error is below 0.2 x the larger side of the GT hand's tight box; a missed GT
 hand scores 0 on all joints), PCK@0.2 on found hands, and the median / mean / 95th percentile
-milliseconds per photo of a second pass (the first, untimed, initialises the models): the measure of :func:`handpose.metrics.evaluate_2d` (one-to-one matching by mean joint error / GT
-box side, at most 0.5).
+milliseconds per photo of a second pass (the first, untimed, initialises the models): the measure
+of :func:`handpose.metrics.evaluate_2d` (one-to-one matching by mean joint error / GT box side, at
+most 0.5).
 
 Files with identical pixels (e.g. CMU Panoptic's ``_l`` / ``_r`` copies, one hand labelled in
 each) are scored once with the union of their hands, so a correctly found second hand is not
