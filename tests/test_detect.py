@@ -94,3 +94,61 @@ def test_greyscale_and_contrast():
     assert not detect.is_greyscale(colour)
     enhanced = detect.enhance_contrast(grey)
     assert enhanced.shape == grey.shape and np.ptp(enhanced) > np.ptp(grey)
+
+
+def test_tiles_of_side_cover_with_overlap():
+    boxes = detect.tiles_of_side(1280, 720, side=256, overlap=0.2)
+    assert np.all(boxes[:, 2:] - boxes[:, :2] == 256)
+    np.testing.assert_allclose(boxes.min(0)[:2], [0, 0])
+    np.testing.assert_allclose(boxes.max(0)[2:], [1280, 720])
+    xs = np.unique(boxes[:, 0])
+    assert np.all(np.diff(xs) <= 256 * 0.8 + 0.5)  # neighbours share at least 20 % of a tile
+    covered = np.zeros((720, 1280), bool)
+    for x1, y1, x2, y2 in boxes.astype(int):
+        covered[y1:y2, x1:x2] = True
+    assert covered.all()
+    np.testing.assert_allclose(detect.tiles_of_side(200, 100, side=256, overlap=0.2), [[0, 0, 200, 100]])
+    with pytest.raises(ValueError, match="overlap"):
+        detect.tiles_of_side(100, 100, side=50, overlap=1.0)
+
+
+def test_view_to_photo_inverts_a_general_similarity():
+    theta = np.deg2rad(33.0)
+    a = 1.7 * np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
+    view = detect.View(np.zeros((2, 2, 3), np.uint8), np.concatenate([a, [[5.0], [-3.0]]], axis=1), "v")
+    points = np.random.default_rng(4).uniform(-50, 50, (10, 2))
+    np.testing.assert_allclose(view.to_photo(points @ a.T + [5.0, -3.0]), points, atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_centres_to_photo_maps_pixel_indices_exactly(image, k):
+    # In the pixel-centre convention, pixel (row i, column j) sits at (j, i) in its image.
+    view = detect.rot90_view(image, k)
+    h, w = view.image.shape[:2]
+    rows, cols = np.mgrid[0:h, 0:w]
+    mapped = view.centres_to_photo(np.stack([cols, rows], -1).reshape(-1, 2))
+    j, i = np.round(mapped).astype(int).T
+    np.testing.assert_allclose(mapped, np.stack([j, i], -1), atol=1e-9)
+    np.testing.assert_array_equal(image[i, j], view.image.reshape(-1, 3))
+
+
+def test_touches_cut_edge_only_for_edges_inside_the_photo():
+    image = np.zeros((100, 200, 3), np.uint8)
+    tile = detect.crop_view(image, np.array([0, 0, 120, 60]), "tile")  # inner edges: right, bottom
+    hand = np.random.default_rng(5).uniform(20, 40, (21, 2))
+    assert not detect.touches_cut_edge(hand, tile, 200, 100, margin=2.0)
+    assert detect.touches_cut_edge(hand + [119 - hand[:, 0].max(), 0], tile, 200, 100, margin=2.0)  # inner edge
+    assert not detect.touches_cut_edge(hand - [hand[:, 0].min() - 0.5, 0], tile, 200, 100, margin=2.0)  # photo edge
+    full = detect.identity_view(image)
+    assert not detect.touches_cut_edge(hand * [4.9, 2.4], full, 200, 100, margin=2.0)
+
+
+def test_box_overlap_fraction_known_values():
+    np.testing.assert_allclose(detect.box_overlap_fraction([0, 0, 2, 2], [[1, 1, 3, 3], [0, 0, 4, 4], [5, 5, 6, 6]]),
+                               [0.25, 1.0, 0.0])
+
+
+def test_nested_in_larger_flags_small_hands_inside_big_ones():
+    boxes = np.array([[0, 0, 100, 100], [10, 10, 40, 40], [90, 90, 120, 120], [0, 0, 90, 90], [300, 0, 320, 20]])
+    # inside the big box and 3x smaller; mostly outside; inside but nearly as large; alone
+    np.testing.assert_array_equal(detect.nested_in_larger(boxes), [False, True, False, False, False])

@@ -36,7 +36,14 @@ class View:
     def to_photo(self, points: np.ndarray) -> np.ndarray:
         """Map ``(..., 2)`` view pixels back to photo pixels: ``p = A^-1 (p_view - t)``."""
         a, t = self.matrix[:, :2], self.matrix[:, 2]
-        return (np.asarray(points, dtype=np.float64) - t) @ np.linalg.inv(a).T
+        # Closed-form 2 x 2 inverse (np.linalg.inv goes through LAPACK: slow on small matrices).
+        inverse = np.array([[a[1, 1], -a[0, 1]], [-a[1, 0], a[0, 0]]]) / (a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0])
+        return (np.asarray(points, dtype=np.float64) - t) @ inverse.T
+
+    def centres_to_photo(self, points: np.ndarray) -> np.ndarray:
+        """Map ``(..., 2)`` view points in integer-pixel-centre coordinates (the package's
+        convention, e.g. an estimator's output on ``image``) to the photo's: ``to_photo(u + 0.5) - 0.5``."""
+        return self.to_photo(np.asarray(points, dtype=np.float64) + 0.5) - 0.5
 
     def rotation_to_photo(self) -> np.ndarray:
         """``(3, 3)`` rotation taking camera-aligned 3D vectors of the view to the photo's.
@@ -153,11 +160,53 @@ def tile_boxes(width: int, height: int, grid: int, overlap: float) -> np.ndarray
     return np.round(np.array(boxes, dtype=np.float64))
 
 
+def tiles_of_side(width: int, height: int, side: int, overlap: float) -> np.ndarray:
+    """``(N, 4)`` overlapping square ``[x1, y1, x2, y2]`` tiles of ``side`` pixels covering the photo.
+
+    Along a photo side ``L > side``, ``n = ceil((L - side) / (side (1 - overlap))) + 1`` tiles
+    start at ``k (L - side) / (n - 1)``, so neighbours overlap by at least ``overlap`` of a tile
+    and the last one ends at ``L``; a photo side ``L <= side`` gets one tile spanning it.
+    """
+    if side < 1:
+        raise ValueError(f"side must be >= 1 pixel, got {side}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+
+    def starts(length: int) -> np.ndarray:
+        if length <= side:
+            return np.zeros(1)
+        n = int(np.ceil((length - side) / (side * (1 - overlap)))) + 1
+        return np.linspace(0, length - side, n)
+
+    boxes = [[x, y, min(x + side, width), min(y + side, height)] for y in starts(height) for x in starts(width)]
+    return np.round(np.array(boxes, dtype=np.float64))
+
+
 def crop_view(image: np.ndarray, box: np.ndarray, name: str) -> View:
     """Integer sub-rectangle ``box = [x1, y1, x2, y2]`` of the photo, not resampled."""
     x1, y1, x2, y2 = (int(v) for v in box)
     pixels = np.ascontiguousarray(image[y1:y2, x1:x2])
     return View(pixels, np.array([[1.0, 0.0, -x1], [0.0, 1.0, -y1]]), name)
+
+
+def touches_cut_edge(keypoints_view: np.ndarray, view: View, width: int, height: int, margin: float) -> bool:
+    """Whether a hand found in ``view`` reaches an edge of the view that cuts through the photo.
+
+    A hand within ``margin`` view pixels of such an edge (the photo goes on beyond it, e.g. the
+    inner edges of a tile) is likely cut off: a partial copy of a hand that a neighbouring,
+    overlapping view holds whole.
+
+    Args:
+        keypoints_view: ``(21, 2)`` continuous view pixels.
+        width, height: the photo's size.
+    """
+    kp = np.asarray(keypoints_view, dtype=np.float64)
+    h, w = view.image.shape[:2]
+    near = (kp[:, 0].min() < margin, kp[:, 0].max() > w - margin, kp[:, 1].min() < margin, kp[:, 1].max() > h - margin)
+    beyond = np.array([[-1.0, h / 2], [w + 1.0, h / 2], [w / 2, -1.0], [w / 2, h + 1.0]])  # just outside each edge
+    outside = view.to_photo(beyond)
+    inside = (outside[:, 0] >= 0) & (outside[:, 0] <= width) & (outside[:, 1] >= 0) & (outside[:, 1] <= height)
+    return bool(np.any(np.array(near) & inside))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -171,6 +220,16 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = np.prod(b[:, 2:] - b[:, :2], axis=-1)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def box_overlap_fraction(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """``(M,)`` fraction of ``box``'s area (``xyxy``) inside each of ``others`` ``(M, 4)``."""
+    box = np.asarray(box, dtype=np.float64).reshape(4)
+    others = np.asarray(others, dtype=np.float64).reshape(-1, 4)
+    lo = np.maximum(box[:2], others[:, :2])
+    hi = np.minimum(box[2:], others[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+    return inter / max(float(np.prod(box[2:] - box[:2])), 1e-12)
 
 
 def keypoint_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -210,6 +269,23 @@ def suppress_duplicates(keypoints_2d: np.ndarray, scores: np.ndarray, max_distan
         if not any(same[i, j] for j in kept):
             kept.append(int(i))
     return np.array(kept, dtype=int)
+
+
+def nested_in_larger(boxes: np.ndarray, inside: float = 0.5, ratio: float = 1.5) -> np.ndarray:
+    """``(N,)`` bool: hand ``j``'s box lies more than ``inside`` of its area in the box of a hand
+    ``ratio`` times larger (longer sides): a finger or two read as a small hand of its own.
+
+    Args:
+        boxes: ``(N, 4)`` ``xyxy`` pixels.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    sides = (boxes[:, 2:] - boxes[:, :2]).max(-1)
+    nested = np.zeros(len(boxes), bool)
+    for j in range(len(boxes)):
+        larger = sides >= ratio * sides[j]
+        if np.any(larger):
+            nested[j] = bool(np.any(box_overlap_fraction(boxes[j], boxes[larger]) > inside))
+    return nested
 
 
 def layout_is_plausible(keypoints_2d: np.ndarray, keypoints_3d: np.ndarray, width: int, height: int,

@@ -140,3 +140,59 @@ def test_nothing_is_downloaded(monkeypatch, hand_image):
     with MediaPipeEstimator() as estimator:
         estimator.predict(hand_image)
         estimator._pose().process(hand_image)  # the person-guided stage's model
+
+
+def test_outputs_are_in_pixel_centres(plain, hand_image):
+    # The views work in continuous pixels (photo spans [0, W]); predict converts once: u = x - 0.5.
+    from handpose.detect import identity_view
+
+    (inner,) = plain._run_view(identity_view(hand_image), 1, 0.5, 0.5)
+    (hand,) = plain.predict(hand_image)
+    np.testing.assert_allclose(hand.keypoints_2d, inner.keypoints_2d - 0.5, atol=1e-9)
+    np.testing.assert_allclose(hand.box_xyxy, [*hand.keypoints_2d.min(0), *hand.keypoints_2d.max(0)], atol=1e-9)
+
+
+def test_region_options_validation():
+    with pytest.raises(ValueError, match="min_presence"):
+        MediaPipeOptions(min_presence=1.5)
+    with pytest.raises(ValueError, match="region_steps"):
+        MediaPipeOptions(region_steps=0)
+
+
+def test_pair_search_adds_the_second_hand_of_a_touching_pair(hand_image):
+    # Two mirrored hands overlapping at the edge; whatever the palm detector finds, the pair
+    # search beside the found hand finds the other one, and every hand is a distinct hand.
+    h, w = hand_image.shape[:2]
+    shift = int(0.6 * w)
+    photo = np.full((h, w + shift, 3), 255, np.uint8)
+    photo[:, :w] = hand_image
+    mirror = np.ascontiguousarray(hand_image[:, ::-1])
+    on = mirror.min(-1) < 240
+    photo[:, shift:][on] = mirror[on]
+    with MediaPipeEstimator(MediaPipeOptions(use_pose=False, tile_grids=())) as estimator:
+        hands = estimator.predict(photo)
+    assert len(hands) == 2 and {hand.handedness for hand in hands} == {"left", "right"}
+    centres = sorted(hand.keypoints_2d[:, 0].mean() for hand in hands)
+    assert centres[1] - centres[0] > 0.3 * w
+
+
+def test_pair_search_finds_the_crossed_hand_the_palm_detector_misses():
+    # The repository's rendered demo scene of two crossed hands (exact ground truth).
+    import json
+    from pathlib import Path
+
+    from handpose.io import load_image
+    from handpose.metrics import match_hands
+
+    folder = Path(__file__).resolve().parents[2] / "data" / "demo"
+    entry = next(e for e in json.loads((folder / "gt.json").read_text())["images"]
+                 if e["image"] == "20_crossed_hard.jpg")
+    gt = np.array([hand["keypoints_2d"] for hand in entry["hands"]])
+    image = load_image(folder / entry["image"])
+    with MediaPipeEstimator(MediaPipeOptions(use_regions=False)) as palms_only:
+        assert len(palms_only.predict(image)) == 1
+    with MediaPipeEstimator() as estimator:
+        hands = estimator.predict(image)
+    matches = match_hands(np.stack([hand.keypoints_2d for hand in hands]), gt)
+    assert len(hands) == 2 and len(matches.pairs) == 2
+    assert any(hand.source == "landmarks:pair" for hand in hands)

@@ -10,19 +10,39 @@ enough confident hands:
 2. ``rescue`` (only when nothing was found): a lower detection threshold, the photo turned by
    90 / 270 / 180 degrees, and a contrast-enhanced copy of grey photos; the first view that finds
    a hand ends this stage.
-3. ``person`` (when hands are missing or small): MediaPipe Pose (bundled, model complexity 1)
-   finds a person; a square crop around each wrist not already explained by a found hand, sized
-   from the forearm and shoulders and turned so that the forearm points up, is searched again.
-4. ``tiles`` (when hands are still missing or small, photos of ``tile_min_side`` or more):
-   overlapping tiles of the photo at a ``grid x grid`` layout, so that small hands fill more of the
-   palm detector's input; tiles keep the ``full`` view's thresholds (they fix resolution, not
+3. ``pair`` (``use_regions``): the hand-landmark network run directly on 9 regions beside and on
+   every found hand (:func:`handpose.models.regions.pair_regions`): the other hand of a touching
+   or interacting pair, which the palm detector often misses. Repeated after every later stage
+   for the hands it found.
+4. ``person`` (when hands are missing or small): MediaPipe Pose (bundled, model complexity 1)
+   finds a person; a region around each wrist not already explained by a found hand, sized from
+   the forearm and shoulders and turned so that the forearm points up, goes to the landmark
+   network.
+5. ``tiles`` (when hands are still missing or small, photos of ``tile_min_side`` or more):
+   overlapping tiles of the photo at a ``grid x grid`` layout, then (while fewer than two hands are
+   found) fine tiles of ``fine_tile_side`` pixels, so that small hands fill more of the palm
+   detector's input; tiles keep the ``full`` view's thresholds (they fix resolution, not
    confidence, and low thresholds on tiles mostly add false positives).
+
+Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
+``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped when a
+third of it lies in a whole hand's box (a cut copy of a hand another view holds whole); a hand
+mostly inside the box of one 1.5 times larger is dropped (fingers read as a small hand). Region
+hands (stages 3-4) pass a verifier: every re-crop scores a hand presence of at least
+``min_presence``, the last re-crop moves the keypoints less than ``max_drift``, the first answer
+is not a hand already found, and the bones and joint angles are a hand's
+(:func:`handpose.signals.anatomical_plausibility`, at most ``max_plausibility`` failing).
+
+More than two hands: ``max_hands`` is 4 by default, so group photos and two people's hands are
+kept; callers that need one pair (the two-hand network) take the best two.
 
 All candidates are mapped back to the photo, filtered (keypoint-layout sanity, score) and merged
 (:func:`handpose.detect.suppress_duplicates`); the best ``max_hands`` are returned.
 
 Conventions:
-    * ``keypoints_2d`` in photo pixels (continuous, the photo spans ``[0, W] x [0, H]``).
+    * ``keypoints_2d`` in photo pixels with integer pixel centres (the package's convention): the
+      views work in continuous pixels (:mod:`handpose.detect`) and the output is converted once,
+      ``u = x - 0.5`` (``u = x_norm W - 0.5`` for MediaPipe's normalised landmarks).
     * ``keypoints_3d`` are MediaPipe's world landmarks in millimetres, wrist at the origin, axes
       aligned with the photo's (x right, y down, z away from the camera); landmarks found in a
       turned view are turned back.
@@ -30,12 +50,15 @@ Conventions:
       photos its ``"Left"`` is the person's right hand, so labels are swapped
       (``MediaPipeOptions.mirrored_input=True`` keeps them for selfie-camera images).
     * ``score``: MediaPipe's handedness confidence (the only per-hand score its Solutions API
-      exposes), in ``[0, 1]``.
+      exposes) for palm-detector hands, the hand-presence probability for region hands, in
+      ``[0, 1]``.
     * ``source``: ``"mediapipe:<view>"``, e.g. ``"mediapipe:full"``, ``"mediapipe:rot90"``,
-      ``"mediapipe:person-left"``, ``"mediapipe:tile2x2-3"``.
+      ``"mediapipe:tile2x2-3"``, ``"landmarks:pair"``, ``"landmarks:person-left"``.
 
 Only models shipped in the wheel are used (palm detection full, hand landmark lite/full, pose
-landmark full): nothing is downloaded.
+landmark full), the landmark network through ``ai-edge-litert``'s TFLite interpreter: nothing
+is downloaded. MediaPipe graphs are built in :meth:`MediaPipeEstimator._hands` and
+:meth:`MediaPipeEstimator._pose` only.
 """
 from __future__ import annotations
 
@@ -50,6 +73,7 @@ import numpy as np
 from handpose import detect
 from handpose.detect import View
 from handpose.keypoints import WRIST
+from handpose.models import regions
 from handpose.models.native_stderr import silenced_native_stderr
 from handpose.prediction import HandPrediction
 
@@ -104,9 +128,9 @@ class MediaPipeOptions:
         max_hands: hands kept per photo (best scores first).
         model_complexity: hand landmark network, 0 (lite) or 1 (full); both are in the wheel.
         min_detection_confidence: palm-detector threshold of the ``full`` view.
-        rescue_detection_confidence: palm-detector threshold of the rescue and person views.
+        rescue_detection_confidence: palm-detector threshold of the rescue views.
         min_score: hands scoring below are dropped (``full`` and tile views).
-        min_rescue_score: hands from rescue and person views scoring below are dropped (stricter,
+        min_rescue_score: hands from rescue views scoring below are dropped (stricter,
             since low thresholds find more false positives).
         confident_score: a hand at least this confident, and large, needs no search for others.
         small_hand_fraction: a hand whose box side is below this fraction of the photo's longer
@@ -115,19 +139,38 @@ class MediaPipeOptions:
         rotations: quarter-turn angles in degrees tried by the rescue stage, in order.
         use_pose: run the person-guided stage.
         pose_min_visibility: a pose wrist below this visibility is not searched.
-        person_crop_size: side of the person-guided crops given to MediaPipe, pixels.
         tile_grids: grid sizes of the tile stage (``(2,)`` = 2 x 2 tiles); empty disables it.
         tile_overlap: overlap between neighbouring tiles, fraction of a tile.
         tile_min_side: photos whose longer side is shorter are not tiled.
+        fine_tile_side: side of the fine tiles, pixels (0 disables them): run after the grid tiles
+            (not when ``tile_grids`` is empty), while fewer than two hands are found, on photos at
+            least 3 x as large, so that 40-150 px hands fill a quarter to a half of the palm
+            detector's input (its recall on 60 px hands is about 0.7 in 256 px tiles, 0.3 in
+            512 px ones).
+        fine_tile_max: photos needing more fine tiles than this (at 20 % overlap) are not finely
+            tiled (the time it takes).
+        fine_tile_confidence: palm-detector threshold on the fine tiles (their hands are re-scored
+            by the landmark network, which keeps false positives down).
         duplicate_distance: two hands closer than this mean keypoint distance (fraction of the box
             side) are the same hand.
         duplicate_iou: two hands whose boxes overlap more are the same hand.
         min_hand_side_px: hands with a smaller 2D box are rejected.
         min_inside_fraction: hands with fewer keypoints inside the photo are rejected.
         mirrored_input: the photos are mirrored selfies (keep MediaPipe's labels as they are).
+        use_regions: run the landmark network directly on candidate regions (pair search beside
+            every found hand, person wrists), see :mod:`handpose.models.regions`.
+        min_presence: a region hand is accepted when every re-crop scores at least this
+            hand-presence probability; a palm-detector hand when its re-crop does.
+        max_plausibility: a region hand is rejected when more than this fraction of its bones and
+            joints fails :func:`handpose.signals.anatomical_plausibility`.
+        pair_offset: the pair search looks this many region sides (about one hand width; a region
+            is about twice the hand) and twice as many away from a found hand.
+        region_steps: re-crops (landmarks -> region -> landmarks) of a region hand.
+        max_drift: a region hand whose last re-crop moved its keypoints more than this (mean
+            distance / box side) is unstable and rejected.
     """
 
-    max_hands: int = 2
+    max_hands: int = 4
     model_complexity: int = 1
     min_detection_confidence: float = 0.5
     rescue_detection_confidence: float = 0.2
@@ -139,15 +182,23 @@ class MediaPipeOptions:
     rotations: tuple[int, ...] = (90, 270, 180)
     use_pose: bool = True
     pose_min_visibility: float = 0.3
-    person_crop_size: int = 256
     tile_grids: tuple[int, ...] = (2,)
     tile_overlap: float = 0.25
     tile_min_side: int = 480
+    fine_tile_side: int = 256
+    fine_tile_max: int = 64
+    fine_tile_confidence: float = 0.5
     duplicate_distance: float = 0.25
     duplicate_iou: float = 0.6
     min_hand_side_px: float = 8.0
     min_inside_fraction: float = 0.5
     mirrored_input: bool = False
+    use_regions: bool = True
+    min_presence: float = 0.5
+    max_plausibility: float = 0.35
+    pair_offset: float = 0.3
+    region_steps: int = 2
+    max_drift: float = 0.15
 
     def __post_init__(self) -> None:
         if self.max_hands < 1:
@@ -155,7 +206,8 @@ class MediaPipeOptions:
         if self.model_complexity not in (0, 1):
             raise ValueError(f"model_complexity must be 0 or 1 (bundled models), got {self.model_complexity}")
         for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "min_rescue_score",
-                     "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction"):
+                     "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
+                     "min_presence", "max_plausibility", "fine_tile_confidence"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -165,8 +217,12 @@ class MediaPipeOptions:
             raise ValueError(f"tile_grids must be >= 2, got {self.tile_grids}")
         if not 0.0 <= self.tile_overlap < 1.0:
             raise ValueError(f"tile_overlap must be in [0, 1), got {self.tile_overlap}")
-        if self.person_crop_size < 64:
-            raise ValueError(f"person_crop_size must be >= 64, got {self.person_crop_size}")
+        if self.fine_tile_side and self.fine_tile_side < 64:
+            raise ValueError(f"fine_tile_side must be 0 (off) or >= 64 pixels, got {self.fine_tile_side}")
+        if self.region_steps < 1:
+            raise ValueError(f"region_steps must be >= 1 (re-crop and re-score), got {self.region_steps}")
+        if not (self.pair_offset > 0 and self.max_drift > 0):
+            raise ValueError(f"pair_offset and max_drift must be positive, got {self.pair_offset}, {self.max_drift}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (tuples become lists)."""
@@ -233,8 +289,14 @@ class MediaPipeEstimator:
 
     # -- one view -----------------------------------------------------------------------------
 
-    def _run_view(self, view: View, max_hands: int, confidence: float, min_score: float) -> list[HandPrediction]:
-        """Hands found by MediaPipe in one view, mapped back to the photo."""
+    def _run_view(self, view: View, max_hands: int, confidence: float, min_score: float,
+                  photo_size: tuple[int, int] | None = None) -> list[HandPrediction]:
+        """Hands found by MediaPipe in one view, mapped back to the photo.
+
+        With ``photo_size = (W, H)``, hands reaching an edge of the view that cuts through the
+        photo (a tile's inner edges) are marked ``extras["cut"] = True``: maybe partial copies of
+        a hand that another view holds whole (:meth:`_merge` drops them next to one).
+        """
         if min(view.image.shape[:2]) < 8:
             return []
         graph = self._hands(max_hands, confidence)
@@ -242,14 +304,23 @@ class MediaPipeEstimator:
             result = graph.process(view.image)
         h, w = view.image.shape[:2]
         back = view.rotation_to_photo()
+        margin = 0.01 * max(h, w) + 1.0
         return [HandPrediction(keypoints_2d=view.to_photo(hand.keypoints_2d), keypoints_3d=hand.keypoints_3d @ back.T,
-                               handedness=hand.handedness, score=hand.score, source=f"mediapipe:{view.name}")
+                               handedness=hand.handedness, score=hand.score, source=f"mediapipe:{view.name}",
+                               extras={"cut": photo_size is not None
+                                       and detect.touches_cut_edge(hand.keypoints_2d, view, *photo_size, margin)})
                 for hand in read_landmarks(result, w, h, self.options.mirrored_input) if hand.score >= min_score]
 
     # -- stages -------------------------------------------------------------------------------
 
-    def _person_views(self, image: np.ndarray, found: list[HandPrediction]) -> list[View]:
-        """Crops around the pose wrists that no found hand explains."""
+    def _network(self) -> regions.LandmarkNetwork:
+        key = ("landmarks",)
+        if key not in self._graphs:
+            self._graphs[key] = regions.LandmarkNetwork(mirrored_input=self.options.mirrored_input)
+        return self._graphs[key]
+
+    def _person_regions(self, image: np.ndarray, found: list[HandPrediction]) -> list[tuple[regions.Region, str]]:
+        """Regions around the pose wrists that no found hand explains, turned along the forearm."""
         h, w = image.shape[:2]
         graph = self._pose()
         with silenced_native_stderr():
@@ -258,27 +329,59 @@ class MediaPipeEstimator:
             return []
         pose = np.array([[p.x * w, p.y * h, p.visibility] for p in result.pose_landmarks.landmark])
         shoulder = np.linalg.norm(pose[_POSE_SHOULDERS[0], :2] - pose[_POSE_SHOULDERS[1], :2])
-        views = []
+        out = []
         for side in ("left", "right"):
             wrist = pose[_POSE_WRIST[side]]
             if wrist[2] < self.options.pose_min_visibility:
                 continue
             knuckles = (pose[_POSE_PINKY[side], :2] + pose[_POSE_INDEX[side], :2]) / 2.0
             forearm = wrist[:2] - pose[_POSE_ELBOW[side], :2]
-            # Hand centre a little past the wrist towards the knuckles; crop side from the larger of
-            # the hand (wrist->knuckles), forearm and shoulder scales, so it holds the whole hand.
+            # Hand centre a little past the wrist towards the knuckles; region side from the larger
+            # of the hand (wrist->knuckles), forearm and shoulder scales, so it holds the whole hand.
             center = wrist[:2] + 0.7 * (knuckles - wrist[:2])
             side_px = max(4.0 * np.linalg.norm(knuckles - wrist[:2]), 0.9 * np.linalg.norm(forearm),
                           0.7 * shoulder, 32.0)
             if any(np.all((hand.box_xyxy[:2] <= center) & (center <= hand.box_xyxy[2:])) for hand in found):
                 continue
-            # Turn the crop so the forearm points up (fingers up): the palm detector's easiest pose.
+            # Turned so the forearm (or wrist -> knuckles) points up: the landmark network's pose.
             direction = knuckles - wrist[:2] if np.linalg.norm(knuckles - wrist[:2]) > 1 else forearm
-            angle = np.degrees(np.arctan2(direction[0], -direction[1])) if np.linalg.norm(direction) > 1 else 0.0
-            angle = 90.0 * round(angle / 90.0)
-            views.append(detect.square_crop_view(image, center, side_px, self.options.person_crop_size,
-                                                 angle_deg=angle, name=f"person-{side}"))
-        return views
+            angle = regions.upright_angle(direction) if np.linalg.norm(direction) > 1 else 0.0
+            out.append((regions.Region(center, side_px, angle), f"person-{side}"))
+        return out
+
+    def _pair_regions(self, hands: list[HandPrediction], width: int, height: int
+                      ) -> list[tuple[regions.Region, str]]:
+        """Regions beside every found hand (the other hand of a pair), centres inside the photo."""
+        out = []
+        for hand in hands:
+            for region in regions.pair_regions(hand.keypoints_2d, self.options.pair_offset):
+                if 0 <= region.center[0] <= width and 0 <= region.center[1] <= height:
+                    out.append((region, "pair"))
+        return out
+
+    def _search_regions(self, image: np.ndarray, candidates: list[tuple[regions.Region, str]],
+                        found: list[HandPrediction], stop_at: int) -> tuple[list[HandPrediction], int]:
+        """The landmark network on candidate regions; verified new hands merged into ``found``.
+
+        Verifier: every re-crop scores ``min_presence``, the last re-crop is stable
+        (``max_drift``), the hand is not one already found, its bones and joint angles are a
+        hand's (``max_plausibility``), and :meth:`_merge`'s layout checks and duplicate suppression.
+        """
+        o = self.options
+        h, w = image.shape[:2]
+        net = self._network()
+        calls = net.calls
+        for region, tag in candidates:
+            if len(found) >= stop_at:
+                break
+            exclude = np.stack([hand.keypoints_2d for hand in found]) if found else None
+            hand = net.refine(image, region, o.region_steps, o.min_presence, o.max_drift, exclude)
+            if hand is None or regions.plausibility_failures(hand) > o.max_plausibility:
+                continue
+            new = HandPrediction(keypoints_2d=hand.keypoints_2d, keypoints_3d=hand.keypoints_3d,
+                                 handedness=hand.handedness, score=hand.presence, source=f"landmarks:{tag}")
+            found = self._merge(found + [new], w, h)
+        return found, net.calls - calls
 
     def _tile_views(self, image: np.ndarray) -> list[View]:
         h, w = image.shape[:2]
@@ -288,18 +391,45 @@ class MediaPipeEstimator:
                 views.append(detect.crop_view(image, box, f"tile{grid}x{grid}-{i}"))
         return views
 
+    def _fine_tile_views(self, image: np.ndarray) -> list[View]:
+        h, w = image.shape[:2]
+        side = self.options.fine_tile_side
+        if not side or max(h, w) < 3 * side:
+            return []
+        boxes = detect.tiles_of_side(w, h, side, 0.2)
+        if len(boxes) > self.options.fine_tile_max:
+            return []
+        return [detect.crop_view(image, box, f"tile{side}-{i}") for i, box in enumerate(boxes)]
+
     # -- public -------------------------------------------------------------------------------
 
     def _merge(self, hands: list[HandPrediction], width: int, height: int) -> list[HandPrediction]:
         o = self.options
         hands = [hand for hand in hands if detect.layout_is_plausible(
             hand.keypoints_2d, hand.keypoints_3d, width, height, o.min_hand_side_px, o.min_inside_fraction)]
+        whole = np.array([hand.box_xyxy for hand in hands if not hand.extras.get("cut")]).reshape(-1, 4)
+        # A hand cut by a tile's edge, a third or more inside a whole hand's box, is a partial copy.
+        hands = [hand for hand in hands if not hand.extras.get("cut")
+                 or not np.any(detect.box_overlap_fraction(hand.box_xyxy, whole) > 1 / 3)]
         if not hands:
             return []
+        nested = detect.nested_in_larger(np.stack([hand.box_xyxy for hand in hands]))
+        hands = [hand for hand, inner in zip(hands, nested) if not inner]
         keep = detect.suppress_duplicates(np.stack([hand.keypoints_2d for hand in hands]),
                                           np.array([hand.score for hand in hands]),
                                           o.duplicate_distance, o.duplicate_iou)
         return [hands[i] for i in keep]
+
+    def _verified(self, image: np.ndarray, hands: list[HandPrediction]) -> list[HandPrediction]:
+        """Palm-detector hands whose re-crop (MediaPipe's landmarks -> region rule) the landmark
+        network scores at least ``min_presence``; the presence is kept in ``extras["presence"]``.
+        Rejects, e.g., food or patterned objects the palm detector took for a hand in a tile."""
+        if not self.options.use_regions:
+            return hands
+        for hand in hands:
+            hand.extras["presence"] = self._network().run(
+                image, regions.region_from_keypoints(hand.keypoints_2d)).presence
+        return [hand for hand in hands if hand.extras["presence"] >= self.options.min_presence]
 
     def _needs_more(self, hands: list[HandPrediction], longer_side: int) -> bool:
         """More hands may be hiding: fewer than ``max_hands`` and some found hand is small or unsure
@@ -320,21 +450,23 @@ class MediaPipeEstimator:
 
         Returns:
             Up to ``options.max_hands`` :class:`~handpose.prediction.HandPrediction`, each with
-            ``extras["views"]`` the number of views run on this photo.
+            ``extras["views"]`` the number of views and network runs on this photo, and for
+            palm-detector hands ``extras["presence"]`` (the landmark network's re-score) and
+            ``extras["cut"]`` (found touching a tile's inner edge).
         """
         image = detect.check_image(image)
         o = self.options
         h, w = image.shape[:2]
         longer = max(h, w)
-        found = self._merge(self._run_view(detect.identity_view(image), o.max_hands, o.min_detection_confidence,
-                                           o.min_score), w, h)
-        views_run = 1
+        found = self._merge(self._verified(image, self._run_view(
+            detect.identity_view(image), o.max_hands, o.min_detection_confidence, o.min_score)), w, h)
+        views_run = 1 + len(found) * o.use_regions
 
         def search(views: list[View], stop_at: int, confidence: float, min_score: float) -> None:
             nonlocal found, views_run
             for view in views:
-                candidates = self._run_view(view, o.max_hands, confidence, min_score)
-                views_run += 1
+                candidates = self._verified(image, self._run_view(view, o.max_hands, confidence, min_score, (w, h)))
+                views_run += 1 + len(candidates) * o.use_regions
                 found = self._merge(found + candidates, w, h)
                 if len(found) >= stop_at:
                     return
@@ -345,10 +477,33 @@ class MediaPipeEstimator:
             if detect.is_greyscale(image):
                 rescue.insert(1, View(detect.enhance_contrast(image), same, "contrast"))
             search(rescue, 1, o.rescue_detection_confidence, o.min_rescue_score)
-        if o.use_pose and self._needs_more(found, longer):
-            search(self._person_views(image, found), o.max_hands, o.rescue_detection_confidence, o.min_rescue_score)
+        searched_pairs: set[int] = set()
+
+        def pair_search() -> None:
+            nonlocal found, views_run
+            if not o.use_regions or len(found) >= o.max_hands:
+                return
+            anchors = [hand for hand in found if id(hand) not in searched_pairs]
+            searched_pairs.update(id(hand) for hand in found)
+            found, calls = self._search_regions(image, self._pair_regions(anchors, w, h), found, o.max_hands)
+            views_run += calls
+
+        pair_search()
+        if o.use_pose and o.use_regions and self._needs_more(found, longer):
+            found, calls = self._search_regions(image, self._person_regions(image, found), found, o.max_hands)
+            views_run += 1 + calls
+            pair_search()
         if o.tile_grids and longer >= o.tile_min_side and self._needs_more(found, longer):
             search(self._tile_views(image), o.max_hands, o.min_detection_confidence, o.min_score)
-        for hand in found:
+            pair_search()
+        if (o.tile_grids and longer >= o.tile_min_side and len(found) < 2  # costly: one person's hands at most
+                and self._needs_more(found, longer)):
+            search(self._fine_tile_views(image), o.max_hands, o.fine_tile_confidence, o.min_score)
+            pair_search()
+        # Continuous pixels (photo spans [0, W]) -> the package's pixel centres: u = x - 0.5.
+        out = []
+        for hand in found[: o.max_hands]:
+            hand = dataclasses.replace(hand, keypoints_2d=hand.keypoints_2d - 0.5, box_xyxy=hand.box_xyxy - 0.5)
             hand.extras["views"] = views_run
-        return found[: o.max_hands]
+            out.append(hand)
+        return out

@@ -1,0 +1,263 @@
+"""MediaPipe's hand-landmark network run directly on regions of interest, without the palm detector.
+
+MediaPipe Hands finds palms with a detector, then runs its landmark network on a square crop
+around each palm, turned so that the fingers point up. The palm detector misses many hands
+(touching pairs, small hands, hands on objects) that the landmark network finds when it is given
+a good crop. This module runs that network (``hand_landmark_full.tflite``, shipped in the
+``mediapipe`` wheel) on any :class:`Region` through a TFLite interpreter (``ai-edge-litert``):
+
+* input ``(1, 224, 224, 3)`` float32 RGB in ``[0, 1]``: the region resampled upright;
+* outputs: 21 x (x, y, z) landmarks in crop pixels (continuous, 0 = left edge of the crop),
+  the hand-presence probability, the handedness probability (``P(MediaPipe label "Left")``,
+  i.e. of the person's right hand in an ordinary, non-mirrored photo) and 21 x 3 world
+  landmarks in metres in the crop's axes.
+
+:func:`region_from_keypoints` is MediaPipe's own landmarks -> next crop rule (the tracking loop of
+its video graphs), so ``landmarks -> re-crop -> landmarks`` refines a rough region and re-scores
+it (:meth:`LandmarkNetwork.refine`).
+
+Coordinates are continuous photo pixels like :mod:`handpose.detect` (the photo spans
+``[0, W] x [0, H]``); the estimator converts to the package's pixel centres at its output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from handpose import detect
+from handpose.detect import View
+from handpose.keypoints import MIDDLE_MCP, WRIST
+from handpose.models.native_stderr import silenced_native_stderr
+
+#: Side of the landmark network's square input, pixels.
+INPUT_SIZE = 224
+#: Landmarks MediaPipe uses to place the next crop (wrist, thumb CMC-IP, finger MCPs and PIPs).
+_ROI_LANDMARKS = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)
+#: MediaPipe's crop rule: side = 2 x the box of ``_ROI_LANDMARKS``, centre shifted 0.1 box
+#: towards the fingers.
+ROI_SCALE = 2.0
+ROI_SHIFT = 0.1
+
+
+@dataclass(frozen=True)
+class Region:
+    """A square region of the photo, turned so that a hand in it would point up.
+
+    Attributes:
+        center: ``(2,)`` continuous photo pixels.
+        size: side in photo pixels.
+        angle_deg: counter-clockwise turn (as displayed) applied to the photo to make the crop
+            upright: a hand whose fingers point along ``d`` (image axes, y down) is upright for
+            ``angle = atan2(d_x, -d_y)``.
+    """
+
+    center: np.ndarray
+    size: float
+    angle_deg: float = 0.0
+
+    def __post_init__(self) -> None:
+        center = np.asarray(self.center, dtype=np.float64)
+        if center.shape != (2,) or not np.all(np.isfinite(center)):
+            raise ValueError(f"center must be 2 finite pixels, got {self.center}")
+        if not (np.isfinite(self.size) and self.size > 0):
+            raise ValueError(f"size must be a positive number of pixels, got {self.size}")
+        object.__setattr__(self, "center", center)
+
+    def view(self, image: np.ndarray, out_size: int = INPUT_SIZE, name: str = "region") -> View:
+        """The region resampled upright into an ``out_size`` square (outside the photo is black)."""
+        return detect.square_crop_view(image, self.center, self.size, out_size, self.angle_deg, name)
+
+    def corners(self) -> np.ndarray:
+        """``(4, 2)`` photo pixels of the crop's corners (top-left, top-right, bottom-right, bottom-left
+        of the upright crop)."""
+        theta = np.deg2rad(self.angle_deg)
+        # Inverse of the view's rotation: crop axes -> photo axes.
+        back = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+        unit = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64) * self.size / 2
+        return self.center + unit @ back.T
+
+
+def upright_angle(direction: np.ndarray) -> float:
+    """Degrees turning ``direction`` (image axes, y down) to point up: ``atan2(d_x, -d_y)``."""
+    d = np.asarray(direction, dtype=np.float64)
+    return float(np.degrees(np.arctan2(d[0], -d[1])))
+
+
+def region_from_keypoints(keypoints_2d: np.ndarray, scale: float = ROI_SCALE, shift: float = ROI_SHIFT) -> Region:
+    """MediaPipe's next crop for a hand with ``(21, 2)`` continuous-pixel keypoints.
+
+    The crop is turned so that wrist -> middle MCP points up; in those axes the box of the palm
+    and lower finger landmarks, shifted by ``shift`` of its height towards the fingers, is grown to
+    a square of ``scale`` x its longer side.
+    """
+    kp = np.asarray(keypoints_2d, dtype=np.float64)
+    if kp.shape != (21, 2):
+        raise ValueError(f"keypoints_2d must be (21, 2), got {kp.shape}")
+    angle = upright_angle(kp[MIDDLE_MCP] - kp[WRIST])
+    theta = np.deg2rad(angle)
+    rot = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])  # photo -> crop axes
+    local = kp[list(_ROI_LANDMARKS)] @ rot.T
+    lo, hi = local.min(0), local.max(0)
+    center = (lo + hi) / 2 - [0.0, shift * (hi[1] - lo[1])]
+    side = scale * max(float(np.max(hi - lo)), 1.0)
+    return Region(center @ rot, side, angle)  # rot is orthonormal: crop -> photo is rot.T
+
+
+@dataclass(frozen=True)
+class RegionHand:
+    """The landmark network's answer on one region.
+
+    Attributes:
+        region: the region it ran on.
+        keypoints_2d: ``(21, 2)`` continuous photo pixels.
+        depth: ``(21,)`` MediaPipe's relative depth, photo pixels (wrist 0, negative = nearer).
+        keypoints_3d: ``(21, 3)`` world landmarks in mm, wrist at the origin, photo axes.
+        presence: hand-presence probability in ``[0, 1]``.
+        handedness: ``"left"`` or ``"right"``, the person's hand (see ``mirrored_input``).
+        handedness_score: confidence of that label in ``[0.5, 1]``.
+    """
+
+    region: Region
+    keypoints_2d: np.ndarray
+    depth: np.ndarray
+    keypoints_3d: np.ndarray
+    presence: float
+    handedness: str
+    handedness_score: float
+
+
+def default_model_path() -> Path:
+    """``hand_landmark_full.tflite`` inside the installed ``mediapipe`` wheel."""
+    import mediapipe
+
+    path = Path(mediapipe.__file__).parent / "modules" / "hand_landmark" / "hand_landmark_full.tflite"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: reinstall mediapipe==0.10.21 (the wheel ships it)")
+    return path
+
+
+class LandmarkNetwork:
+    """MediaPipe's full hand-landmark network on regions of interest (TFLite, CPU, one thread).
+
+    Example:
+        >>> net = LandmarkNetwork()  # doctest: +SKIP
+        >>> hand = net.refine(image, Region(center=[320, 240], size=200))  # doctest: +SKIP
+    """
+
+    def __init__(self, model_path: str | Path | None = None, mirrored_input: bool = False,
+                 num_threads: int = 1) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = Path(model_path) if model_path is not None else default_model_path()
+        self.mirrored_input = mirrored_input
+        with silenced_native_stderr():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            self._interpreter.allocate_tensors()
+        (inp,) = self._interpreter.get_input_details()
+        if tuple(inp["shape"]) != (1, INPUT_SIZE, INPUT_SIZE, 3):
+            raise ValueError(f"{path}: expected a (1, {INPUT_SIZE}, {INPUT_SIZE}, 3) input, got {inp['shape']}")
+        self._input = inp["index"]
+        outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
+        # Identity: landmarks (1, 63); Identity_1: presence; Identity_2: handedness; Identity_3: world (1, 63).
+        self._outputs = [outputs[name] for name in ("Identity", "Identity_1", "Identity_2", "Identity_3")]
+        self.calls = 0
+
+    def run(self, image: np.ndarray, region: Region) -> RegionHand:
+        """Landmarks, presence and handedness of the hand in ``region`` of an ``(H, W, 3)`` uint8 RGB photo."""
+        view = region.view(image)
+        self._interpreter.set_tensor(self._input, (view.image[None].astype(np.float32) / 255.0))
+        self._interpreter.invoke()
+        self.calls += 1
+        landmarks, presence, right, world = (self._interpreter.get_tensor(i).reshape(-1) for i in self._outputs)
+        landmarks = landmarks.reshape(21, 3).astype(np.float64)
+        scale = region.size / INPUT_SIZE  # crop pixels -> photo pixels
+        back = view.rotation_to_photo()
+        world = world.reshape(21, 3).astype(np.float64) * 1000.0  # metres -> mm
+        world = (world - world[WRIST]) @ back.T
+        p_right = float(right[0])  # P(MediaPipe "Left") = P(person's right hand) unless mirrored
+        label = "right" if p_right > 0.5 else "left"
+        if self.mirrored_input:
+            label = {"left": "right", "right": "left"}[label]
+        return RegionHand(region=region, keypoints_2d=view.to_photo(landmarks[:, :2]),
+                          depth=(landmarks[:, 2] - landmarks[WRIST, 2]) * scale, keypoints_3d=world,
+                          presence=float(presence[0]), handedness=label,
+                          handedness_score=max(p_right, 1.0 - p_right))
+
+    def refine(self, image: np.ndarray, region: Region, steps: int = 2, min_presence: float = 0.5,
+               max_drift: float = 0.15, exclude: np.ndarray | None = None) -> RegionHand | None:
+        """``landmarks -> re-crop -> landmarks``, ``steps`` times after the first run.
+
+        Returns the last answer, or None when it is not a new, stable hand: the first answer scores
+        a presence below ``min_presence / 2`` or lands on a hand of ``exclude`` (``(N, 21, 2)``:
+        mean keypoint distance below 0.3 of the box side, or the same wrist, within 0.25 of the
+        box side, with boxes overlapping by IoU 0.3), at the first answer or the last, a re-crop
+        scores below
+        ``min_presence``, or the last re-crop moved the keypoints more than ``max_drift``.
+        """
+        hand = self.run(image, region)
+        if hand.presence < min_presence / 2 or _lands_on(hand.keypoints_2d, exclude, 0.3):
+            return None
+        previous = hand.keypoints_2d
+        for _ in range(steps):
+            previous = hand.keypoints_2d
+            hand = self.run(image, region_from_keypoints(hand.keypoints_2d))
+            if hand.presence < min_presence:
+                return None
+        if detect.keypoint_distance(previous[None], hand.keypoints_2d[None])[0, 0] > max_drift:
+            return None
+        if _lands_on(hand.keypoints_2d, exclude, 0.3):
+            return None
+        return hand
+
+    def close(self) -> None:
+        """Release the interpreter."""
+        self._interpreter = None
+
+
+def _lands_on(keypoints_2d: np.ndarray, others: np.ndarray | None, max_distance: float) -> bool:
+    """Whether a hand is one of ``others``: close keypoints, or the same wrist and overlapping
+    boxes (the landmark network's mirrored reading of the same hand, thumb and pinky swapped)."""
+    if others is None or len(others) == 0:
+        return False
+    others = np.asarray(others, dtype=np.float64).reshape(-1, 21, 2)
+    if np.any(detect.keypoint_distance(keypoints_2d[None], others) < max_distance):
+        return True
+    size = np.maximum(np.ptp(others, axis=1).max(-1), np.ptp(keypoints_2d, axis=0).max())
+    same_wrist = np.linalg.norm(others[:, WRIST] - keypoints_2d[WRIST], axis=-1) < 0.25 * size
+    box = np.r_[keypoints_2d.min(0), keypoints_2d.max(0)]
+    boxes = np.concatenate([others.min(1), others.max(1)], axis=1)
+    return bool(np.any(same_wrist & (detect.box_iou(box, boxes)[0] > 0.3)))
+
+
+def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
+    """Where the other hand of a touching or interacting pair may be, beside a found hand.
+
+    With ``r = region_from_keypoints(keypoints_2d)`` (about twice the hand's size): regions of
+    ``r``'s size whose centres are ``offset * r.size`` (about one hand width: touching or
+    overlapping hands) left and right of ``r``'s, turned by ``-r.angle`` (the other hand of a
+    pair is often the found one's mirror image) and by ``r.angle``; at ``2 offset`` left and
+    right turned by ``-r.angle``; ``offset`` below and above at ``r.angle``; and on the hand
+    itself at ``-r.angle`` (crossed hands): 9 regions. The landmark network's re-crops correct
+    the rest of the orientation.
+    """
+    r = region_from_keypoints(keypoints_2d)
+    step = offset * r.size
+    regions = [Region(r.center, r.size, -r.angle_deg)]
+    for dx in (1, -1):
+        regions.append(Region(r.center + [dx * step, 0.0], r.size, -r.angle_deg))
+        regions.append(Region(r.center + [dx * step, 0.0], r.size, r.angle_deg))
+        regions.append(Region(r.center + [2 * dx * step, 0.0], r.size, -r.angle_deg))
+    for dy in (1, -1):
+        regions.append(Region(r.center + [0.0, dy * step], r.size, r.angle_deg))
+    return regions
+
+
+def plausibility_failures(hand: RegionHand) -> float:
+    """Fraction of bones and joints of ``hand`` that fail :func:`handpose.signals.anatomical_plausibility`."""
+    # Layer 2 (analysis) seen from layer 1 (models): imported here, and only here, until the anatomy
+    # checks move to a foundation module (DESIGN.md's layers).
+    from handpose.signals import anatomical_plausibility
+
+    return float(anatomical_plausibility(hand.keypoints_3d[None], [hand.handedness]).score[0])

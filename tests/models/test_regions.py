@@ -1,0 +1,171 @@
+"""The hand-landmark network on regions: geometry, presence acceptance, refinement, pairs, verifier."""
+import numpy as np
+import pytest
+
+from handpose.keypoints import MIDDLE_MCP, WRIST
+from handpose.models import regions
+from handpose.models.regions import LandmarkNetwork, Region, pair_regions, region_from_keypoints, upright_angle
+from handpose.viz import hand_silhouette
+
+
+@pytest.fixture(scope="module")
+def net():
+    network = LandmarkNetwork()
+    yield network
+    network.close()
+
+
+@pytest.fixture(scope="module")
+def hand_image():
+    return hand_silhouette(320)
+
+
+@pytest.fixture(scope="module")
+def reference(net, hand_image):
+    h, w = hand_image.shape[:2]
+    hand = net.refine(hand_image, Region([w / 2, h / 2], 0.9 * max(h, w)))
+    assert hand is not None
+    return hand
+
+
+def test_upright_angle_known_values():
+    assert upright_angle([0, -1]) == pytest.approx(0.0)
+    assert upright_angle([1, 0]) == pytest.approx(90.0)
+    assert upright_angle([-1, 0]) == pytest.approx(-90.0)
+    assert abs(upright_angle([0, 1])) == pytest.approx(180.0)
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0, -120.0])
+def test_region_view_round_trip_and_corners(angle):
+    image = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    region = Region([70.0, 50.0], 80.0, angle)
+    view = region.view(image, out_size=64)
+    points = np.array([[10.0, 20.0], [70.0, 50.0], [150.0, 110.0]])
+    forward = points @ view.matrix[:, :2].T + view.matrix[:, 2]
+    np.testing.assert_allclose(view.to_photo(forward), points, atol=1e-9)
+    np.testing.assert_allclose(forward[1], [32.0, 32.0], atol=1e-9)  # the centre lands mid-crop
+    corners = region.corners()
+    np.testing.assert_allclose(corners @ view.matrix[:, :2].T + view.matrix[:, 2],
+                               [[0, 0], [64, 0], [64, 64], [0, 64]], atol=1e-9)
+
+
+def test_region_turns_a_hand_upright():
+    # A region at angle a makes the direction that upright_angle gives a point up in the crop.
+    region = Region([0.0, 0.0], 10.0, upright_angle([3.0, 1.0]))
+    view = region.view(np.zeros((4, 4, 3), np.uint8), out_size=10)
+    d = view.matrix[:, :2] @ np.array([3.0, 1.0])
+    np.testing.assert_allclose(d / np.linalg.norm(d), [0.0, -1.0], atol=1e-12)
+
+
+def test_region_validation():
+    with pytest.raises(ValueError, match="size"):
+        Region([0.0, 0.0], 0.0)
+    with pytest.raises(ValueError, match="center"):
+        Region([0.0, np.nan], 5.0)
+    with pytest.raises(ValueError, match=r"\(21, 2\)"):
+        region_from_keypoints(np.zeros((20, 2)))
+
+
+def test_region_from_keypoints_follows_a_rotation(reference):
+    kp = reference.keypoints_2d
+    r0 = region_from_keypoints(kp)
+    assert r0.size > np.ptp(kp, axis=0).max()  # holds the whole hand
+    theta = np.deg2rad(40.0)
+    rot = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])  # turns points
+    pivot = np.array([100.0, 80.0])
+    r1 = region_from_keypoints((kp - pivot) @ rot.T + pivot)
+    assert r1.size == pytest.approx(r0.size)
+    np.testing.assert_allclose(r1.center, (r0.center - pivot) @ rot.T + pivot, atol=1e-9)
+    # a point turning clockwise on screen (y down) needs a crop turned counter-clockwise by 40 deg more
+    assert ((r1.angle_deg - r0.angle_deg - 40.0 + 180) % 360 - 180) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_presence_accepts_a_hand_and_rejects_a_blank(net, hand_image, reference):
+    assert reference.presence > 0.9
+    assert 50 < np.linalg.norm(reference.keypoints_3d[MIDDLE_MCP]) < 130  # mm
+    np.testing.assert_allclose(reference.keypoints_3d[WRIST], 0.0, atol=1e-9)
+    blank = np.full_like(hand_image, 128)
+    assert net.run(blank, reference.region).presence < 0.1
+    assert net.refine(blank, reference.region) is None
+    assert net.refine(hand_image, reference.region, min_presence=0.999) is None  # the threshold decides
+
+
+def test_refine_from_a_rough_turned_region_converges(net, hand_image, reference):
+    r = region_from_keypoints(reference.keypoints_2d)
+    rough = Region(r.center + [0.15 * r.size, -0.1 * r.size], 1.3 * r.size, r.angle_deg + 120.0)
+    hand = net.refine(hand_image, rough)
+    assert hand is not None and hand.handedness == reference.handedness
+    size = np.ptp(reference.keypoints_2d, axis=0).max()
+    assert np.linalg.norm(hand.keypoints_2d - reference.keypoints_2d, axis=1).mean() < 0.03 * size
+    # a hand already found is not found again
+    assert net.refine(hand_image, rough, exclude=reference.keypoints_2d[None]) is None
+
+
+def test_keypoints_follow_exact_upscaling(net, hand_image):
+    # Nearest-neighbour x2 upscaling: continuous pixels scale exactly (x2 = 2 x); a half-pixel
+    # convention slip would show as a 0.5 px offset.
+    big = np.repeat(np.repeat(hand_image, 2, 0), 2, 1)
+    region = Region([140.0, 170.0], 250.0, 20.0)
+    small_hand = net.run(hand_image, region)
+    big_hand = net.run(big, Region(2 * region.center, 2 * region.size, region.angle_deg))
+    offset = (big_hand.keypoints_2d - 2 * small_hand.keypoints_2d).mean(0)
+    assert np.all(np.abs(offset) < 0.25), offset
+
+
+def test_mirrored_hand_flips_handedness(net, hand_image, reference):
+    w = hand_image.shape[1]
+    r = reference.region
+    mirrored = net.run(np.ascontiguousarray(hand_image[:, ::-1]),
+                       Region([w - r.center[0], r.center[1]], r.size, -r.angle_deg))
+    assert mirrored.handedness != reference.handedness
+    np.testing.assert_allclose(mirrored.keypoints_2d[:, 0], w - reference.keypoints_2d[:, 0],
+                               atol=0.05 * np.ptp(reference.keypoints_2d, axis=0).max())
+
+
+def test_pair_regions_sit_one_offset_away(reference):
+    r = region_from_keypoints(reference.keypoints_2d)
+    pairs = pair_regions(reference.keypoints_2d, offset=0.3)
+    assert len(pairs) == 9
+    assert all(p.size == pytest.approx(r.size) for p in pairs)
+    distances = sorted(np.linalg.norm(p.center - r.center) for p in pairs)
+    np.testing.assert_allclose(distances, [0.0] + [0.3 * r.size] * 6 + [0.6 * r.size] * 2, atol=1e-9)
+    assert any(p.angle_deg == pytest.approx(-r.angle_deg) and p.center[0] > r.center[0] for p in pairs)
+
+
+def test_pair_search_finds_the_touching_mirror_hand(net, hand_image, reference):
+    # The mirrored copy of the hand placed touching it: the other hand of a pair.
+    h, w = hand_image.shape[:2]
+    shift = int(0.55 * np.ptp(reference.keypoints_2d[:, 0]))
+    photo = np.full((h, w + shift + 40, 3), 255, np.uint8)
+    photo[:, :w] = hand_image
+    mirror = np.ascontiguousarray(hand_image[:, ::-1])
+    right = photo[:, shift: shift + w]
+    # paste the mirror's non-white pixels over the scene (hands overlap at the edge)
+    on = mirror.min(-1) < 240
+    right[on] = mirror[on]
+    found = []
+    for region in pair_regions(reference.keypoints_2d):
+        hand = net.refine(photo, region, exclude=reference.keypoints_2d[None])
+        if hand is not None and regions.plausibility_failures(hand) <= 0.25:
+            found.append(hand)
+    assert found, "the second hand of the pair was not found"
+    assert all(hand.handedness != reference.handedness for hand in found)
+    assert all(hand.keypoints_2d[:, 0].mean() > reference.keypoints_2d[:, 0].mean() for hand in found)
+
+
+def test_verifier_rejects_a_scrambled_hand(reference):
+    assert regions.plausibility_failures(reference) <= 0.1
+    rng = np.random.default_rng(3)
+    scrambled = regions.RegionHand(**{**reference.__dict__, "keypoints_3d": rng.normal(0, 30, (21, 3))})
+    assert regions.plausibility_failures(scrambled) > 0.25
+
+
+def test_a_mirrored_reading_of_the_same_hand_is_excluded(reference):
+    # Same wrist, same place, thumb and pinky swapped: the landmark network's mirror reading.
+    kp = reference.keypoints_2d
+    axis = kp[MIDDLE_MCP] - kp[WRIST]
+    axis = axis / np.linalg.norm(axis)
+    rel = kp - kp[WRIST]
+    mirrored = kp[WRIST] + 2 * (rel @ axis)[:, None] * axis - rel  # reflect across wrist -> middle MCP
+    assert regions._lands_on(mirrored, kp[None], 0.3)
+    assert not regions._lands_on(kp + [3 * np.ptp(kp[:, 0]), 0], kp[None], 0.3)  # a hand beside it
