@@ -71,7 +71,7 @@ print(f"{len(images)} photos from {folder.parent.name}/{folder.name}, ground tru
 # | `reprojection` | residual of the least-squares scale+translation from 3D (x, y) to 2D / box side |
 
 # %%
-SINGLE_VIEW = MediaPipeOptions(rescue=False, use_pose=False, tile_grids=())
+SINGLE_VIEW = MediaPipeOptions(rescue=False, use_pose=False, tile_grids=(), fine_tile_side=0, use_regions=False)
 
 
 def predict(image):

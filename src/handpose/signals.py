@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.stats import spearmanr
 
-from handpose.camera import centres_to_continuous, continuous_to_centres
 from handpose.detect import View, check_image, warp_view
 from handpose.heatmap import fit_scale_translation
 from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST
@@ -152,8 +151,7 @@ def tta_disagreement(image: np.ndarray, hands: Sequence[HandPrediction], predict
         others = predict(view.image)
         if not others:
             continue
-        # estimator outputs are pixel centres; the view's map acts on continuous coordinates
-        mapped = continuous_to_centres(view.to_photo(centres_to_continuous(np.stack([h.keypoints_2d for h in others]))))
+        mapped = view.centres_to_photo(np.stack([h.keypoints_2d for h in others]))  # pixel centres
         for j, i in match_hands(mapped, reference, max_distance=max_distance).pairs:
             side = others[j].handedness
             if aug.flip:
