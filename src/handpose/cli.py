@@ -46,7 +46,8 @@ def add_predict(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar="IMAGES_OR_FOLDERS")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--model", default="mediapipe", help="mediapipe (default) or iccv21 (needs weights/)")
-    p.add_argument("--max-hands", type=int, default=2, metavar="N", help="hands kept per photo (default 2)")
+    p.add_argument("--max-hands", type=int, default=4, metavar="N",
+                   help="hands kept per photo (default 4, for group photos; the two-hand network takes the best two)")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the prediction cache")
     p.add_argument("--cache-dir", type=Path, default=None, help="cache folder (default <repo>/.cache/predictions)")
