@@ -102,6 +102,19 @@ def test_cache_hits_and_invalidation(folder, tmp_path):
     assert model.calls == 5
 
 
+def test_cache_key_sees_the_default_options(monkeypatch):
+    """``options=None`` means the registered model's defaults: changing a default changes the key
+    (a stale prediction of the old defaults must not be served)."""
+    from handpose.models.mediapipe import MediaPipeOptions
+
+    before = pipeline.cache_key(b"photo", "mediapipe", None)
+    assert before == pipeline.cache_key(b"photo", "mediapipe", MediaPipeOptions())
+    monkeypatch.setattr(MediaPipeOptions.__init__, "__defaults__",
+                        tuple(3 if d == 4 else d for d in MediaPipeOptions.__init__.__defaults__))
+    assert MediaPipeOptions().max_hands == 3
+    assert pipeline.cache_key(b"photo", "mediapipe", None) != before
+
+
 def test_overlay_names_are_unique(tmp_path):
     names = pipeline.output_names([tmp_path / "x" / "a.jpg", tmp_path / "y" / "a.png", tmp_path / "b.jpg"])
     assert names == ["a.png", "a_2.png", "b.png"]

@@ -26,14 +26,15 @@ from typing import Any
 import numpy as np
 
 from handpose import io
-from handpose.models import Estimator, get_estimator
+from handpose.models import Estimator, available_models, default_options, get_estimator
 from handpose.paths import prediction_cache_dir
 from handpose.prediction import HandPrediction
 
 logger = logging.getLogger(__name__)
 
-#: Bump when the cached JSON's meaning changes, to ignore older entries.
-CACHE_VERSION = 1
+#: Bump when the cached JSON's meaning or an estimator's output changes, to ignore older entries.
+#: (Option values, the defaults included, are part of the key already: :func:`cache_key`.)
+CACHE_VERSION = 2
 PathLike = str | os.PathLike
 
 
@@ -79,7 +80,11 @@ def options_digest(options: Any) -> str:
 
 
 def cache_key(image_bytes: bytes, model: str, options: Any) -> str:
-    """``sha256(bytes) + model + options`` -> file name stem of the cache entry."""
+    """``sha256(bytes) + model + options`` -> file name stem of the cache entry. ``options=None``
+    stands for the registered model's default options, whose values enter the key, so that a
+    changed default does not serve stale predictions."""
+    if options is None and model in available_models():
+        options = default_options(model)
     content = hashlib.sha256(image_bytes).hexdigest()
     return hashlib.sha256(f"{CACHE_VERSION}|{content}|{model}|{options_digest(options)}".encode()).hexdigest()
 

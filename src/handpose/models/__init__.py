@@ -19,7 +19,9 @@ from handpose.prediction import HandPrediction
 
 
 class Estimator(Protocol):
-    """What the pipeline needs from a model."""
+    """What the pipeline needs from a model. A registered class also names its options dataclass
+    as ``options_type`` (built with no arguments: the defaults), so that cache keys see the
+    defaults' values (:func:`default_options`)."""
 
     def predict(self, image: np.ndarray) -> list[HandPrediction]:
         """Hands in one ``(H, W, 3)`` uint8 RGB image."""
@@ -57,6 +59,12 @@ def estimator_class(name: str) -> type:
         return getattr(module, class_name)
     except AttributeError:
         raise ImportError(f"model {name!r}: {module_name} has no {class_name}") from None
+
+
+def default_options(name: str) -> Any:
+    """The default options dataclass of the registered model ``name`` (``None`` if it has none)."""
+    options_type = getattr(estimator_class(name), "options_type", None)
+    return options_type() if options_type is not None else None
 
 
 def get_estimator(name: str = "mediapipe", options: Any = None) -> Estimator:

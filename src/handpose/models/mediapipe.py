@@ -245,6 +245,7 @@ class MediaPipeEstimator:
     """
 
     name = "mediapipe"
+    options_type = MediaPipeOptions
 
     def __init__(self, options: MediaPipeOptions | None = None) -> None:
         self.options = options or MediaPipeOptions()

@@ -237,6 +237,7 @@ class ICCV21Estimator:
     """
 
     name = "iccv21"
+    options_type = ICCV21Options
 
     def __init__(self, options: ICCV21Options | None = None, **overrides: object) -> None:
         if options is not None and not isinstance(options, ICCV21Options):
