@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from handpose import meshes  # noqa: E402
+from handpose.alignment import placed_keypoints  # noqa: E402
 from handpose.camera import project  # noqa: E402
 from handpose.fitting import FitResult, default_intrinsics  # noqa: E402
 from handpose.handmodel import load_hand_model  # noqa: E402
@@ -78,18 +79,6 @@ def test_mesh_model_kind_needs_both_mano_files(tmp_path: Path):
 
 
 # -- geometry helpers --------------------------------------------------------------------------
-def test_align_scale_translation_recovers_a_similarity_without_rotation():
-    rng = np.random.default_rng(1)
-    source = rng.normal(size=(3, 21, 3))
-    target = 2.5 * source + np.array([10.0, -4.0, 300.0])
-    np.testing.assert_allclose(meshes.align_scale_translation(source, target), target, atol=1e-9)
-    # rotated targets are not reachable: the result is the best scale + translation, not the target
-    rotated = source[0] @ np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]]).T
-    assert not np.allclose(meshes.align_scale_translation(source[0], rotated), rotated)
-    with pytest.raises(ValueError, match="source and target"):
-        meshes.align_scale_translation(source, target[:, :, :2])
-
-
 def test_hands_box_is_a_square_around_the_hands_inside_the_photo():
     points = np.c_[np.linspace(100, 200, 21), np.linspace(50, 90, 21)]
     hand = HandPrediction(points, np.zeros((21, 3)), "right", 1.0)
@@ -159,7 +148,7 @@ def test_overlay_and_placement_of_an_exact_fit(models):
     hand, pose, points = _synthetic(models["right"], 3)
     fit = _fit_from_model(models["right"], pose, points[0])
     np.testing.assert_allclose(fit.keypoints[0], points, atol=1e-4)
-    np.testing.assert_allclose(meshes.placed_keypoints(hand, fit), points, atol=1e-4)
+    np.testing.assert_allclose(placed_keypoints(hand, fit), points, atol=1e-4)
     image = np.zeros((480, 640, 3), np.uint8)
     out = meshes.mesh_overlay(image, [fit], K, alpha=1.0)
     covered = out.sum(-1) > 0

@@ -69,6 +69,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from handpose.alignment import kabsch, scale_translation
 from handpose.camera import unproject
 from handpose.handmodel import HandModel, load_hand_model
 from handpose.keypoints import NUM_KEYPOINTS
@@ -225,28 +226,6 @@ def geman_mcclure_weight(sq_residual: torch.Tensor, sigma: float) -> torch.Tenso
     return (sigma**2 / (sq_residual + sigma**2)) ** 2
 
 
-def similarity_align(
-    source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scale and translation (no rotation) mapping ``source`` onto ``target``, weighted LSQ.
-
-    ``min_{s, t} sum_j w_j |target_j - (s source_j + t)|^2`` has ``t = mean_w(target) - s
-    mean_w(source)`` and ``s = sum_j w_j <S_j, T_j> / sum_j w_j |S_j|^2`` on centred points
-    (``s = 0`` when the source has no extent).
-
-    Args:
-        source: ``(B, J, 3)``; target: ``(B, J, 3)``; weights: ``(B, J)`` >= 0.
-    Returns:
-        ``s (B,)``, ``t (B, 3)``.
-    """
-    w = weights / weights.sum(-1, keepdim=True).clamp_min(1e-12)
-    mu_s = (w[..., None] * source).sum(1)
-    mu_t = (w[..., None] * target).sum(1)
-    sc, tc = source - mu_s[:, None], target - mu_t[:, None]
-    s = (w * (sc * tc).sum(-1)).sum(-1) / (w * (sc * sc).sum(-1)).sum(-1).clamp_min(1e-12)
-    return s, mu_t - s[:, None] * mu_s
-
-
 def limit_residuals(pose: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
     """``(B, P)`` ``d_k = max(lower_k - p_k, 0) + max(p_k - upper_k, 0)`` (radians outside the
     limits; at most one term is non-zero) of ``(B, P)`` poses."""
@@ -303,19 +282,6 @@ def prior_factor(model: HandModel) -> tuple[torch.Tensor, torch.Tensor]:
 # ---------------------------------------------------------------------------------------------
 # Initialisation (numpy, per hand)
 # ---------------------------------------------------------------------------------------------
-def kabsch(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Rotation ``R (3, 3)`` minimising ``sum_j w_j |R (S_j - mu_S) - (T_j - mu_T)|^2``.
-
-    ``H = sum_j w_j (S_j - mu_S)(T_j - mu_T)^T = U Sigma V^T``, ``R = V diag(1, 1, det(V U^T)) U^T``.
-    """
-    w = weights / max(weights.sum(), 1e-12)
-    sc = source - w @ source
-    tc = target - w @ target
-    u, _, vt = np.linalg.svd((sc * w[:, None]).T @ tc)
-    d = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
-    return vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-
-
 def translation_from_2d(points: np.ndarray, uv: np.ndarray, K: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Translation ``t (3,)`` making ``project(points + t, K)`` match ``uv`` in least squares.
 
@@ -604,7 +570,7 @@ class Objective:
 
     def _align(self, keypoints: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # Y ~ s' X + t': the model's size cannot shrink L_3D; k = size(rest) / size(Y) to mm
-        s_inv, t_inv = similarity_align(keypoints, self.kp3, w)
+        s_inv, t_inv, _ = scale_translation(keypoints, self.kp3, w)
         gap = s_inv[:, None, None] * keypoints + t_inv[:, None] - self.kp3
         return gap, s_inv, t_inv
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from handpose import io, losses
+from handpose.alignment import placed_keypoints
 from handpose.camera import project
 from handpose.fitting import FitResult, default_intrinsics, fit_images
 from handpose.handmodel import HandModel
@@ -185,33 +186,6 @@ def mesh_overlay(image: np.ndarray, fits: Sequence[FitResult], K: np.ndarray, al
 
     return overlay(image, vertices, [fit.faces for fit in fits for _ in fit.vertices], K, colors=colors,
                    alpha=alpha)[0]
-
-
-def align_scale_translation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``source`` moved by the scale and translation (no rotation) closest to ``target``.
-
-    ``min_{s, t} sum_j |s S_j + t - T_j|^2``: ``s = sum_j <S_j - mu_S, T_j - mu_T> / sum_j |S_j - mu_S|^2``,
-    ``t = mu_T - s mu_S``. Used to place root-relative 3D keypoints on a fitted hand (the alignment
-    of the fit's ``L_3D``).
-
-    Args:
-        source, target: ``(..., J, 3)``.
-    Returns:
-        ``(..., J, 3)`` ``s source + t``.
-    """
-    source, target = np.asarray(source, dtype=np.float64), np.asarray(target, dtype=np.float64)
-    if source.shape != target.shape or source.ndim < 2 or source.shape[-1] != 3:
-        raise ValueError(f"source and target must both be (..., J, 3), got {source.shape} and {target.shape}")
-    mu_s, mu_t = source.mean(-2, keepdims=True), target.mean(-2, keepdims=True)
-    sc, tc = source - mu_s, target - mu_t
-    s = (sc * tc).sum((-2, -1), keepdims=True) / np.maximum((sc * sc).sum((-2, -1), keepdims=True), 1e-12)
-    return s * sc + mu_t
-
-
-def placed_keypoints(hand: HandPrediction, fit: FitResult) -> np.ndarray:
-    """``(21, 3)`` mm: the predicted root-relative 3D keypoints placed on the fitted hand in the
-    camera frame (:func:`align_scale_translation` onto ``fit.keypoints[0]``)."""
-    return align_scale_translation(hand.keypoints_3d, fit.keypoints[0])
 
 
 def hands_box(hands: Sequence[HandPrediction], width: int, height: int, margin: float = 0.3,
@@ -443,7 +417,6 @@ __all__ = [
     "PosedHand",
     "PredictionLosses",
     "SIDE_COLORS",
-    "align_scale_translation",
     "draw_skeleton_3d",
     "hands_box",
     "inference_figure",
@@ -451,7 +424,6 @@ __all__ = [
     "mesh_images",
     "mesh_model_kind",
     "mesh_overlay",
-    "placed_keypoints",
     "pose_model",
     "scene_traces",
     "prediction_losses",

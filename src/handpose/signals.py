@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from handpose.alignment import fit_scale_translation
 from handpose.camera import centres_to_continuous, continuous_to_centres
 from handpose.detect import View, check_image, warp_view
-from handpose.heatmap import fit_scale_translation
 from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST
 from handpose.metrics import box_size, match_hands, pck, square_box
 from handpose.prediction import HandPrediction, Predictor
@@ -330,7 +330,7 @@ def reprojection_residual(keypoints_2d: np.ndarray, keypoints_3d: np.ndarray) ->
     """Per-joint residual of the weak-perspective registration of the 3D keypoints to the 2D ones.
 
     ``(s, t) = argmin sum_j ||s X_j + t - x_j||^2`` over the 3D keypoints' ``(x, y)`` (which must
-    be in the image's orientation: x right, y down) by :func:`handpose.heatmap.fit_scale_translation`;
+    be in the image's orientation: x right, y down) by :func:`handpose.alignment.fit_scale_translation`;
     the residual ``||s X_j + t - x_j||`` is divided by the 2D box side.
 
     Args:
