@@ -16,7 +16,8 @@ import torch  # noqa: E402
 from handpose import meshes  # noqa: E402
 from handpose.alignment import placed_keypoints  # noqa: E402
 from handpose.camera import project  # noqa: E402
-from handpose.fitting import FitResult, default_intrinsics  # noqa: E402
+from handpose.camera import default_intrinsics  # noqa: E402
+from handpose.fitting import FitResult  # noqa: E402
 from handpose.handmodel import load_hand_model  # noqa: E402
 from handpose.pipeline import ImageResult  # noqa: E402
 from handpose.prediction import HandPrediction  # noqa: E402

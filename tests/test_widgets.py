@@ -16,7 +16,7 @@ widgets_lib = pytest.importorskip("ipywidgets")
 
 from handpose import meshes, widgets  # noqa: E402
 from handpose.demo_data import gesture_pose  # noqa: E402
-from handpose.fitting import default_intrinsics  # noqa: E402
+from handpose.camera import default_intrinsics  # noqa: E402
 from handpose.handmodel import load_hand_model  # noqa: E402
 from handpose.viz import hand_silhouette  # noqa: E402
 

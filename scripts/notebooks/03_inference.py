@@ -105,7 +105,7 @@ for r in results:
 #   notebook 04 shows them) under a prior of their own: they join in the second half of the fit, once
 #   the pose is found, and let the model follow where MediaPipe puts the wrist and the knuckles.
 # * $K$: the demo set's `gt.json` stores each image's true intrinsics; for your photos the focal
-#   length comes from their EXIF (phones write it), else `fitting.default_intrinsics` assumes a 45°
+#   length comes from their EXIF (phones write it), else `camera.default_intrinsics` assumes a 45°
 #   field of view across the long side (`meshes.photo_intrinsics`).
 #
 # All hands of all photos are fitted in one batch per side (several times faster than photo by photo).

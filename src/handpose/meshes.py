@@ -28,7 +28,8 @@ import torch
 from handpose import io, losses
 from handpose.alignment import placed_keypoints
 from handpose.camera import project
-from handpose.fitting import FitResult, default_intrinsics, fit_images
+from handpose.camera import default_intrinsics
+from handpose.fitting import FitResult, fit_images
 from handpose.handmodel import HandModel
 from handpose.keypoints import BONE_COLORS, BONES, NUM_KEYPOINTS
 from handpose.metrics import square_box
@@ -84,7 +85,7 @@ def known_intrinsics(gt_path: str | os.PathLike) -> dict[str, np.ndarray]:
 def photo_intrinsics(path: str | os.PathLike, width: int, height: int) -> np.ndarray:
     """``K (3, 3)`` for a photo loaded at ``width x height``: from the 35 mm-equivalent focal length
     in its EXIF (:func:`handpose.io.exif_focal_35mm`, written by phones) when there is one, else
-    :func:`handpose.fitting.default_intrinsics`' guess."""
+    :func:`handpose.camera.default_intrinsics`' guess."""
     return default_intrinsics(width, height, focal_35mm=io.exif_focal_35mm(path))
 
 

@@ -32,7 +32,8 @@ import cv2
 import numpy as np
 
 from handpose import io
-from handpose.fitting import FitResult, default_intrinsics
+from handpose.camera import default_intrinsics
+from handpose.fitting import FitResult
 from handpose.gestures import HandGesture, classify
 from handpose.models.native_stderr import silenced_native_stderr
 from handpose.prediction import HandPrediction
