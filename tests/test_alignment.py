@@ -6,14 +6,17 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from _fits import exact_fit, exact_hand
 from handpose.alignment import (
     Registration,
     align_scale_translation,
     fit_scale_translation,
     kabsch,
+    placed_keypoints,
     scale_translation,
     umeyama,
 )
+from handpose.handmodel import load_hand_model
 
 
 def random_problem(seed: int, batch: int = 3, joints: int = 21, noise: float = 0.0):
@@ -207,3 +210,11 @@ def test_umeyama_matches_scipy_and_ignores_zero_weight_points():
     np.testing.assert_allclose(sim.translation, [[4.0, 5.0, 6.0], [-1.0, 0.0, 2.0]], atol=1e-9)
     # no weight at all: finite, scale 0
     assert umeyama(x, y, np.zeros((2, 12))).scale.tolist() == [0.0, 0.0]
+
+
+def test_placed_keypoints_of_an_exact_fit(open_hand_export):
+    model = load_hand_model("open", "right")
+    hand, pose, points = exact_hand(model, 3)
+    fit = exact_fit(model, pose, points[0])
+    np.testing.assert_allclose(fit.keypoints[0], points, atol=1e-4)
+    np.testing.assert_allclose(placed_keypoints(hand, fit), points, atol=1e-4)  # root-relative -> camera frame

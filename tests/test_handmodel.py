@@ -18,12 +18,15 @@ from handpose.handmodel import (
     OpenHandModel,
     anatomical_frames,
     axis_angle_to_matrix,
+    installed_kind,
     load_hand_model,
     load_open_hand_arrays,
     open_hand_path,
+    pose_model,
     proportion_directions,
     rigid_transforms,
     skin_vertices,
+    skinning_weights,
 )
 from handpose.keypoints import BONES, FINGERS, INDEX, TIPS
 
@@ -401,3 +404,37 @@ def test_setup_failure_is_explained(tmp_path, monkeypatch, capsys):
 def test_missing_export_says_how_to_build_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="setup_assets --rebuild"):
         load_open_hand_arrays(tmp_path / "open_hand_v1.npz")
+
+
+# -- numpy adapters and the installed kind --------------------------------------------------
+def test_installed_kind_needs_both_mano_files(tmp_path):
+    assert installed_kind(tmp_path) == "open"
+    (tmp_path / "MANO_RIGHT.pkl").write_bytes(b"x")
+    assert installed_kind(tmp_path) == "open"
+    (tmp_path / "MANO_LEFT.pkl").write_bytes(b"x")
+    assert installed_kind(tmp_path) == "mano"
+
+
+def test_pose_model_broadcasts_and_matches_the_model(hands):
+    model = hands["right"]
+    shapes = np.zeros((3, model.num_shape))
+    shapes[:, 0] = [-1.0, 0.0, 1.0]
+    posed = pose_model(model, pose=np.zeros(45), shape=shapes)
+    assert posed.vertices.shape == (3, model.num_vertices, 3) and posed.keypoints.shape == (3, 21, 3)
+    with torch.no_grad():
+        rest = model().vertices[0].double().numpy()
+    np.testing.assert_allclose(posed.vertices[1], rest, atol=1e-5)
+    # the first shape coefficient is mostly size: the hand grows with it
+    sizes = np.ptp(posed.keypoints, axis=1).max(-1)
+    assert sizes[0] < sizes[1] < sizes[2]
+    with pytest.raises(ValueError, match="pose must be"):
+        pose_model(model, pose=np.zeros(44))
+    with pytest.raises(ValueError, match="disagree"):
+        pose_model(model, pose=np.zeros((2, 45)), shape=shapes)
+
+
+def test_skinning_weights_are_a_partition_of_unity(hands):
+    weights = skinning_weights(hands["right"])
+    assert weights.shape == (hands["right"].num_vertices, 20)
+    np.testing.assert_allclose(weights.sum(1), 1.0, atol=1e-5)
+    assert weights.min() >= 0.0

@@ -21,11 +21,9 @@ from handpose.signals import (
     breakdown,
     compute_signals,
     distinctive_tags,
-    failure_gallery,
     format_table,
     hand_model_bone_lengths,
     joint_angles,
-    plot_breakdown,
     reprojection_residual,
     signal_correlations,
     signal_error_correlation,
@@ -345,22 +343,6 @@ def test_correlations_worst_rows_breakdown_and_table() -> None:
     assert table["side"]["recall"] == 0.5 and table["side"]["error"] == pytest.approx(0.2)
     text = format_table(rows[:2], ["image", "error", "handedness"])
     assert text.splitlines()[2].split() == ["0.png", "0.000"] and len(text.splitlines()) == 4
-
-
-def test_gallery_and_breakdown_figures() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    image = blob_image(HAND)
-    hands = blob_predictor(image)
-    rows = analyse_image("a.png", image, hands, blob_predictor, HAND[None] + 3.0)
-    fig = failure_gallery({"a.png": image}, {"a.png": hands}, rows, {"a.png": HAND[None] + 3.0},
-                          {"a.png": "view=palm"}, n=4)
-    assert len([ax for ax in fig.axes if ax.images]) == 1
-    assert "view=palm" in fig.axes[0].get_title()
-    fig = plot_breakdown(rows, {"a.png": {"view": "palm", "lighting": "dim"}}, ["view", "lighting", "hands", "x"],
-                         ncols=3)
-    assert len(fig.axes) == 6 and len([ax for ax in fig.axes if ax.patches]) == 4
 
 
 def test_distinctive_tags_name_what_differs_from_the_majority() -> None:

@@ -139,3 +139,27 @@ def read_metadata_csv(path: str | os.PathLike) -> dict[str, dict[str, str]]:
                 raise ValueError(f"{path}, line {reader.line_num}: image {name!r} is listed twice")
             rows[name] = row
     return rows
+
+
+def known_intrinsics(gt_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Intrinsics ``K (3, 3)`` per image name from a ground-truth file (``gt.json`` with a ``K`` per
+    hand, as the demo set's); ``{}`` when the file does not exist. Images without a ``K`` are left out.
+
+    Raises:
+        ValueError: a ``K`` that is not a finite 3 x 3 matrix with positive focal lengths.
+    """
+    path = Path(gt_path)
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    out = {}
+    for entry in data.get("images", []):
+        for hand in entry.get("hands", []):
+            if hand.get("K") is None:
+                continue
+            K = np.asarray(hand["K"], dtype=np.float64)
+            if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+                raise ValueError(f"{path}: {entry['image']}: K must be a finite 3 x 3 matrix, got {K.tolist()}")
+            out[entry["image"]] = K
+            break
+    return out

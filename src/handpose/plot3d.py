@@ -7,12 +7,18 @@ so that printed pages crop nothing; :mod:`handpose.report` embeds plotly.js once
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
 
+from handpose.alignment import placed_keypoints
 from handpose.keypoints import BONE_COLORS, BONES, KEYPOINT_COLORS, NAMES, NUM_KEYPOINTS
+from handpose.render import SIDE_COLORS
+
+if TYPE_CHECKING:
+    from handpose.pipeline import MeshedImage
 
 #: Fixed figure size in pixels (fits the width of an A4 page printed with 12 mm margins).
 WIDTH, HEIGHT = 680, 520
@@ -403,6 +409,19 @@ def slider_figure(
         margin=dict(b=60),
     )
     return fig
+
+
+def scene_traces(item: "MeshedImage", opacity: float = 0.55) -> list:
+    """Plotly traces of one photo's hands in the camera frame: each fitted mesh (see-through,
+    coloured by side) with the predicted 3D keypoints placed on it (:func:`handpose.alignment.placed_keypoints`)."""
+    traces = []
+    for k, (hand, fit) in enumerate(zip(item.hands, item.fits)):
+        label = f"{hand.handedness} {k}"
+        color = "rgb({},{},{})".format(*SIDE_COLORS.get(hand.handedness, SIDE_COLORS["right"]))
+        mesh = mesh_trace(fit.vertices[0], fit.faces, name=f"{label} mesh", color=color, opacity=opacity)
+        traces.append(mesh.update(lighting=SOFT_LIGHT))
+        traces += skeleton_traces(placed_keypoints(hand, fit), name=f"{label} keypoints")
+    return traces
 
 
 def fixed_scene(points: np.ndarray, camera: dict = CAMERA_VIEW, pad: float = 0.05) -> dict:
