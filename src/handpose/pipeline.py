@@ -25,18 +25,18 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from handpose import io
-from handpose.camera import default_intrinsics
-from handpose.fitting import FitResult, fit_images
-from handpose.handmodel import HandModel
 from handpose.models import Estimator, get_estimator
 from handpose.paths import prediction_cache_dir
 from handpose.prediction import HandPrediction
-from handpose.render import export_obj, mesh_overlay
+
+if TYPE_CHECKING:
+    from handpose.fitting import FitResult
+    from handpose.handmodel import HandModel
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class MeshedImage:
     image: np.ndarray
     K: np.ndarray
     hands: list[HandPrediction]
-    fits: list[FitResult]
+    fits: list["FitResult"]
 
     @property
     def name(self) -> str:
@@ -297,12 +297,14 @@ class MeshedImage:
     def overlay(self, alpha: float = 0.8) -> np.ndarray:
         """``(H, W, 3)`` uint8: the photo with every fitted mesh shaded over it (see
         :func:`handpose.render.mesh_overlay`)."""
+        from handpose.render import mesh_overlay
+
         return mesh_overlay(self.image, self.fits, self.K, alpha=alpha)
 
 
 def mesh_images(
     results: Sequence[ImageResult],
-    model_or_kind: str | HandModel | Mapping[str, HandModel] = "open",
+    model_or_kind: "str | HandModel | Mapping[str, HandModel]" = "open",
     intrinsics: Mapping[str, np.ndarray] | None = None,
     **fit_options,
 ) -> list[MeshedImage]:
@@ -318,6 +320,9 @@ def mesh_images(
         **fit_options: passed to :func:`handpose.fitting.fit_images` (``threads``) and
             :func:`handpose.fitting.fit_hand`.
     """
+    from handpose.camera import default_intrinsics  # torch: imported only when meshes are fitted
+    from handpose.fitting import fit_images
+
     intrinsics = intrinsics or {}
     done = [r for r in results if r.error is None]
     images = [io.load_image(r.image) for r in done]
@@ -343,6 +348,8 @@ def write_meshes(meshed: Sequence[MeshedImage], out_dir: str | os.PathLike, name
     Returns:
         The paths written, in order.
     """
+    from handpose.render import export_obj
+
     if len(names) != len(meshed):
         raise ValueError(f"got {len(meshed)} photos but {len(names)} names")
     out = Path(out_dir)

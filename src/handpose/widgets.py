@@ -25,7 +25,6 @@ from handpose.fitting import fit_images
 from handpose.handmodel import pose_model
 from handpose.io import exif_focal_35mm
 from handpose.pipeline import MeshedImage
-from handpose.plot3d import scene_traces
 
 
 def _bundle(obj: Any) -> dict[str, Any]:
@@ -53,7 +52,7 @@ def _show(output: Any, item: MeshedImage, model_name: str) -> None:
     or by the photo and "no hands detected" when it has no hand."""
     import matplotlib.pyplot as plt
 
-    from handpose.plot3d import scene_figure
+    from handpose.plot3d import scene_figure, scene_traces
 
     if not item.hands:
         fig, ax = plt.subplots(figsize=(5, 5 * item.image.shape[0] / item.image.shape[1]))
