@@ -17,7 +17,6 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from handpose.alignment import umeyama
 from handpose.keypoints import MIDDLE_MCP, NUM_KEYPOINTS, WRIST
 from handpose.prediction import HandPrediction
 
@@ -171,6 +170,8 @@ def procrustes_align(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray | Non
         pred, gt: ``(N, J, 3)``; gt may hold NaN for unknown joints.
         visible: ``(N, J)`` bool, joints to align on (default: every finite GT joint).
     """
+    from handpose.alignment import umeyama  # lazy: alignment brings torch, metrics (used by viz, CLI) does not
+
     pred, gt = _pair(pred, gt, 3)
     used = _visible(visible, gt) & np.all(np.isfinite(pred), axis=-1)  # (N, J)
     sim = umeyama(pred, gt, used)
