@@ -12,7 +12,7 @@ from handpose import models, pipeline
 from handpose.camera import default_intrinsics, project
 from handpose.handmodel import installed_kind, load_hand_model, pose_model
 from handpose.prediction import HandPrediction
-from handpose.viz import hand_silhouette
+from _synthetic import hand_silhouette
 
 
 class CountingEstimator:

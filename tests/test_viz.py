@@ -8,7 +8,9 @@ import pytest
 
 from handpose.keypoints import FINGER_COLORS, FINGERS, NUM_KEYPOINTS
 from handpose.prediction import HandPrediction
-from handpose.viz import draw_hands, draw_keypoints, draw_text, gesture_notes, hand_silhouette
+from handpose.viz import draw_hands, draw_keypoints, draw_text, gesture_notes
+
+from _synthetic import hand_silhouette
 
 
 def fan_hand() -> np.ndarray:

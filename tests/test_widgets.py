@@ -19,7 +19,7 @@ from handpose.pipeline import MeshedImage  # noqa: E402
 from handpose.demo_data import gesture_pose  # noqa: E402
 from handpose.camera import default_intrinsics  # noqa: E402
 from handpose.handmodel import load_hand_model  # noqa: E402
-from handpose.viz import hand_silhouette  # noqa: E402
+from _synthetic import hand_silhouette  # noqa: E402
 
 
 @pytest.fixture(scope="module")

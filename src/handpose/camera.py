@@ -47,8 +47,6 @@ def intrinsics(f: float, cx: float, cy: float, fy: float | None = None) -> np.nd
     return np.array([[f, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
 
 
-K = intrinsics
-
 
 def continuous_to_centres(xy: ArrayLike) -> ArrayLike:
     """``(..., 2)`` continuous pixel coordinates (image ``[0, W]``) -> the package's integer-centre
