@@ -87,3 +87,17 @@ def test_rebuild_reproduces_the_shipped_export(tmp_path):
         exact = [key for key in npz.files if npz[key].dtype.kind != "f"]
     assert {key: differences[key] for key in exact} == dict.fromkeys(exact, 0.0)
     assert max(differences.values()) <= setup_assets.REBUILD_ATOL_MM, differences
+
+
+def test_export_is_current_rejects_other_versions_and_broken_files(tmp_path):
+    arrays = dict(np.load(handmodel.open_hand_path(), allow_pickle=False))
+    for name, change in (("old.npz", {"format_version": np.int64(handmodel.OPEN_HAND_VERSION - 1)}),
+                         ("other_anny.npz", {"anny_version": np.array("0.0.0")}),
+                         ("ok.npz", {})):
+        (tmp_path / name).write_bytes(setup_assets.npz_bytes({**arrays, **change}))
+    assert setup_assets.export_is_current(tmp_path / "ok.npz")
+    assert not setup_assets.export_is_current(tmp_path / "old.npz")
+    assert not setup_assets.export_is_current(tmp_path / "other_anny.npz")
+    (tmp_path / "text.npz").write_text("not an archive")
+    assert not setup_assets.export_is_current(tmp_path / "text.npz")
+    assert not setup_assets.export_is_current(tmp_path / "missing.npz")

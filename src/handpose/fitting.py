@@ -71,11 +71,8 @@ from scipy.spatial.transform import Rotation
 from handpose.alignment import kabsch, scale_translation
 from handpose.camera import rotation_from_2d, translation_from_2d, translation_from_size
 from handpose.handmodel import HandModel, load_hand_model
-from handpose.keypoints import NUM_KEYPOINTS
+from handpose.keypoints import NUM_KEYPOINTS, PALM_RIGID
 from handpose.prediction import HandPrediction
-
-#: Palm keypoints used by the rigid initialisation: the wrist and the index..pinky MCPs.
-PALM: tuple[int, ...] = (0, 5, 9, 13, 17)
 
 #: Solvers of :func:`fit_hand`.
 SOLVERS: tuple[str, ...] = ("lm", "adam")
@@ -337,12 +334,12 @@ def _initialise(
     orient = np.zeros((candidates, batch, 3))
     transl = np.zeros((candidates, batch, 3))
     # Palm plane normal of the rest hand (smallest principal axis), for the mirror candidate.
-    palm_rest = rest[list(PALM)] - rest[list(PALM)].mean(0)
+    palm_rest = rest[list(PALM_RIGID)] - rest[list(PALM_RIGID)].mean(0)
     normal = np.linalg.svd(palm_rest)[2][-1]
     mirror_palm = np.eye(3) - 2.0 * np.outer(normal, normal)
     flip_z = np.diag([1.0, 1.0, -1.0])
     for b in range(batch):
-        idx = list(PALM) if (conf[b, list(PALM)] > 0).sum() >= 3 else list(range(NUM_KEYPOINTS))
+        idx = list(PALM_RIGID) if (conf[b, list(PALM_RIGID)] > 0).sum() >= 3 else list(range(NUM_KEYPOINTS))
         w = conf[b, idx]
         if kp3 is not None:
             rotations = [kabsch(rest[idx], kp3[b, idx], w)]
@@ -453,7 +450,7 @@ class Objective:
         else:  # 3D only: the alignment absorbs any translation
             self.transl_unit = torch.zeros_like(transl0)
         palm = torch.zeros(NUM_KEYPOINTS, dtype=torch.float64)
-        palm[list(PALM)] = 1.0
+        palm[list(PALM_RIGID)] = 1.0
         self.palm = palm
         if kp3 is not None:  # k: mm of the rest hand per unit of the 3D keypoints, (B, 1)
             rest = rest_keypoints(model)[None]

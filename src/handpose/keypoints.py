@@ -39,6 +39,13 @@ FINGERS: dict[str, tuple[int, int, int, int]] = {
 }
 TIPS: tuple[int, ...] = tuple(chain[-1] for chain in FINGERS.values())
 
+#: The rigid palm: the wrist and the four finger MCPs (the thumb's CMC moves with the thumb). The
+#: fit starts from their rotation.
+PALM_RIGID: tuple[int, ...] = (WRIST,) + tuple(chain[0] for name, chain in FINGERS.items() if name != "thumb")
+#: The palm's outline: the wrist, the thumb's CMC and the four finger MCPs (the slides' sphere-mesh
+#: palm is the convex hull of their spheres).
+PALM_OUTLINE: tuple[int, ...] = (WRIST,) + tuple(chain[0] for chain in FINGERS.values())
+
 #: Parent of each keypoint (the wrist is the root and has parent -1).
 PARENTS: tuple[int, ...] = (-1,) + tuple(
     WRIST if j == 0 else chain[j - 1] for chain in FINGERS.values() for j in range(4)

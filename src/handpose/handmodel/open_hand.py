@@ -33,6 +33,7 @@ from handpose.handmodel.skinning import (
     rigid_transforms,
     skin_vertices,
 )
+from handpose.keypoints import FINGERS
 from handpose.rotations import frame_from_directions
 
 #: Bump when the export's content or layout changes (and ship the file rebuilt by setup_assets).
@@ -88,14 +89,13 @@ def anatomical_frames(heads: np.ndarray, tails: np.ndarray, towards: np.ndarray)
 #: lengthens the bone by LENGTH_UNIT of its rest length.
 PALM_UNIT_MM = 5.0
 LENGTH_UNIT = 0.06
-_FINGER_NAMES = ("thumb", "index", "middle", "ring", "pinky")
 #: The proportion components of the open hand, in order (33): the wrist keypoint's and each
 #: finger base's (thumb CMC, index to pinky MCP) offset along x, y, z, then the lengths of the
 #: three bones of each finger, base to tip.
 PROPORTION_LABELS: tuple[str, ...] = (
     tuple(f"wrist offset {axis}" for axis in "xyz")
-    + tuple(f"{finger} base offset {axis}" for finger in _FINGER_NAMES for axis in "xyz")
-    + tuple(f"{finger} bone {j} length" for finger in _FINGER_NAMES for j in (1, 2, 3))
+    + tuple(f"{finger} base offset {axis}" for finger in FINGERS for axis in "xyz")
+    + tuple(f"{finger} bone {j} length" for finger in FINGERS for j in (1, 2, 3))
 )
 
 
