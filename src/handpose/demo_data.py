@@ -69,10 +69,10 @@ GESTURES: dict[str, tuple[tuple[tuple[float, float, float], ...], ...]] = {
               ((15, 0, 0), (20, 0, 0), (10, 0, 0)), ((20, 0, 0), (25, 0, 0), (15, 0, 0)),
               ((25, 0, 0), (30, 0, 0), (15, 0, 0))),
 }
-#: ``metadata.csv`` gesture tag of each gesture.
 #: ``metadata.csv`` background tag of each background kind.
 BACKGROUND_TAGS = {"plain": "plain", "wood": "textured", "fabric": "textured", "clutter": "cluttered",
                    "photo": "cluttered"}
+#: ``metadata.csv`` gesture tag of each gesture.
 GESTURE_TAGS = {"open": "open", "relaxed": "other", "fist": "fist", "point": "point",
                 "count2": "count", "count3": "count", "pinch": "pinch"}
 
