@@ -25,16 +25,11 @@ from handpose.figures import (  # noqa: E402
     plot_sweep,
     plot_sweep_overview,
 )
-from handpose.handmodel import load_hand_model  # noqa: E402
 from handpose.pipeline import MeshedImage  # noqa: E402
 from handpose.prediction import HandPrediction  # noqa: E402
 from handpose.signals import analyse_image  # noqa: E402
 from handpose.sweeps import SweepResult, robustness_sweep  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def models(open_hand_export):
-    return {side: load_hand_model("open", side) for side in ("right", "left")}
 
 
 # -- layout -------------------------------------------------------------------------------------
@@ -70,9 +65,9 @@ def test_hands_box_is_a_square_around_the_hands_inside_the_photo():
     assert hands_box([], 640, 480) == (0.0, 0.0, 640.0, 480.0)
 
 
-def test_inference_figure_rows_and_validation(models):
-    hand, pose, points = exact_hand(models["right"], 4)
-    fit = exact_fit(models["right"], pose, points[0])
+def test_inference_figure_rows_and_validation(open_hands):
+    hand, pose, points = exact_hand(open_hands["right"], 4)
+    fit = exact_fit(open_hands["right"], pose, points[0])
     image = np.full((480, 640, 3), 90, np.uint8)
     item = MeshedImage(Path("x.png"), image, K, [hand], [fit])
     fig = inference_figure(image, K, {"a": item, "b": ([hand], [fit])}, title="x")

@@ -9,7 +9,6 @@ import torch
 
 from _fits import K, exact_fit, exact_hand
 from handpose import losses as L
-from handpose.handmodel import load_hand_model
 from handpose.prediction import HandPrediction
 from handpose.keypoints import BONES, MIDDLE_MCP, WRIST
 
@@ -293,14 +292,10 @@ def test_two_hand_validation() -> None:
         L.shape_consistency_loss(torch.zeros(2, 10))
 
 
-@pytest.fixture(scope="module")
-def models(open_hand_export):
-    return {side: load_hand_model("open", side) for side in ("right", "left")}
-
 
 # -- the slides' losses on a prediction and its fit ------------------------------------------
-def test_prediction_losses_of_an_exact_fit(models):
-    model = models["right"]
+def test_prediction_losses_of_an_exact_fit(open_hands):
+    model = open_hands["right"]
     hand, pose, points = exact_hand(model, 6)
     fit = exact_fit(model, pose, points[0])
     scores = L.prediction_losses(hand, fit, K, model)
@@ -315,4 +310,4 @@ def test_prediction_losses_of_an_exact_fit(models):
     stretched = HandPrediction(hand.keypoints_2d, longer, "right", 1.0)
     assert L.prediction_losses(stretched, fit, K, model).bone_length > 0.01
     with pytest.raises(ValueError, match="left hand"):
-        L.prediction_losses(hand, fit, K, models["left"])
+        L.prediction_losses(hand, fit, K, open_hands["left"])

@@ -178,21 +178,17 @@ def test_a_model_that_cannot_be_built_stops_the_run_once(folder, monkeypatch):
         pipeline.predict_folder(folder, None, model=CountingEstimator(), progress=False, batch_size=0)
 
 
-@pytest.fixture(scope="module")
-def hand_models(open_hand_export):
-    return {side: load_hand_model("open", side) for side in ("right", "left")}
-
 
 # -- photos -> fitted meshes ----------------------------------------------------------------
-def test_mesh_images_uses_known_K_else_the_default(hand_models, tmp_path: Path):
+def test_mesh_images_uses_known_K_else_the_default(open_hands, tmp_path: Path):
     from PIL import Image
 
-    hand, _, _ = exact_hand(hand_models["right"], 0)
+    hand, _, _ = exact_hand(open_hands["right"], 0)
     for name in ("a.png", "b.png"):
         Image.fromarray(np.zeros((480, 640, 3), np.uint8)).save(tmp_path / name)
     results = [pipeline.ImageResult(tmp_path / "a.png", 640, 480, [hand]), pipeline.ImageResult(tmp_path / "b.png", 640, 480, []),
                pipeline.ImageResult(tmp_path / "gone.png", error="unreadable")]
-    meshed = pipeline.mesh_images(results, hand_models, {"a.png": K}, **FAST)
+    meshed = pipeline.mesh_images(results, open_hands, {"a.png": K}, **FAST)
     assert [m.name for m in meshed] == ["a.png", "b.png"]
     np.testing.assert_array_equal(meshed[0].K, K)
     np.testing.assert_array_equal(meshed[1].K, default_intrinsics(640, 480))

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from _fits import K, exact_fit, exact_hand
 from handpose import plot3d
-from handpose.handmodel import load_hand_model
 from handpose.pipeline import MeshedImage
 from handpose.keypoints import BONES, NAMES
 from handpose.sample import canonical_hand_keypoints
@@ -106,14 +105,10 @@ def test_selector_figure_toggles_one_group_at_a_time() -> None:
         plot3d.selector_figure([], [])
 
 
-@pytest.fixture(scope="module")
-def models(open_hand_export):
-    return {side: load_hand_model("open", side) for side in ("right", "left")}
 
-
-def test_scene_traces_one_mesh_and_skeleton_per_hand(models):
-    hand, pose, points = exact_hand(models["right"], 5)
-    fit = exact_fit(models["right"], pose, points[0])
+def test_scene_traces_one_mesh_and_skeleton_per_hand(open_hands):
+    hand, pose, points = exact_hand(open_hands["right"], 5)
+    fit = exact_fit(open_hands["right"], pose, points[0])
     item = MeshedImage(Path("x.png"), np.zeros((480, 640, 3), np.uint8), K, [hand, hand], [fit, fit])
     traces = plot3d.scene_traces(item)
     assert [t.type for t in traces].count("mesh3d") == 2

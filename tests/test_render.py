@@ -7,7 +7,6 @@ from matplotlib.path import Path as MplPath
 
 from handpose.camera import project
 from handpose.plot3d import uv_sphere
-from handpose.handmodel import load_hand_model
 from handpose.render import export_obj, mesh_overlay, overlay, rasterize, render_depth, vertex_normals
 
 from _fits import K, exact_fit, exact_hand
@@ -211,15 +210,11 @@ def test_export_obj_round_trip(tmp_path):
     assert not (tmp_path / "bad.obj").exists()
 
 
-@pytest.fixture(scope="module")
-def models(open_hand_export):
-    return {side: load_hand_model("open", side) for side in ("right", "left")}
-
 
 # -- fitted hands over photos ---------------------------------------------------------------
-def test_mesh_overlay_of_an_exact_fit(models):
-    hand, pose, points = exact_hand(models["right"], 3)
-    fit = exact_fit(models["right"], pose, points[0])
+def test_mesh_overlay_of_an_exact_fit(open_hands):
+    hand, pose, points = exact_hand(open_hands["right"], 3)
+    fit = exact_fit(open_hands["right"], pose, points[0])
     image = np.zeros((480, 640, 3), np.uint8)
     out = mesh_overlay(image, [fit], K, alpha=1.0)
     covered = out.sum(-1) > 0

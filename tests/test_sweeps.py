@@ -10,7 +10,6 @@ from handpose.metrics import box_size
 from handpose.prediction import HandPrediction
 from handpose.sweeps import (
     KINDS,
-    SweepResult,
     blur,
     brightness,
     contrast,
