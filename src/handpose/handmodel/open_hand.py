@@ -36,7 +36,7 @@ from handpose.handmodel.skinning import (
 from handpose.keypoints import FINGERS
 from handpose.rotations import frame_from_directions
 
-#: Bump when the export's content or layout changes (and ship the file rebuilt by setup_assets).
+#: Bump when the export's content or layout changes (and ship the file rebuilt by handmodel.build).
 OPEN_HAND_VERSION = 1
 OPEN_HAND_FILENAME = f"open_hand_v{OPEN_HAND_VERSION}.npz"
 _SETUP_HINT = ("it ships with the package: restore it from git, or rebuild it with "
@@ -174,7 +174,7 @@ def proportion_directions(
 
 
 def load_open_hand_arrays(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
-    """The arrays of the open hand export (see :mod:`handpose.setup_assets`), version-checked."""
+    """The arrays of the open hand export (see :mod:`handpose.handmodel.build`), version-checked."""
     path = Path(path) if path is not None else open_hand_path()
     if not path.is_file():
         raise FileNotFoundError(f"open hand model not found at {path}: {_SETUP_HINT}")
