@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from handpose.camera import affine_on_centres, centres_to_continuous, continuous_to_centres
-from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST
+from handpose.handmodel import rest_bone_lengths
+from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST, bone_lengths
 from handpose.prediction import HandPrediction
 from handpose.signals import (
     ANGLE_LIMITS,
@@ -17,12 +18,10 @@ from handpose.signals import (
     analyse_image,
     anatomical_plausibility,
     augment,
-    bone_lengths,
     breakdown,
     compute_signals,
     distinctive_tags,
     format_table,
-    hand_model_bone_lengths,
     joint_angles,
     reprojection_residual,
     signal_correlations,
@@ -294,7 +293,7 @@ def test_signal_error_correlation_hand_computed() -> None:
 
 def test_reference_table_is_the_open_hand_rest_pose() -> None:
     try:
-        right, left = hand_model_bone_lengths("open", "right"), hand_model_bone_lengths("open", "left")
+        right, left = rest_bone_lengths("open", "right"), rest_bone_lengths("open", "left")
     except FileNotFoundError as error:
         pytest.skip(f"open hand model not built: {error}")
     np.testing.assert_allclose(REFERENCE_BONE_MM, right, atol=0.3)

@@ -26,6 +26,7 @@ from IPython.display import HTML, display
 
 from handpose import figures, io, signals, sweeps
 from handpose.groundtruth import read_ground_truth
+from handpose.handmodel import rest_bone_lengths
 from handpose.metrics import evaluate_2d
 from handpose.models import get_estimator
 from handpose.models.mediapipe import MediaPipeOptions
@@ -83,7 +84,7 @@ def predict_fast(image):
 
 
 try:
-    reference_mm = signals.hand_model_bone_lengths("open")
+    reference_mm = rest_bone_lengths("open")
     reference_note = "open hand model (rest pose)"
 except FileNotFoundError:
     reference_mm, reference_note = None, "built-in table (open hand model not built: run `make setup`)"

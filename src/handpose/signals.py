@@ -28,7 +28,7 @@ from scipy.stats import spearmanr
 from handpose.alignment import fit_scale_translation
 from handpose.camera import centres_to_continuous, continuous_to_centres
 from handpose.detect import View, check_image, warp_view
-from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST
+from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST, bone_lengths
 from handpose.metrics import box_size, match_hands, pck
 from handpose.prediction import HandPrediction, Predictor
 from handpose.rotations import normalize
@@ -169,7 +169,7 @@ def tta_disagreement(image: np.ndarray, hands: Sequence[HandPrediction], predict
 # -- anatomical plausibility ------------------------------------------------------------------
 
 #: Reference bone lengths in mm, in :data:`handpose.keypoints.BONES` order (child 1..20): the rest
-#: pose of the open hand model (:func:`hand_model_bone_lengths`, mean shape), rounded to 0.5 mm, for
+#: pose of the open hand model (:func:`handpose.handmodel.rest_bone_lengths`, mean shape), rounded to 0.5 mm, for
 #: when its set-up export is missing. Keypoint-to-keypoint lengths as the estimators place the
 #: keypoints (MediaPipe's world landmarks agree within about 10 %), not anatomical bone lengths.
 REFERENCE_BONE_MM: np.ndarray = np.array([
@@ -193,27 +193,6 @@ ANGLE_LIMITS: np.ndarray = np.array([_THUMB_LIMITS[i] if f == "thumb" else _FING
 
 #: A bone is implausible when its scale-normalised length is off by more than this factor.
 BONE_RATIO_TOLERANCE = 1.3
-
-
-def hand_model_bone_lengths(kind: str = "open", side: str = "right") -> np.ndarray:
-    """``(20,)`` bone lengths in mm of a hand model's rest pose (:func:`handpose.handmodel.load_hand_model`).
-
-    Raises whatever the model raises when its files are missing (the open hand needs ``make setup``).
-    """
-    import torch
-
-    from handpose.handmodel import load_hand_model
-
-    with torch.no_grad():
-        keypoints = load_hand_model(kind, side)().keypoints[0].cpu().numpy()
-    return bone_lengths(keypoints)
-
-
-def bone_lengths(keypoints: np.ndarray) -> np.ndarray:
-    """``(..., 21, D)`` keypoints -> ``(..., 20)`` bone lengths in :data:`~handpose.keypoints.BONES` order."""
-    keypoints = np.asarray(keypoints, dtype=np.float64)
-    parents, children = np.array(BONES).T
-    return np.linalg.norm(keypoints[..., children, :] - keypoints[..., parents, :], axis=-1)
 
 
 def joint_angles(keypoints_3d: np.ndarray, handedness: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -299,7 +278,7 @@ def anatomical_plausibility(keypoints_3d: np.ndarray, handedness: Sequence[str],
         keypoints_3d: ``(B, 21, 3)`` in a right-handed frame (units cancel).
         handedness: ``B`` labels.
         reference_mm: ``(20,)`` reference bone lengths (default :data:`REFERENCE_BONE_MM`, or
-            :func:`hand_model_bone_lengths`).
+            :func:`handpose.handmodel.rest_bone_lengths`).
     """
     reference = REFERENCE_BONE_MM if reference_mm is None else np.asarray(reference_mm, dtype=np.float64)
     if reference.shape != (len(BONES),) or not np.all(reference > 0):

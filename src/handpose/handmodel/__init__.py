@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+import torch
+
 from handpose.handmodel.base import SIDES, HandModel, HandModelOutput, PosedModel, pose_model, skinning_weights
 from handpose.handmodel.mano import load_mano_model
 from handpose.handmodel.open_hand import (
@@ -36,13 +39,14 @@ from handpose.handmodel.open_hand import (
     open_hand_path,
     proportion_directions,
 )
+from handpose.keypoints import bone_lengths
 from handpose.paths import MANO_FILES, find_weights_dir
 from handpose.handmodel.skinning import apply_transforms, axis_angle_to_matrix, rigid_transforms, skin_vertices
 
 __all__ = [
     "LENGTH_UNIT", "OPEN_HAND_FILENAME", "OPEN_HAND_VERSION", "PALM_UNIT_MM", "PROPORTION_LABELS", "SIDES",
     "HandModel", "HandModelOutput", "OpenHandModel", "PosedModel", "anatomical_frames", "apply_transforms",
-    "axis_angle_to_matrix", "installed_kind", "joint_ranges", "load_hand_model", "load_open_hand_arrays",
+    "axis_angle_to_matrix", "installed_kind", "rest_bone_lengths", "joint_ranges", "load_hand_model", "load_open_hand_arrays",
     "open_hand_path", "pose_model", "proportion_directions", "rigid_transforms", "skin_vertices", "skinning_weights",
 ]
 
@@ -69,3 +73,11 @@ def installed_kind(weights_dir: str | os.PathLike | None = None) -> str:
     (:func:`handpose.paths.find_weights_dir`), else ``"open"`` (the open hand, always there)."""
     folder = find_weights_dir(weights_dir)
     return "mano" if all((folder / name).is_file() for name in MANO_FILES.values()) else "open"
+
+
+def rest_bone_lengths(kind: str = "open", side: str = "right") -> np.ndarray:
+    """``(20,)`` bone lengths in mm (:func:`handpose.keypoints.bone_lengths`) of the rest pose of the
+    hand model ``kind`` of ``side`` (:func:`load_hand_model`, mean shape)."""
+    with torch.no_grad():
+        keypoints = load_hand_model(kind, side)().keypoints[0].cpu().numpy()
+    return bone_lengths(keypoints)
