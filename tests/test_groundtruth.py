@@ -103,3 +103,28 @@ def test_known_intrinsics_reads_first_K_and_validates(tmp_path: Path):
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     with pytest.raises(ValueError, match="a.jpg"):
         known_intrinsics(tmp_path / "gt.json")
+
+
+# -- writers: round trips through the readers -------------------------------------------------
+def test_gt_document_round_trip(tmp_path: Path):
+    from handpose.groundtruth import gt_document
+
+    uv = np.arange(42, dtype=np.float64).reshape(21, 2)
+    entry = {"image": "a.jpg", "width": 64, "height": 48,
+             "hands": [{"handedness": "left", "keypoints_2d": uv.tolist(), "visibility": [1] * 20 + [0]}]}
+    doc = gt_document([entry], {"keypoints_2d": "px"})
+    assert doc["keypoint_order"][0] == "wrist" and len(doc["keypoint_order"]) == NUM_KEYPOINTS
+    (tmp_path / "gt.json").write_text(json.dumps(doc))
+    truth = read_ground_truth(tmp_path / "gt.json")["a.jpg"]
+    np.testing.assert_array_equal(truth.keypoints_2d[0, :20], uv[:20])
+    assert np.isnan(truth.keypoints_2d[0, 20]).all()
+
+
+def test_metadata_csv_round_trip_and_missing_columns(tmp_path: Path):
+    from handpose.groundtruth import metadata_csv
+
+    row = {c: f"{c}-value" for c in METADATA_COLUMNS} | {"image": "a.jpg", "notes": "commas, quoted"}
+    io.write_atomic(tmp_path / "metadata.csv", metadata_csv([row]))
+    assert read_metadata_csv(tmp_path / "metadata.csv") == {"a.jpg": row}
+    with pytest.raises(ValueError, match="misses"):
+        metadata_csv([{"image": "b.jpg"}])

@@ -1,7 +1,7 @@
 """Ground-truth files of photo sets: ``gt.json`` / ``annotations.json`` and ``metadata.csv``, the
-format documented here once, with their readers.
+format documented here once, with their readers and writers.
 
-``gt.json`` (the demo set, written by :func:`handpose.demo_data.gt_document`; the internal photo
+``gt.json`` (the demo set, written by :func:`gt_document` from :mod:`handpose.demo_data`; the internal photo
 set) and ``annotations.json`` (your photos, written by :class:`handpose.annotate.AnnotationStore`)
 share one layout::
 
@@ -28,6 +28,7 @@ unfinished (joints ``n..20`` not reached), so that it can be resumed; complete h
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from handpose.camera import resize_pixels
-from handpose.keypoints import NUM_KEYPOINTS
+from handpose.keypoints import NAMES, NUM_KEYPOINTS
 
 #: Columns of ``metadata.csv``: per-photo scenario tags of a photo set.
 METADATA_COLUMNS: tuple[str, ...] = (
@@ -163,3 +164,25 @@ def known_intrinsics(gt_path: str | os.PathLike) -> dict[str, np.ndarray]:
             out[entry["image"]] = K
             break
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers
+# ---------------------------------------------------------------------------------------------
+def gt_document(images: list[dict], conventions: dict[str, str]) -> dict:
+    """The whole ``gt.json`` of a photo set: the course keypoint order, the ``conventions`` (free
+    text, for people) and one entry per image (the layout above)."""
+    return {"keypoint_order": [name.lower() for name in NAMES], "conventions": dict(conventions), "images": images}
+
+
+def metadata_csv(rows: Sequence[dict[str, str]]) -> str:
+    """CSV text with the columns :data:`METADATA_COLUMNS`, in that order."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(METADATA_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        missing = set(METADATA_COLUMNS) - set(row)
+        if missing:
+            raise ValueError(f"metadata row for {row.get('image')!r} misses {sorted(missing)}")
+        writer.writerow({k: row[k] for k in METADATA_COLUMNS})
+    return buffer.getvalue()
