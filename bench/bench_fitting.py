@@ -43,7 +43,8 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from handpose.camera import project
-from handpose.fitting import SOLVERS, FitWeights, default_intrinsics, fit_hand, fit_images
+from handpose.camera import default_intrinsics
+from handpose.fitting import SOLVERS, FitWeights, fit_hand, fit_images
 from handpose.handmodel import load_hand_model
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "photos"

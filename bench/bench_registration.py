@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python bench/bench_registration.py [--batch 4096] [--repeats 20] [--threads 1]
 
-Prints the median time of :func:`handpose.heatmap.fit_scale_translation` (torch float32, as in the
+Prints the median time of :func:`handpose.alignment.fit_scale_translation` (torch float32, as in the
 ICCV 2021 network) at B = 1 and B = ``--batch`` with J = 21, the median time of a Python loop of
 ``numpy.linalg.lstsq`` on the confidence-weighted rows ``[Jx 1 0; Jy 0 1]`` at B = ``--batch``, the
 speed-up, and the largest parameter difference between the two.
@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from handpose.heatmap import fit_scale_translation
+from handpose.alignment import fit_scale_translation
 
 NUM_JOINTS = 21
 GOAL_SPEEDUP = 50.0

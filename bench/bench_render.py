@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from handpose.camera import project
-from handpose.fitting import default_intrinsics
+from handpose.camera import default_intrinsics
 from handpose.plot3d import uv_sphere
 from handpose.render import overlay, rasterize
 

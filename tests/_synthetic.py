@@ -64,3 +64,33 @@ def blob_predictor(image: np.ndarray) -> list[HandPrediction]:
     """The fake estimator: one hand when all 21 blobs are found, else none."""
     points = find_blobs(image)
     return [hand_from(points, chirality(points))] if np.isfinite(points).all() else []
+
+
+def hand_silhouette(size: int = 384, background: tuple[int, int, int] = (70, 90, 120)) -> np.ndarray:
+    """A procedural, shaded hand silhouette (open hand, fingers up, thumb to the image's left)
+    on a vertical-gradient background: an ``(size, size, 3)`` uint8 RGB test image that MediaPipe
+    detects at any quarter turn, for tests and demos that must not use real photos.
+
+    Palm: ellipse; fingers: round-capped strokes; shading: skin colour darkened towards the
+    outline, ``skin * (0.65 + 0.35 min(d / 12 px, 1))`` with ``d`` the distance to the outline.
+    """
+    if size < 64:
+        raise ValueError(f"size must be >= 64, got {size}")
+    s = size / 384.0
+    rows = np.linspace(0.8, 1.2, size)[:, None, None]
+    canvas = np.clip(np.broadcast_to(np.array(background, np.float64), (size, size, 3)) * rows, 0, 255)
+    mask = np.zeros((size, size), np.uint8)
+    cv2.ellipse(mask, (round(192 * s), round(250 * s)), (round(62 * s), round(72 * s)), 0, 0, 360, 255, -1)
+    cv2.rectangle(mask, (round(150 * s), round(290 * s)), (round(234 * s), size), 255, -1)  # forearm
+    # (base x, base y, tip x, tip y, width) in a 384-pixel frame: thumb, index, middle, ring, pinky.
+    strokes = ((138, 255, 63, 210, 28), (160, 200, 135, 83, 24), (190, 200, 190, 70, 25),
+               (218, 200, 239, 82, 23), (243, 200, 279, 112, 20))
+    for x1, y1, x2, y2, width in strokes:
+        cv2.line(mask, (round(x1 * s), round(y1 * s)), (round(x2 * s), round(y2 * s)), 255, round(width * s),
+                 cv2.LINE_AA)
+    inside = (mask > 127).astype(np.uint8)
+    distance = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
+    shade = 0.65 + 0.35 * np.minimum(distance / (12.0 * s), 1.0)
+    skin = np.array([224.0, 172.0, 140.0]) * shade[..., None]
+    alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 1.2)[..., None]
+    return np.clip(canvas * (1 - alpha) + skin * alpha, 0, 255).astype(np.uint8)

@@ -124,3 +124,11 @@ def open_hand_export() -> Path:
     path = open_hand_path()
     assert path.is_file(), f"{path} is missing: it ships with the repository (git checkout -- it)"
     return path
+
+
+@pytest.fixture(scope="session")
+def open_hands(open_hand_export) -> dict:
+    """The open hand model of each side, ``{"right": model, "left": model}`` (stateless: shared)."""
+    from handpose.handmodel import load_hand_model
+
+    return {side: load_hand_model("open", side) for side in ("right", "left")}

@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     "models": 1, "detect": 1, "handmodel": 1, "setup_assets": 1,
     "fitting": 2, "losses": 2, "metrics": 2, "signals": 2, "sweeps": 2, "gestures": 2, "tracking": 2,
     "render": 3, "viz": 3, "plot3d": 3, "figures": 3,
-    "pipeline": 4, "meshes": 4, "demo_data": 4, "scene": 4, "video": 4, "demo_clip": 4,
+    "pipeline": 4, "demo_data": 4, "scene": 4, "video": 4, "demo_clip": 4,
     "cli": 5, "report": 5, "widgets": 5, "annotate": 5, "notebook": 5, "live": 5,
 }
 #: Pairs (importer prefix, imported prefix) that the layer numbers allow but the rules forbid.
@@ -165,6 +165,26 @@ def test_no_import_cycle(graph) -> None:
 
 
 # -- the checker itself -------------------------------------------------------------------------
+
+
+def test_analysis_never_draws() -> None:
+    """Layer 2 computes; its figures are built in ``figures``: no import of drawing or matplotlib,
+    not even inside a function."""
+    drawing = {name for name, layer in LAYERS.items() if layer == 3}
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = module_name(path)
+        if layer_of(name) != 2:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+                if isinstance(node, ast.ImportFrom) else [])
+            for target in targets:
+                inner = target.removeprefix("handpose").lstrip(".")
+                if target.startswith("matplotlib") or (target.startswith("handpose") and inner in drawing):
+                    offenders.append(f"{name} imports {target}")
+    assert not offenders, offenders
 
 
 def test_the_reader_sees_module_level_imports_only(tmp_path) -> None:

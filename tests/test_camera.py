@@ -10,19 +10,22 @@ from handpose.camera import (
     affine_on_centres,
     centres_to_continuous,
     continuous_to_centres,
-    resize_pixels,
-    supersampled_intrinsics,
-    K,
-    WeakCamera,
+    default_intrinsics,
     from_homogeneous,
     intrinsics,
     perspective_to_weak,
     project,
     projection_matrix,
+    resize_pixels,
+    rotation_from_2d,
+    supersampled_intrinsics,
     to_homogeneous,
+    translation_from_2d,
+    translation_from_size,
     unproject,
     weak_perspective,
     weak_to_perspective,
+    WeakCamera,
 )
 
 
@@ -46,11 +49,10 @@ def cv2_project(X, Km, rvec, t):
     return cv2.projectPoints(X, rvec, t, Km, None)[0][:, 0]
 
 
-def test_intrinsics_layout_and_alias():
+def test_intrinsics_layout():
     m = intrinsics(500.0, 320.0, 240.0, fy=450.0)
     np.testing.assert_array_equal(m, [[500, 0, 320], [0, 450, 240], [0, 0, 1]])
-    assert K is intrinsics
-    np.testing.assert_array_equal(K(3.0, 1.0, 2.0), [[3, 0, 1], [0, 3, 2], [0, 0, 1]])
+    np.testing.assert_array_equal(intrinsics(3.0, 1.0, 2.0), [[3, 0, 1], [0, 3, 2], [0, 0, 1]])
     with pytest.raises(ValueError, match="focal"):
         intrinsics(-1.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="focal"):
@@ -329,3 +331,54 @@ def test_supersampled_intrinsics_keep_the_image_centre_and_the_rays():
     X = np.array([[10.0, -20.0, 300.0], [-50.0, 40.0, 800.0]])
     np.testing.assert_allclose(project(X, K3), resize_pixels(project(X, K), 3, 3))
 
+
+# --- uncalibrated photos and rigid pose from 2D (moved from fitting) ------------------------
+K640 = default_intrinsics(640, 480)
+
+
+def test_translation_from_2d_recovers_a_rigid_motion():
+    rng = np.random.default_rng(1)
+    moved = rng.normal(0, 40, (8, 3))
+    t = np.array([30.0, -20.0, 450.0])
+    uv = project(moved + t, K640)
+    np.testing.assert_allclose(translation_from_2d(moved, uv, K640, np.ones(8)), t, atol=1e-8)
+
+
+def test_default_intrinsics():
+    k = default_intrinsics(640, 480)
+    np.testing.assert_allclose(k, [[768, 0, 319.5], [0, 768, 239.5], [0, 0, 1]])
+    # 35 mm equivalent: a 43.27 mm focal length spans the diagonal.
+    assert default_intrinsics(300, 400, focal_35mm=43.27)[0, 0] == pytest.approx(500.0)
+    with pytest.raises(ValueError):
+        default_intrinsics(0, 480)
+
+
+def test_translation_from_2d_uses_the_skew():
+    rng = np.random.default_rng(3)
+    points = rng.normal(0, 40, (8, 3))
+    skewed = K640.copy()
+    skewed[0, 1] = 40.0
+    t = np.array([30.0, -20.0, 450.0])
+    uv = project(points + t, skewed)
+    np.testing.assert_allclose(translation_from_2d(points, uv, skewed, np.ones(8)), t, atol=1e-8)
+
+
+def test_translation_from_size_known_answer():
+    # a fronto-parallel square: its 2D size is exactly f size / z, its 2D centroid the projection
+    points = np.array([[-30.0, -30, 5], [30, -30, 5], [30, 30, 5], [-30, 30, 5]])
+    t = np.array([40.0, -25.0, 600.0])
+    uv = project(points + t, K640)
+    np.testing.assert_allclose(translation_from_size(points, uv, K640, np.ones(4)), t, atol=1e-9)
+
+
+def test_rotation_from_2d_recovers_the_rotation_and_falls_back_to_identity():
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(5)
+    points = rng.normal(0, 40, (8, 3))
+    R = Rotation.from_rotvec([0.4, -0.3, 0.2]).as_matrix()
+    uv = project(points @ R.T + [10.0, -5.0, 500.0], K640)
+    np.testing.assert_allclose(rotation_from_2d(points, uv, K640, np.ones(8)), R, atol=1e-6)
+    same_pixel = np.full((8, 2), 100.0)
+    R0 = rotation_from_2d(points, same_pixel, K640, np.ones(8))
+    assert R0.shape == (3, 3) and np.all(np.isfinite(R0))

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from handpose import cli, models
-from handpose.viz import hand_silhouette
+from _synthetic import hand_silhouette
 
 
 @pytest.fixture

@@ -10,24 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-from handpose.camera import project
+from handpose.camera import default_intrinsics, project
 from handpose.fitting import (
     SOLVERS,
     FitResult,
     FitWeights,
     Objective,
     _initialise,
-    default_intrinsics,
     fit_hand,
     fit_images,
     geman_mcclure,
     geman_mcclure_weight,
-    kabsch,
     prior_factor,
     rest_keypoints,
-    similarity_align,
-    translation_from_2d,
-    translation_from_size,
 )
 from handpose.handmodel import HandModel, HandModelOutput, axis_angle_to_matrix, rigid_transforms
 from handpose.keypoints import FINGERS, PARENTS
@@ -129,36 +124,9 @@ def _random_hands(
     return pose, out.keypoints.double().numpy()
 
 
-def test_geman_mcclure_and_similarity_align_known_answers():
+def test_geman_mcclure_known_answers():
     sq = torch.tensor([0.0, 1.0, 1e8])
     np.testing.assert_allclose(geman_mcclure(sq, 10.0).numpy(), [0.0, 100 / 101, 100.0], rtol=1e-6)
-    src = torch.randn(2, 21, 3, dtype=torch.float64)
-    tgt = 2.5 * src + torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
-    s, t = similarity_align(src, tgt, torch.ones(2, 21, dtype=torch.float64))
-    np.testing.assert_allclose(s.numpy(), [2.5, 2.5])
-    np.testing.assert_allclose(t.numpy(), [[1.0, -2.0, 3.0]] * 2, atol=1e-12)
-
-
-def test_kabsch_and_translation_from_2d_recover_a_rigid_motion():
-    rng = np.random.default_rng(1)
-    points = rng.normal(0, 40, (8, 3))
-    from scipy.spatial.transform import Rotation
-
-    R = Rotation.from_rotvec([0.3, -1.2, 0.7]).as_matrix()
-    moved = points @ R.T + [5.0, -7.0, 2.0]
-    np.testing.assert_allclose(kabsch(points, moved, np.ones(8)), R, atol=1e-12)
-    t = np.array([30.0, -20.0, 450.0])
-    uv = project(moved + t, K)
-    np.testing.assert_allclose(translation_from_2d(moved, uv, K, np.ones(8)), t, atol=1e-8)
-
-
-def test_default_intrinsics():
-    k = default_intrinsics(640, 480)
-    np.testing.assert_allclose(k, [[768, 0, 319.5], [0, 768, 239.5], [0, 0, 1]])
-    # 35 mm equivalent: a 43.27 mm focal length spans the diagonal.
-    assert default_intrinsics(300, 400, focal_35mm=43.27)[0, 0] == pytest.approx(500.0)
-    with pytest.raises(ValueError):
-        default_intrinsics(0, 480)
 
 
 def test_synthetic_recovery_2d_and_3d(toy, hands):
@@ -524,24 +492,6 @@ def test_fit_images_fits_with_its_threads(hands):
 
 
 # --- geometry of the start (issue 15 bugs) ----------------------------------------------------
-def test_translation_from_2d_uses_the_skew():
-    rng = np.random.default_rng(3)
-    points = rng.normal(0, 40, (8, 3))
-    skewed = K.copy()
-    skewed[0, 1] = 40.0
-    t = np.array([30.0, -20.0, 450.0])
-    uv = project(points + t, skewed)
-    np.testing.assert_allclose(translation_from_2d(points, uv, skewed, np.ones(8)), t, atol=1e-8)
-
-
-def test_translation_from_size_known_answer():
-    # a fronto-parallel square: its 2D size is exactly f size / z, its 2D centroid the projection
-    points = np.array([[-30.0, -30, 5], [30, -30, 5], [30, 30, 5], [-30, 30, 5]])
-    t = np.array([40.0, -25.0, 600.0])
-    uv = project(points + t, K)
-    np.testing.assert_allclose(translation_from_size(points, uv, K, np.ones(4)), t, atol=1e-9)
-
-
 def test_degenerate_2d_start_is_put_in_front_where_it_spans_a_pixel(toy):
     """All 2D keypoints at one pixel: the pinhole least squares leave the depth undetermined. The
     start must be in front of the camera, on that pixel's ray, where the palm spans about a pixel

@@ -11,12 +11,6 @@ from handpose.demo_clip import EXPECTED, pose_of
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(scope="module")
-def models(open_hand_export):
-    from handpose.handmodel import load_hand_model
-
-    return {side: load_hand_model("open", side) for side in ("right", "left")}
-
 
 def posed(model, name: str, rng: np.random.Generator | None = None, jitter_deg: float = 4.0) -> np.ndarray:
     """``(21, 3)`` mm keypoints of pose ``name``, jittered like the demo set, within the limits."""
@@ -30,14 +24,14 @@ def posed(model, name: str, rng: np.random.Generator | None = None, jitter_deg: 
 
 
 @pytest.mark.parametrize("name", sorted(n for n in EXPECTED if n != "relaxed"))
-def test_every_pose_is_named_under_random_views(models, name):
+def test_every_pose_is_named_under_random_views(open_hands, name):
     """Each pose, jittered, on either hand, turned by a random rotation, scaled and moved, gets its
     expected gesture and finger count; mirroring a right hand counts the same as the left model."""
     expected, count = EXPECTED[name]
     rng = np.random.default_rng(sum(map(ord, name)))
     for trial in range(12):
         side = ("right", "left")[trial % 2]
-        keypoints = posed(models[side], name, rng)
+        keypoints = posed(open_hands[side], name, rng)
         turned = Rotation.random(random_state=rng.integers(1 << 31)).apply(keypoints) * rng.uniform(0.001, 3.0)
         turned += rng.normal(0.0, 500.0, 3)
         result = gestures.classify(turned)
@@ -48,10 +42,10 @@ def test_every_pose_is_named_under_random_views(models, name):
         assert mirrored == gestures.classify(keypoints)
 
 
-def test_view_does_not_change_the_features(models):
+def test_view_does_not_change_the_features(open_hands):
     """Curls and the pinch ratio are the same, to 1e-6, for a palm seen from the front, edge-on and
     from behind (rotations of 0, 90 and 180 degrees about the forearm) and for the mirror image."""
-    keypoints = posed(models["right"], "count3")
+    keypoints = posed(open_hands["right"], "count3")
     reference = gestures.classify(keypoints)
     for degrees in (90.0, 180.0, 37.0):
         view = Rotation.from_euler("y", degrees, degrees=True).apply(keypoints)
@@ -82,12 +76,12 @@ def test_straight_and_folded_fingers_known_angles():
     assert result.gesture == "other"  # thumb out and pinky curled is none of the named gestures
 
 
-def test_json_and_labels(models):
-    result = gestures.classify(posed(models["right"], "count2"))
+def test_json_and_labels(open_hands):
+    result = gestures.classify(posed(open_hands["right"], "count2"))
     assert result.to_json() == {"gesture": "victory", "fingers": 2}
     assert result.label == "victory/two"
     assert gestures.gesture_fields(np.full((21, 3), np.nan)) == {"gesture": None, "fingers": None}
-    assert [g.gesture for g in gestures.classify_many(np.stack([posed(models["left"], n) for n in ("fist", "open")]))] \
+    assert [g.gesture for g in gestures.classify_many(np.stack([posed(open_hands["left"], n) for n in ("fist", "open")]))] \
         == ["fist", "open_palm"]
 
 

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from handpose import io
-from handpose.groundtruth import METADATA_COLUMNS, check_handedness, read_ground_truth, read_metadata_csv
+from handpose.groundtruth import (
+    METADATA_COLUMNS,
+    check_handedness,
+    known_intrinsics,
+    read_ground_truth,
+    read_metadata_csv,
+)
 from handpose.keypoints import NAMES, NUM_KEYPOINTS
 
 
@@ -78,3 +84,47 @@ def test_read_metadata_csv_errors(tmp_path: Path) -> None:
         read_metadata_csv(path)
     with pytest.raises(FileNotFoundError):
         read_metadata_csv(tmp_path / "none.csv")
+
+
+# -- intrinsics of the photos ---------------------------------------------------------------
+def test_known_intrinsics_reads_first_K_and_validates(tmp_path: Path):
+    K = np.array([[700.0, 0.0, 319.5], [0.0, 700.0, 239.5], [0.0, 0.0, 1.0]])
+    K2 = [[500.0, 0, 10], [0, 500.0, 20], [0, 0, 1]]
+    gt = {"images": [{"image": "a.jpg", "hands": [{"K": K.tolist()}, {"K": K2}]},
+                     {"image": "b.jpg", "hands": []},
+                     {"image": "c.jpg", "hands": [{"handedness": "left"}, {"K": K2}]}]}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    found = known_intrinsics(tmp_path / "gt.json")
+    assert sorted(found) == ["a.jpg", "c.jpg"]
+    np.testing.assert_array_equal(found["a.jpg"], K)
+    np.testing.assert_array_equal(found["c.jpg"], K2)
+    assert known_intrinsics(tmp_path / "missing.json") == {}
+    gt["images"][0]["hands"][0]["K"] = [[0.0, 0, 0], [0, 1, 0], [0, 0, 1]]
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    with pytest.raises(ValueError, match="a.jpg"):
+        known_intrinsics(tmp_path / "gt.json")
+
+
+# -- writers: round trips through the readers -------------------------------------------------
+def test_gt_document_round_trip(tmp_path: Path):
+    from handpose.groundtruth import gt_document
+
+    uv = np.arange(42, dtype=np.float64).reshape(21, 2)
+    entry = {"image": "a.jpg", "width": 64, "height": 48,
+             "hands": [{"handedness": "left", "keypoints_2d": uv.tolist(), "visibility": [1] * 20 + [0]}]}
+    doc = gt_document([entry], {"keypoints_2d": "px"})
+    assert doc["keypoint_order"][0] == "wrist" and len(doc["keypoint_order"]) == NUM_KEYPOINTS
+    (tmp_path / "gt.json").write_text(json.dumps(doc))
+    truth = read_ground_truth(tmp_path / "gt.json")["a.jpg"]
+    np.testing.assert_array_equal(truth.keypoints_2d[0, :20], uv[:20])
+    assert np.isnan(truth.keypoints_2d[0, 20]).all()
+
+
+def test_metadata_csv_round_trip_and_missing_columns(tmp_path: Path):
+    from handpose.groundtruth import metadata_csv
+
+    row = {c: f"{c}-value" for c in METADATA_COLUMNS} | {"image": "a.jpg", "notes": "commas, quoted"}
+    io.write_atomic(tmp_path / "metadata.csv", metadata_csv([row]))
+    assert read_metadata_csv(tmp_path / "metadata.csv") == {"a.jpg": row}
+    with pytest.raises(ValueError, match="misses"):
+        metadata_csv([{"image": "b.jpg"}])

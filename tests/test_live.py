@@ -6,7 +6,7 @@ import pytest
 
 from handpose import cli, live
 from handpose.video import FrameProcessor, video_info, write_video
-from handpose.viz import hand_silhouette
+from _synthetic import hand_silhouette
 
 pytest.importorskip("mediapipe")
 

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from _fits import K, exact_fit, exact_hand
 from handpose import losses as L
+from handpose.prediction import HandPrediction
 from handpose.keypoints import BONES, MIDDLE_MCP, WRIST
 
 TETRA_VERTS = torch.tensor([[1.0, 1.0, 1.0], [1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], [-1.0, -1.0, 1.0]],
@@ -288,3 +290,24 @@ def test_two_hand_validation() -> None:
         L.normalised_joint_loss(gt, gt, visible=torch.ones(2, 21))
     with pytest.raises(ValueError, match="betas"):
         L.shape_consistency_loss(torch.zeros(2, 10))
+
+
+
+# -- the slides' losses on a prediction and its fit ------------------------------------------
+def test_prediction_losses_of_an_exact_fit(open_hands):
+    model = open_hands["right"]
+    hand, pose, points = exact_hand(model, 6)
+    fit = exact_fit(model, pose, points[0])
+    scores = L.prediction_losses(hand, fit, K, model)
+    assert scores.bone_length == pytest.approx(0.0, abs=1e-8)  # bone lengths do not depend on the pose
+    assert scores.joint_l2_mm2 == pytest.approx(0.0, abs=1e-6)
+    assert scores.reprojection_l1_px == pytest.approx(0.0, abs=1e-3)
+    assert scores.regulariser == pytest.approx(float((pose**2).sum()), rel=1e-6)
+    assert scores.edge_length_mm > 0.0  # skinning stretches some edges of a posed hand
+    # a hand with longer fingers breaks the model's proportions
+    longer = hand.keypoints_3d.copy()
+    longer[[8, 12, 16, 20]] *= 1.3
+    stretched = HandPrediction(hand.keypoints_2d, longer, "right", 1.0)
+    assert L.prediction_losses(stretched, fit, K, model).bone_length > 0.01
+    with pytest.raises(ValueError, match="left hand"):
+        L.prediction_losses(hand, fit, K, open_hands["left"])

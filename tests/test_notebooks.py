@@ -64,7 +64,8 @@ def test_mediapipe_in_a_kernel_writes_no_stderr(tmp_path: Path, monkeypatch: pyt
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("import sys\nprint('python stderr is kept', file=sys.stderr)"),
         nbformat.v4.new_code_cell(
-            "from handpose.models.mediapipe import MediaPipeEstimator\nfrom handpose.viz import hand_silhouette\n"
+            f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nfrom _synthetic import hand_silhouette\n"
+            "from handpose.models.mediapipe import MediaPipeEstimator\n"
             "with MediaPipeEstimator() as estimator:\n    hands = estimator.predict(hand_silhouette(256))\n"
             "print(len(hands), 'hands')"),
     ])

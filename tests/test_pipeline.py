@@ -5,9 +5,14 @@ import cv2
 import numpy as np
 import pytest
 
+from pathlib import Path
+
+from _fits import FAST, K, exact_hand
 from handpose import models, pipeline
+from handpose.camera import default_intrinsics, project
+from handpose.handmodel import installed_kind, load_hand_model, pose_model
 from handpose.prediction import HandPrediction
-from handpose.viz import hand_silhouette
+from _synthetic import hand_silhouette
 
 
 class CountingEstimator:
@@ -184,3 +189,56 @@ def test_a_model_that_cannot_be_built_stops_the_run_once(folder, monkeypatch):
     assert RefusingEstimator.built == 1
     with pytest.raises(ValueError, match="batch_size"):
         pipeline.predict_folder(folder, None, model=CountingEstimator(), progress=False, batch_size=0)
+
+
+
+# -- photos -> fitted meshes ----------------------------------------------------------------
+def test_mesh_images_uses_known_K_else_the_default(open_hands, tmp_path: Path):
+    from PIL import Image
+
+    hand, _, _ = exact_hand(open_hands["right"], 0)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((480, 640, 3), np.uint8)).save(tmp_path / name)
+    results = [pipeline.ImageResult(tmp_path / "a.png", 640, 480, [hand]), pipeline.ImageResult(tmp_path / "b.png", 640, 480, []),
+               pipeline.ImageResult(tmp_path / "gone.png", error="unreadable")]
+    meshed = pipeline.mesh_images(results, open_hands, {"a.png": K}, **FAST)
+    assert [m.name for m in meshed] == ["a.png", "b.png"]
+    np.testing.assert_array_equal(meshed[0].K, K)
+    np.testing.assert_array_equal(meshed[1].K, default_intrinsics(640, 480))
+    assert len(meshed[0].fits) == 1 and meshed[1].fits == []
+    assert meshed[1].overlay().sum() == 0  # no hands: the photo unchanged
+
+
+def test_mesh_images_with_mano_files(fake_mano_dir, tmp_path: Path, monkeypatch):
+    """Given MANO files in the weights folder, photos' hands become fitted MANO meshes on the photo
+    (the fake MANO of conftest: random geometry with the official keys, so the hand is its own)."""
+    from PIL import Image
+
+    monkeypatch.setenv("HANDPOSE_WEIGHTS", str(fake_mano_dir))
+    monkeypatch.setenv("HANDPOSE_CACHE", str(tmp_path / "cache"))
+    assert installed_kind() == "mano"
+    mano = load_hand_model("mano", "right")
+    posed = pose_model(mano, pose=np.full(45, 0.1), global_orient=np.array([0.0, np.pi, 0.0]))
+    points = posed.keypoints[0] + np.array([0.0, 0.0, 400.0])
+    hand = HandPrediction(project(points, K), points - points[0], "right", 0.9)
+    Image.fromarray(np.zeros((480, 640, 3), np.uint8)).save(tmp_path / "a.png")
+    meshed = pipeline.mesh_images([pipeline.ImageResult(tmp_path / "a.png", 640, 480, [hand])], "mano", {"a.png": K})
+    (fit,) = meshed[0].fits
+    assert fit.vertices.shape == (1, 778, 3) and len(fit.faces) == 1538
+    assert np.nanmean(fit.residual_2d_px) < 2.0
+    drawn = meshed[0].overlay().sum(-1) > 0
+    u, v = np.rint(project(fit.vertices[0], K).mean(0)).astype(int)
+    assert drawn.sum() > 100 and drawn[v, u]
+
+
+def test_mesh_images_takes_the_focal_length_from_exif_else_the_default(tmp_path: Path):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 26  # a phone's main camera: 26 mm equivalent
+    Image.fromarray(np.zeros((300, 400, 3), np.uint8)).save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    Image.fromarray(np.zeros((300, 400, 3), np.uint8)).save(tmp_path / "plain.png")
+    phone, plain = pipeline.mesh_images([pipeline.ImageResult(tmp_path / name, 400, 300, [])
+                                          for name in ("phone.jpg", "plain.png")])
+    assert phone.K[0, 0] == pytest.approx(26.0 * 500.0 / 43.27)  # the 43.27 mm diagonal maps to 500 px
+    np.testing.assert_array_equal(plain.K, default_intrinsics(400, 300))

@@ -5,7 +5,11 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from pathlib import Path
+
+from _fits import K, exact_fit, exact_hand
 from handpose import plot3d
+from handpose.pipeline import MeshedImage
 from handpose.keypoints import BONES, NAMES
 from handpose.sample import canonical_hand_keypoints
 
@@ -99,3 +103,13 @@ def test_selector_figure_toggles_one_group_at_a_time() -> None:
         plot3d.selector_figure(groups, ["A"])
     with pytest.raises(ValueError, match="one label per group"):
         plot3d.selector_figure([], [])
+
+
+
+def test_scene_traces_one_mesh_and_skeleton_per_hand(open_hands):
+    hand, pose, points = exact_hand(open_hands["right"], 5)
+    fit = exact_fit(open_hands["right"], pose, points[0])
+    item = MeshedImage(Path("x.png"), np.zeros((480, 640, 3), np.uint8), K, [hand, hand], [fit, fit])
+    traces = plot3d.scene_traces(item)
+    assert [t.type for t in traces].count("mesh3d") == 2
+    assert traces[0].name == "right 0 mesh"

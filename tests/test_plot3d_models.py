@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from handpose import plot3d
-from handpose.keypoints import BONES
+from handpose.keypoints import BONES, PALM_OUTLINE
 from handpose.sample import canonical_hand_keypoints
 
 
@@ -47,7 +47,7 @@ def test_sphere_mesh_wraps_every_joint_sphere():
     for j in (0, 8, 20):
         block = vertices[j * sphere:(j + 1) * sphere]
         np.testing.assert_allclose(np.linalg.norm(block - points[j], axis=1), radii[j])
-    assert len(vertices) == 21 * sphere + 2 * 12 * len(BONES) + len(plot3d.PALM_KEYPOINTS) * sphere
+    assert len(vertices) == 21 * sphere + 2 * 12 * len(BONES) + len(PALM_OUTLINE) * sphere
     with pytest.raises(ValueError, match="21 positive"):
         plot3d.sphere_mesh(points, radii[:20])
 

@@ -7,7 +7,9 @@ from matplotlib.path import Path as MplPath
 
 from handpose.camera import project
 from handpose.plot3d import uv_sphere
-from handpose.render import export_obj, overlay, rasterize, render_depth, vertex_normals
+from handpose.render import export_obj, mesh_overlay, overlay, rasterize, render_depth, vertex_normals
+
+from _fits import K, exact_fit, exact_hand
 
 # fx = fy = 1000, principal point at the origin: a point (x, y, 1000) lands on pixel (x, y).
 K_UNIT = np.array([[1000.0, 0.0, 0.0], [0.0, 1000.0, 0.0], [0.0, 0.0, 1.0]])
@@ -206,3 +208,18 @@ def test_export_obj_round_trip(tmp_path):
     with pytest.raises(ValueError):
         export_obj(tmp_path / "bad.obj", vertices, faces + len(vertices))
     assert not (tmp_path / "bad.obj").exists()
+
+
+
+# -- fitted hands over photos ---------------------------------------------------------------
+def test_mesh_overlay_of_an_exact_fit(open_hands):
+    hand, pose, points = exact_hand(open_hands["right"], 3)
+    fit = exact_fit(open_hands["right"], pose, points[0])
+    image = np.zeros((480, 640, 3), np.uint8)
+    out = mesh_overlay(image, [fit], K, alpha=1.0)
+    covered = out.sum(-1) > 0
+    u, v = np.rint(hand.keypoints_2d[9]).astype(int)  # middle MCP: inside the palm
+    assert covered[v, u]
+    colour = out[covered].mean(0)
+    assert colour[2] > colour[0]  # right hands are blue (SIDE_COLORS)
+    assert not covered[0, 0]

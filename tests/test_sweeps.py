@@ -10,7 +10,6 @@ from handpose.metrics import box_size
 from handpose.prediction import HandPrediction
 from handpose.sweeps import (
     KINDS,
-    SweepResult,
     blur,
     brightness,
     contrast,
@@ -19,8 +18,6 @@ from handpose.sweeps import (
     jpeg,
     occlude,
     perturb,
-    plot_sweep,
-    plot_sweep_overview,
     robustness_sweep,
     rotate,
     scale_hand,
@@ -200,27 +197,3 @@ def test_sweep_validation() -> None:
         robustness_sweep([], [], blob_predictor, "fog")
     with pytest.raises(ValueError, match="1 images but 0"):
         robustness_sweep([blob_image(HAND)], [], blob_predictor, "blur")
-
-
-def test_plot_sweep_draws_one_curve_per_result() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    a = robustness_sweep([blob_image(HAND)], [HAND[None]], blob_predictor, "blur", (0, 1), label="a")
-    b = SweepResult("blur", a.axis, "b", a.rows)
-    fig = plot_sweep([a, b])
-    assert len(fig.axes) == 3 and all(len(ax.lines) == 2 for ax in fig.axes)
-    with pytest.raises(ValueError, match="share one kind"):
-        plot_sweep([a, SweepResult("jpeg", "q", "c", a.rows)])
-
-
-def test_sweep_overview_has_one_panel_per_kind() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    a = robustness_sweep([blob_image(HAND)], [HAND[None]], blob_predictor, "blur", (0, 1), label="a")
-    b = robustness_sweep([blob_image(HAND)], [HAND[None]], blob_predictor, "jpeg", (95, 50), label="a")
-    fig = plot_sweep_overview([a, b, SweepResult("blur", a.axis, "b", a.rows)], ncols=4)
-    panels = [ax for ax in fig.axes if ax.lines]
-    assert [ax.get_title() for ax in panels] == ["blur", "jpeg"]
-    assert len(panels[0].lines) == 4 and len(panels[1].lines) == 2  # recall + PCK per label

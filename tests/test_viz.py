@@ -8,7 +8,9 @@ import pytest
 
 from handpose.keypoints import FINGER_COLORS, FINGERS, NUM_KEYPOINTS
 from handpose.prediction import HandPrediction
-from handpose.viz import axes_grid, draw_hands, draw_keypoints, draw_text, gesture_notes, hand_silhouette, image_grid
+from handpose.viz import draw_hands, draw_keypoints, draw_text, gesture_notes
+
+from _synthetic import hand_silhouette
 
 
 def fan_hand() -> np.ndarray:
@@ -79,17 +81,6 @@ def test_notes_lengthen_the_label_and_bones_can_be_left_out():
     assert (boxed[5:20, 5:40] == 0).all(-1).any() and (boxed[5:20, 5:40] > 180).all(-1).any()
 
 
-def test_image_grid_layout_and_titles():
-    images = [np.zeros((10, 20, 3), np.uint8)] * 5
-    fig = image_grid(images, [f"t{i}" for i in range(5)], ncols=2)
-    assert len(fig.axes) == 6
-    assert [ax.get_title() for ax in fig.axes[:5]] == [f"t{i}" for i in range(5)]
-    with pytest.raises(ValueError, match="titles"):
-        image_grid(images, ["a"])
-    with pytest.raises(ValueError):
-        image_grid([])
-
-
 def test_hand_silhouette_is_skin_on_background():
     image = hand_silhouette(256)
     assert image.shape == (256, 256, 3) and image.dtype == np.uint8
@@ -98,15 +89,3 @@ def test_hand_silhouette_is_skin_on_background():
     assert image[0, 0, 2] > image[0, 0, 0]  # bluish background corner
     with pytest.raises(ValueError):
         hand_silhouette(16)
-
-
-def test_axes_grid_hides_the_unused_cells_of_the_last_row():
-    import matplotlib.pyplot as plt
-
-    fig, axes = axes_grid(5, 3, (2.0, 1.5), sharey=True)
-    assert len(axes) == 5 and len(fig.axes) == 6
-    assert [ax.axison for ax in fig.axes] == [True] * 5 + [False]
-    assert tuple(fig.get_size_inches()) == (6.0, 3.0)
-    plt.close(fig)
-    with pytest.raises(ValueError, match="count"):
-        axes_grid(0, 3, (1.0, 1.0))

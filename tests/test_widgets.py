@@ -14,11 +14,12 @@ import pytest  # noqa: E402
 
 widgets_lib = pytest.importorskip("ipywidgets")
 
-from handpose import meshes, widgets  # noqa: E402
+from handpose import widgets  # noqa: E402
+from handpose.pipeline import MeshedImage  # noqa: E402
 from handpose.demo_data import gesture_pose  # noqa: E402
-from handpose.fitting import default_intrinsics  # noqa: E402
+from handpose.camera import default_intrinsics  # noqa: E402
 from handpose.handmodel import load_hand_model  # noqa: E402
-from handpose.viz import hand_silhouette  # noqa: E402
+from _synthetic import hand_silhouette  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +27,9 @@ def model(open_hand_export):
     return load_hand_model("open", "right")
 
 
-def _items(count: int) -> list[meshes.MeshedImage]:
+def _items(count: int) -> list[MeshedImage]:
     image = np.full((120, 160, 3), 40, np.uint8)
-    return [meshes.MeshedImage(Path(f"photo{i}.png"), image, default_intrinsics(160, 120), [], [])
+    return [MeshedImage(Path(f"photo{i}.png"), image, default_intrinsics(160, 120), [], [])
             for i in range(count)]
 
 
@@ -72,7 +73,7 @@ def test_upload_widget_says_no_hands_and_reruns_the_same_file(monkeypatch: pytes
 
     def no_hands(path, model, kind):
         calls.append(Path(path).name)
-        return meshes.MeshedImage(Path(path), np.full((60, 80, 3), 90, np.uint8), default_intrinsics(80, 60), [], [])
+        return MeshedImage(Path(path), np.full((60, 80, 3), 90, np.uint8), default_intrinsics(80, 60), [], [])
 
     monkeypatch.setattr(widgets, "predict_and_fit", no_hands)
     box = widgets.upload_widget()

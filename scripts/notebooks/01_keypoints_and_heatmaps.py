@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from handpose import camera, heatmap, io, keypoints, losses, viz
-from handpose.annotate import read_ground_truth
+from handpose import camera, figures, heatmap, io, keypoints, losses, viz
+from handpose.groundtruth import read_ground_truth
 from handpose.plot3d import keypoints_figure
 from handpose.notebook import find_repo_root, max_images, save_figure
 from handpose.sample import hand_in_front_of_camera
@@ -99,7 +99,7 @@ if annotated:
         for hand_2d in g.keypoints_2d:
             img = viz.draw_keypoints(img, hand_2d)
         drawn.append(img)
-    fig = viz.image_grid(drawn, [n for n, _ in shown], ncols=4)
+    fig = figures.image_grid(drawn, [n for n, _ in shown], ncols=4)
     save_figure(fig, "01_demo_ground_truth")
     plt.show()
 else:

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from handpose import camera, heatmap, keypoints, viz
+from handpose import alignment, camera, heatmap, keypoints, viz
 from handpose.plot3d import keypoints_figure
 from handpose.notebook import find_repo_root, max_images, save_figure
 from handpose.sample import canonical_hand_keypoints
@@ -247,7 +247,7 @@ pinky_tip = keypoints.INDEX["PINKY_TIP"]
 detections[pinky_tip] += [-45.0, 50.0]
 confidence[pinky_tip] = 0.15
 xyc = np.concatenate([detections, confidence[:, None]], axis=1)[None]  # (1, 21, 3)
-fit = heatmap.fit_scale_translation(xyc, joints[None])
+fit = alignment.fit_scale_translation(xyc, joints[None])
 registered = fit.apply(joints[None])[0]
 union = heatmap.register_heatmap(xyc, joints[None], origin_size=crop, output_size=64, sigma=heatmap.ICCV21_SIGMA)[0]
 print(f"s = {fit.scale[0]:.3f} px/mm (f / Z = {550 / 500:.3f}), T = {fit.translation[0].round(1)} px, ok = {fit.ok[0]}")

@@ -22,8 +22,9 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from handpose import camera, io, meshes, pipeline, viz
-from handpose.annotate import read_ground_truth
+from handpose import camera, figures, io, pipeline, viz
+from handpose.groundtruth import known_intrinsics, read_ground_truth
+from handpose.handmodel import installed_kind
 from handpose.metrics import evaluate_2d
 from handpose.notebook import find_repo_root, max_images, save_figure
 
@@ -60,7 +61,7 @@ for r in failed:
 # its finger count and gesture (next section).
 
 # %%
-fig = viz.image_grid([viz.draw_hands(io.load_image(r.image), r.hands, notes=viz.gesture_notes(r.hands))
+fig = figures.image_grid([viz.draw_hands(io.load_image(r.image), r.hands, notes=viz.gesture_notes(r.hands))
                       for r in results],
                      [f"{r.image.name} ({len(r.hands)})" for r in results], ncols=5, cell_inches=2.6)
 save_figure(fig, "03_grid_skeletons")
@@ -105,16 +106,16 @@ for r in results:
 #   notebook 04 shows them) under a prior of their own: they join in the second half of the fit, once
 #   the pose is found, and let the model follow where MediaPipe puts the wrist and the knuckles.
 # * $K$: the demo set's `gt.json` stores each image's true intrinsics; for your photos the focal
-#   length comes from their EXIF (phones write it), else `fitting.default_intrinsics` assumes a 45°
-#   field of view across the long side (`meshes.photo_intrinsics`).
+#   length comes from their EXIF (phones write it), else `camera.default_intrinsics` assumes a 45°
+#   field of view across the long side.
 #
 # All hands of all photos are fitted in one batch per side (several times faster than photo by photo).
 
 # %%
-kind = meshes.mesh_model_kind()
-known_K = meshes.known_intrinsics(folder / "gt.json")
+kind = installed_kind()
+known_K = known_intrinsics(folder / "gt.json")
 start = time.perf_counter()
-meshed = meshes.mesh_images(results, kind, known_K)
+meshed = pipeline.mesh_images(results, kind, known_K)
 residuals = np.concatenate([f.residual_2d_px[0] for item in meshed for f in item.fits])
 print(f"mesh model: {kind}; K from gt.json for {sum(item.name in known_K for item in meshed)} of {len(meshed)} photos")
 print(f"fitted {len(residuals) // 21} hands in {time.perf_counter() - start:.1f} s; "
@@ -131,7 +132,7 @@ print(f"fitted {len(residuals) // 21} hands in {time.perf_counter() - start:.1f}
 
 # %%
 for item in meshed:
-    fig = meshes.inference_figure(item.image, item.K, {"mediapipe": item}, title=item.name)
+    fig = figures.inference_figure(item.image, item.K, {"mediapipe": item}, title=item.name)
     save_figure(fig, f"03_mesh_{item.path.stem}")
     plt.show()
 
@@ -190,12 +191,12 @@ if checkpoint is not None:
     results_iccv = pipeline.predict_folder([item.path for item in meshed], model="iccv21", progress=False,
                                            options=ICCV21Options(device=DEVICE, batch_size=BATCH_SIZE),
                                            batch_size=BATCH_SIZE)
-    meshed_iccv = {m.name: m for m in meshes.mesh_images(results_iccv, kind, known_K)}
+    meshed_iccv = {m.name: m for m in pipeline.mesh_images(results_iccv, kind, known_K)}
     print(f"ICCV21: {sum(len(m.hands) for m in meshed_iccv.values())} hands, "
           f"predicted and fitted in {time.perf_counter() - start:.1f} s")
     for item in meshed:
         if item.name in meshed_iccv:
-            fig = meshes.inference_figure(item.image, item.K, {"mediapipe": item, "iccv21": meshed_iccv[item.name]},
+            fig = figures.inference_figure(item.image, item.K, {"mediapipe": item, "iccv21": meshed_iccv[item.name]},
                                           title=f"{item.name}: MediaPipe vs ICCV21")
             save_figure(fig, f"03_compare_{item.path.stem}")
             plt.show()

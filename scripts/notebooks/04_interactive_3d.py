@@ -13,20 +13,22 @@
 # %%
 import numpy as np
 
-from handpose import io, meshes, pipeline
+from handpose import io, pipeline
 from handpose.demo_data import gesture_pose
-from handpose.handmodel import PROPORTION_LABELS, load_hand_model
+from handpose.groundtruth import known_intrinsics
+from handpose.handmodel import PROPORTION_LABELS, installed_kind, load_hand_model, pose_model, skinning_weights
+from handpose.losses import prediction_losses
 from handpose.notebook import find_repo_root, max_images
 from handpose.plot3d import (MODEL_VIEW, colored_mesh_trace, hand_models_figure, mesh_trace, scene_figure,
-                             selector_figure, skeleton_traces, skinning_colors, slider_figure)
+                             scene_traces, selector_figure, skeleton_traces, skinning_colors, slider_figure)
 
 ROOT = find_repo_root()
 captured, demo = (io.list_images(ROOT / "data" / name) for name in ("captured", "demo"))
 paths, folder = (captured, ROOT / "data" / "captured") if captured else (demo, ROOT / "data" / "demo")
 paths = paths[: max_images(len(paths))]
 results = [r for r in pipeline.predict_folder(paths, progress=False) if r.error is None]
-kind = meshes.mesh_model_kind()
-meshed = meshes.mesh_images(results, kind, meshes.known_intrinsics(folder / "gt.json"))
+kind = installed_kind()
+meshed = pipeline.mesh_images(results, kind, known_intrinsics(folder / "gt.json"))
 print(f"input: {folder.relative_to(ROOT)}/, {len(meshed)} photos, {sum(len(m.hands) for m in meshed)} hands, "
       f"{kind} hand meshes")
 
@@ -41,7 +43,7 @@ print(f"input: {folder.relative_to(ROOT)}/, {len(meshed)} photos, {sum(len(m.han
 # %%
 with_hands = [item for item in meshed if item.hands]
 if with_hands:
-    selector_figure([meshes.scene_traces(item) for item in with_hands], [item.name for item in with_hands],
+    selector_figure([scene_traces(item) for item in with_hands], [item.name for item in with_hands],
                     title="Fitted meshes and 3D keypoints (mm): choose a photo").show()
 else:
     print("no hands detected in these photos")
@@ -65,7 +67,7 @@ if with_hands:
     fit = with_hands[0].fits[0]
     skeleton, vertices, faces, label = fit.keypoints[0], fit.vertices[0], fit.faces, with_hands[0].name
 else:
-    rest = meshes.pose_model(load_hand_model("open", "right"), pose=gesture_pose("relaxed"))
+    rest = pose_model(load_hand_model("open", "right"), pose=gesture_pose("relaxed"))
     skeleton, vertices, faces, label = rest.keypoints[0], rest.vertices[0], rest.faces, "open hand, relaxed"
 camera = dict(up=dict(x=0, y=-1, z=0), eye=dict(x=0.5, y=-0.3, z=-1.9))  # the photo's camera, closer
 hand_models_figure(skeleton, vertices, faces, title=f"One pose, three hand models ({label})", camera=camera).show()
@@ -95,8 +97,8 @@ hand_models_figure(skeleton, vertices, faces, title=f"One pose, three hand model
 
 # %%
 model = load_hand_model("open", "right")
-rest = meshes.pose_model(model)
-weights = meshes.skinning_weights(model)
+rest = pose_model(model)
+weights = skinning_weights(model)
 template = colored_mesh_trace(rest.vertices[0], rest.faces, skinning_colors(weights), name="rest template T̄")
 scene_figure([template, *skeleton_traces(rest.keypoints[0], name="keypoints")],
              title="Rest template T̄ coloured by skinning weights W, with the skeleton").update_layout(
@@ -110,7 +112,7 @@ print(f"rest template: {rest.vertices.shape[1]} vertices, {len(rest.faces)} tria
 
 # %%
 steps = np.linspace(0.0, 1.0, 6)
-posed = meshes.pose_model(model, pose=steps[:, None] * gesture_pose("fist")[None])
+posed = pose_model(model, pose=steps[:, None] * gesture_pose("fist")[None])
 slider_figure([[mesh_trace(v, posed.faces, name="M(0, θ)", opacity=0.55), *skeleton_traces(k, name="joints")]
                for v, k in zip(posed.vertices, posed.keypoints)],
               [f"{t:.1f}" for t in steps], title="Pose: θ = t · θ_fist", prefix="t = ", camera=MODEL_VIEW).show()
@@ -123,7 +125,7 @@ slider_figure([[mesh_trace(v, posed.faces, name="M(0, θ)", opacity=0.55), *skel
 betas = np.linspace(-2.0, 2.0, 5)
 shapes = np.zeros((len(betas), model.num_shape))
 shapes[:, 0] = betas
-shaped = meshes.pose_model(model, pose=gesture_pose("relaxed"), shape=shapes)
+shaped = pose_model(model, pose=gesture_pose("relaxed"), shape=shapes)
 slider_figure([[mesh_trace(v, shaped.faces, name="M(β, θ)", opacity=0.55), *skeleton_traces(k, name="joints")]
                for v, k in zip(shaped.vertices, shaped.keypoints)],
               [f"{b:+.0f}" for b in betas], title="Shape: β = (β₀, 0, …, 0)", prefix="β₀ = ", active=2,
@@ -146,7 +148,7 @@ shapes = np.zeros((len(gammas), model.num_shape))
 overall = model.num_shape - model.num_proportions
 for name, direction in {"thumb base offset x": -1.0, "index bone 1 length": 1.0, "index bone 2 length": 1.0}.items():
     shapes[:, overall + PROPORTION_LABELS.index(name)] = direction * gammas
-shaped = meshes.pose_model(model, pose=gesture_pose("relaxed"), shape=shapes)
+shaped = pose_model(model, pose=gesture_pose("relaxed"), shape=shapes)
 slider_figure([[mesh_trace(v, shaped.faces, name="M(γ, θ)", opacity=0.55), *skeleton_traces(k, name="joints")]
                for v, k in zip(shaped.vertices, shaped.keypoints)],
               [f"{g:+.1f}" for g in gammas], title="Proportions: thumb base inwards, index longer",
@@ -173,7 +175,7 @@ models = {side: load_hand_model(kind, side) for side in ("right", "left")}
 rows = [f"{'photo':<24}{'hand':<7}{'bone':>8}{'3D L2':>9}{'2D L1':>8}{'reg':>7}{'edge':>7}"]
 for item in meshed:
     for hand, fit in zip(item.hands, item.fits):
-        l = meshes.prediction_losses(hand, fit, item.K, models[hand.handedness])
+        l = prediction_losses(hand, fit, item.K, models[hand.handedness])
         rows.append(f"{item.name:<24}{hand.handedness:<7}{l.bone_length:8.3f}{l.joint_l2_mm2:9.1f}"
                     f"{l.reprojection_l1_px:8.1f}{l.regulariser:7.2f}{l.edge_length_mm:7.2f}")
 print("\n".join([rows[0], "-" * len(rows[0]), *rows[1:]]))
@@ -202,10 +204,10 @@ else:
 # %%
 from IPython.display import display
 
-from handpose.meshes import mesh_model_kind
+from handpose.handmodel import installed_kind
 from handpose.widgets import upload_widget
 
-display(upload_widget(kind=mesh_model_kind()))
+display(upload_widget(kind=installed_kind()))
 
 # %%
 from IPython.display import display

@@ -24,8 +24,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import HTML, display
 
-from handpose import io, signals, sweeps
-from handpose.annotate import read_ground_truth
+from handpose import figures, io, signals, sweeps
+from handpose.groundtruth import read_ground_truth
+from handpose.handmodel import rest_bone_lengths
 from handpose.metrics import evaluate_2d
 from handpose.models import get_estimator
 from handpose.models.mediapipe import MediaPipeOptions
@@ -83,7 +84,7 @@ def predict_fast(image):
 
 
 try:
-    reference_mm = signals.hand_model_bone_lengths("open")
+    reference_mm = rest_bone_lengths("open")
     reference_note = "open hand model (rest pose)"
 except FileNotFoundError:
     reference_mm, reference_note = None, "built-in table (open hand model not built: run `make setup`)"
@@ -147,7 +148,7 @@ captions = signals.distinctive_tags(metadata, TAG_COLUMNS)
 gallery_key = "error" if truth else best_signal
 gt_points = {name: truth[name].keypoints_2d for name in images if name in truth}
 if rows:
-    fig = signals.failure_gallery(images, hands, rows, gt_points, captions, n=6, key=gallery_key)
+    fig = figures.failure_gallery(images, hands, rows, gt_points, captions, n=6, key=gallery_key)
     save_figure(fig, "05_failure_gallery")
     plt.show()
 worst = signals.worst_rows(rows, 6, gallery_key)
@@ -163,7 +164,7 @@ worst = signals.worst_rows(rows, 6, gallery_key)
 breakdown_columns = [c for c in ("view", "occlusion", "hands", "background", "lighting", "skin_tone", "hard")
                      if any(m.get(c) for m in metadata.values())]
 if truth and metadata and breakdown_columns:
-    fig = signals.plot_breakdown(rows, metadata, breakdown_columns, ncols=4)
+    fig = figures.plot_breakdown(rows, metadata, breakdown_columns, ncols=4)
     save_figure(fig, "05_breakdown")
     plt.show()
     tables = {c: signals.breakdown(rows, metadata, c) for c in breakdown_columns}
@@ -190,7 +191,7 @@ if sweep_names:
     for kind in sweeps.KINDS:
         results[kind] = sweeps.robustness_sweep(sweep_images, sweep_gt, predict_fast, kind, gt_visible=sweep_vis,
                                                 label="mediapipe")
-    fig = sweeps.plot_sweep_overview(list(results.values()))
+    fig = figures.plot_sweep_overview(list(results.values()))
     save_figure(fig, "05_sweeps")
     plt.show()
     print(f"swept {len(sweep_names)} photos ({time.perf_counter() - START:.0f} s so far)")
@@ -202,7 +203,7 @@ else:
 
 # %%
 if "scale" in results:
-    fig = sweeps.plot_sweep(results["scale"])
+    fig = figures.plot_sweep(results["scale"])
     save_figure(fig, "05_sweep_scale")
     plt.show()
 
@@ -236,7 +237,7 @@ if iccv21 is not None and truth:
     iccv_sweeps = [sweeps.robustness_sweep(sweep_images, sweep_gt, iccv21.predict, kind, gt_visible=sweep_vis,
                                            label="iccv21")
                    for kind in ("rotation", "scale", "occlusion") if kind in results]
-    fig = sweeps.plot_sweep_overview([results[r.kind] for r in iccv_sweeps] + iccv_sweeps, ncols=3)
+    fig = figures.plot_sweep_overview([results[r.kind] for r in iccv_sweeps] + iccv_sweeps, ncols=3)
     save_figure(fig, "05_sweeps_both_models")
     plt.show()
 else:

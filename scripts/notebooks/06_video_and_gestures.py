@@ -24,7 +24,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from handpose import viz
+from handpose import figures
 from handpose.demo_clip import SEQUENCE, acceleration_by_frame, evaluate_clip, render_clip, track_clip
 from handpose.gestures import GESTURE_LABELS, classify
 from handpose.notebook import max_images, save_figure
@@ -70,7 +70,7 @@ picks = np.linspace(0, len(clip) - 1, 8).round().astype(int)
 frames = [annotate(clip.frames[i], FrameResult(i, i / clip.fps, smoothed[i],
                                                [classify(th.hand.keypoints_3d) for th in smoothed[i]]))
           for i in picks]
-fig = viz.image_grid(frames, [f"frame {i}" for i in picks], ncols=4, cell_inches=3.2)
+fig = figures.image_grid(frames, [f"frame {i}" for i in picks], ncols=4, cell_inches=3.2)
 save_figure(fig, "06_annotated_strip")
 plt.show()
 

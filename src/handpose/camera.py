@@ -1,4 +1,6 @@
-"""Pinhole and weak-perspective cameras, homogeneous coordinates.
+"""Pinhole and weak-perspective cameras, homogeneous coordinates; the intrinsics of uncalibrated
+photos (:func:`default_intrinsics`) and a rigid pose from 2D keypoints (:func:`rotation_from_2d`,
+:func:`translation_from_2d`, :func:`translation_from_size`).
 
 Conventions:
 
@@ -24,8 +26,10 @@ Conventions:
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Union
 
+import cv2
 import numpy as np
 import torch
 
@@ -42,8 +46,6 @@ def intrinsics(f: float, cx: float, cy: float, fy: float | None = None) -> np.nd
         raise ValueError(f"principal point must be finite, got ({cx}, {cy})")
     return np.array([[f, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
 
-
-K = intrinsics
 
 
 def continuous_to_centres(xy: ArrayLike) -> ArrayLike:
@@ -291,6 +293,82 @@ def perspective_to_weak(
     s = fv / T[..., 2]
     t = torch.stack(torch.broadcast_tensors(s * T[..., 0] + cxv, s * T[..., 1] + cyv), dim=-1)
     return WeakCamera(to_output(torch.broadcast_to(s, t.shape[:-1])), to_output(t))
+
+
+# ---------------------------------------------------------------------------------------------
+# Cameras of uncalibrated photos, and a rigid pose from 2D keypoints (numpy, one point set)
+# ---------------------------------------------------------------------------------------------
+def default_intrinsics(width: int, height: int, focal_35mm: float | None = None) -> np.ndarray:
+    """Pinhole ``K (3, 3)`` for a photo without calibration, principal point at the centre.
+
+    ``f = 1.2 max(W, H)`` pixels by default: a 45 degree field of view across the long side, between
+    a phone's main camera (about 0.8 max(W, H), 26 mm equivalent) and the tighter framing of
+    cropped or zoomed hand photos. With ``focal_35mm`` (EXIF ``FocalLengthIn35mmFilm``), the
+    35 mm-equivalent focal length maps the 43.27 mm full-frame diagonal to the image diagonal:
+    ``f = focal_35mm sqrt(W^2 + H^2) / 43.27``. The centre is ``((W - 1) / 2, (H - 1) / 2)``
+    (integer pixel coordinates are pixel centres).
+    """
+    if not (int(width) == width > 0 and int(height) == height > 0):
+        raise ValueError(f"width and height must be positive integers, got {width} x {height}")
+    if focal_35mm is None:
+        f = 1.2 * max(width, height)
+    elif math.isfinite(focal_35mm) and focal_35mm > 0:
+        f = focal_35mm * math.hypot(width, height) / 43.27
+    else:
+        raise ValueError(f"focal_35mm must be > 0, got {focal_35mm}")
+    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+
+
+def translation_from_2d(points: np.ndarray, uv: np.ndarray, K: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Translation ``t (3,)`` making ``project(points + t, K)`` match ``uv`` in least squares.
+
+    From ``u = (fx (X + tx) + skew (Y + ty)) / (Z + tz) + cx`` and ``v = fy (Y + ty) / (Z + tz) + cy``:
+    ``fx tx + skew ty - (u - cx) tz = (u - cx) Z - fx X - skew Y`` and
+    ``fy ty - (v - cy) tz = (v - cy) Z - fy Y``: linear in ``t`` (the depth comes from the 3D vs
+    2D size of the points).
+
+    Args:
+        points: ``(J, 3)`` mm; uv: ``(J, 2)`` px; K: ``(3, 3)``; weights: ``(J,)``.
+    """
+    fx, skew, fy, cx, cy = K[0, 0], K[0, 1], K[1, 1], K[0, 2], K[1, 2]
+    du, dv = uv[:, 0] - cx, uv[:, 1] - cy
+    zeros = np.zeros_like(du)
+    a = np.concatenate([np.stack([np.full_like(du, fx), np.full_like(du, skew), -du], 1),
+                        np.stack([zeros, np.full_like(dv, fy), -dv], 1)])
+    b = np.concatenate([du * points[:, 2] - fx * points[:, 0] - skew * points[:, 1],
+                        dv * points[:, 2] - fy * points[:, 1]])
+    sw = np.sqrt(np.concatenate([weights, weights]))
+    t, *_ = np.linalg.lstsq(a * sw[:, None], b * sw, rcond=None)
+    return t
+
+
+def translation_from_size(points: np.ndarray, uv: np.ndarray, K: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Translation ``t (3,)`` from the sizes of ``points (J, 3)`` mm and ``uv (J, 2)`` px alone.
+
+    Pinhole scaling: an object of RMS size ``S`` mm (about its weighted centroid) spans
+    ``s = f S / z`` px at depth ``z``, so ``z = f S / s`` with ``f = sqrt(fx fy)``; the centroid
+    is then placed on the ray of the 2D centroid (:func:`unproject`). The 2D size
+    is floored at 1 px (a hand less than a pixel across is put where it spans one). The fallback
+    when the least squares of :func:`translation_from_2d` put the points behind the camera.
+    """
+    w = weights / max(weights.sum(), 1e-12)
+    centre3, centre2 = w @ points, w @ uv
+    size3 = math.sqrt(float(w @ ((points - centre3) ** 2).sum(-1)))
+    size2 = max(math.sqrt(float(w @ ((uv - centre2) ** 2).sum(-1))), 1.0)
+    depth = math.sqrt(K[0, 0] * K[1, 1]) * size3 / size2
+    return unproject(centre2[None], depth, K)[0] - centre3
+
+
+def rotation_from_2d(points: np.ndarray, uv: np.ndarray, K: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Rotation ``R (3, 3)`` of the rigid ``points (J, 3)`` seen at ``uv (J, 2)``: OpenCV's SQPnP on
+    the joints with weight > 0 (at least 3); the identity where PnP fails."""
+    used = weights > 0
+    try:
+        ok, rvec, _ = cv2.solvePnP(points[used].astype(np.float64), uv[used].astype(np.float64),
+                                   K.astype(np.float64), None, flags=cv2.SOLVEPNP_SQPNP)
+    except cv2.error:  # degenerate 2D points (e.g. all on one pixel): no rotation to recover
+        ok = False
+    return cv2.Rodrigues(rvec)[0] if ok else np.eye(3)
 
 
 def _as_tensor(x: ArrayLike, name: str, last: int | None):

@@ -122,21 +122,21 @@ def run_predict(args: argparse.Namespace) -> int:
 def write_mesh_outputs(results: Sequence, kind: str, out: Path) -> bool:
     """Fit ``kind`` meshes (``auto``/``open``/``mano``) to the photos' hands and write them to
     ``out``; ``False`` (with the reason on stderr) when the hand model's files are missing."""
-    from handpose import meshes
+    from handpose.handmodel import installed_kind
     from handpose.handmodel.mano import ManoFileError
-    from handpose.pipeline import output_names
+    from handpose.pipeline import mesh_images, output_names, write_meshes
 
-    kind = meshes.mesh_model_kind() if kind == "auto" else kind
+    kind = installed_kind() if kind == "auto" else kind
     done, names = zip(*[(r, name) for r, name in zip(results, output_names([r.image for r in results]))
                         if r.error is None])
     count = sum(len(r.hands) for r in done)
     print(f"fitting the {kind} hand model to {count} hands (batched)...", flush=True)
     try:
-        meshed = meshes.mesh_images(done, kind)
+        meshed = mesh_images(done, kind)
     except (FileNotFoundError, ManoFileError) as exc:  # the open hand not built, or no MANO files
         print(f"error: {exc}", file=sys.stderr)
         return False
-    meshes.write_meshes(meshed, out, names)
+    write_meshes(meshed, out, names)
     print(f"{count} meshes -> {out}")
     return True
 
@@ -181,7 +181,7 @@ def run_doctor(args: argparse.Namespace) -> int:
         ok &= not (missing and name in ("hands", "pose"))
         print(f"  {name:<10}{'found' if not missing else 'MISSING ' + ', '.join(Path(f).name for f in missing)}")
     from handpose.handmodel import open_hand_path
-    from handpose.setup_assets import export_is_current
+    from handpose.handmodel.build import export_is_current
 
     open_hand = open_hand_path()
     print(f"\nOpen hand model  {'found' if export_is_current(open_hand) else 'MISSING'} ({open_hand})")

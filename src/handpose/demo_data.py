@@ -15,8 +15,6 @@ it, so the other hand, an object or the hand's own fingers hide it.
 """
 from __future__ import annotations
 
-import csv
-import io as _stdio
 import json
 import time
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ import numpy as np
 
 from handpose import scene as sc
 from handpose.camera import intrinsics, project, supersampled_intrinsics
-from handpose.keypoints import NAMES
+from handpose.groundtruth import gt_document, metadata_csv
 from handpose.render import rasterize, vertex_normals
 
 if TYPE_CHECKING:
@@ -69,10 +67,10 @@ GESTURES: dict[str, tuple[tuple[tuple[float, float, float], ...], ...]] = {
               ((15, 0, 0), (20, 0, 0), (10, 0, 0)), ((20, 0, 0), (25, 0, 0), (15, 0, 0)),
               ((25, 0, 0), (30, 0, 0), (15, 0, 0))),
 }
-#: ``metadata.csv`` gesture tag of each gesture.
 #: ``metadata.csv`` background tag of each background kind.
 BACKGROUND_TAGS = {"plain": "plain", "wood": "textured", "fabric": "textured", "clutter": "cluttered",
                    "photo": "cluttered"}
+#: ``metadata.csv`` gesture tag of each gesture.
 GESTURE_TAGS = {"open": "open", "relaxed": "other", "fist": "fist", "point": "point",
                 "count2": "count", "count3": "count", "pinch": "pinch"}
 
@@ -670,22 +668,17 @@ class GenerationResult:
     seconds: float
 
 
-def gt_document(images: list[dict]) -> dict:
-    """The whole ``gt.json`` (format: :mod:`handpose.groundtruth`)."""
-    return {
-        "keypoint_order": [name.lower() for name in NAMES],
-        "conventions": {
-            "keypoints_2d": "pixel coords (x right, y down) in the stored image file, MediaPipe order; "
-                            "pixel centres at integer coordinates",
-            "keypoints_3d_cam_mm": "camera-space 3D in millimetres (x right, y down, z forward), consistent "
-                                   "with K so that uv = K X / Z",
-            "K": "3x3 intrinsics for the stored image",
-            "visibility": "1 = the keypoint projects inside the image and no surface (other hand, object, "
-                          "own fingers) lies in front of the skin around it, from the rendered depth buffer",
-            "gt_type": "rendered_exact_3d = rendered from the open hand model: exact 2D and 3D",
-        },
-        "images": images,
-    }
+#: The ``conventions`` of the demo set's ``gt.json`` (free text, for people).
+GT_CONVENTIONS: dict[str, str] = {
+    "keypoints_2d": "pixel coords (x right, y down) in the stored image file, MediaPipe order; "
+                    "pixel centres at integer coordinates",
+    "keypoints_3d_cam_mm": "camera-space 3D in millimetres (x right, y down, z forward), consistent "
+                           "with K so that uv = K X / Z",
+    "K": "3x3 intrinsics for the stored image",
+    "visibility": "1 = the keypoint projects inside the image and no surface (other hand, object, "
+                  "own fingers) lies in front of the skin around it, from the rendered depth buffer",
+    "gt_type": "rendered_exact_3d = rendered from the open hand model: exact 2D and 3D",
+}
 
 
 def generate(out_dir: str | Path = "data/demo", seed: int = 0, only: Sequence[str | int] | None = None,
@@ -713,23 +706,7 @@ def generate(out_dir: str | Path = "data/demo", seed: int = 0, only: Sequence[st
         if progress:
             print(f"  {name}: {len(spec.hands)} hand(s), {sum(int(v.sum()) for v in rendered.visibility)} "
                   f"visible keypoints", flush=True)
-    gt = gt_document(images)
+    gt = gt_document(images, GT_CONVENTIONS)
     io.write_atomic(out / "gt.json", json.dumps(gt, indent=1))
     io.write_atomic(out / "metadata.csv", metadata_csv(rows))
     return GenerationResult(gt, rows, paths, time.perf_counter() - start)
-
-
-def metadata_csv(rows: Sequence[dict[str, str]]) -> str:
-    """CSV text with the columns :data:`handpose.groundtruth.METADATA_COLUMNS`, in that order."""
-    from handpose.groundtruth import METADATA_COLUMNS
-
-    buffer = _stdio.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(METADATA_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        missing = set(METADATA_COLUMNS) - set(row)
-        if missing:
-            raise ValueError(f"metadata row for {row.get('image')!r} misses {sorted(missing)}")
-        writer.writerow({k: row[k] for k in METADATA_COLUMNS})
-    return buffer.getvalue()
-

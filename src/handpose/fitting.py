@@ -64,18 +64,15 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Sequence
 
-import cv2
 import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from handpose.camera import unproject
+from handpose.alignment import kabsch, scale_translation
+from handpose.camera import rotation_from_2d, translation_from_2d, translation_from_size
 from handpose.handmodel import HandModel, load_hand_model
-from handpose.keypoints import NUM_KEYPOINTS
+from handpose.keypoints import NUM_KEYPOINTS, PALM_RIGID
 from handpose.prediction import HandPrediction
-
-#: Palm keypoints used by the rigid initialisation: the wrist and the index..pinky MCPs.
-PALM: tuple[int, ...] = (0, 5, 9, 13, 17)
 
 #: Solvers of :func:`fit_hand`.
 SOLVERS: tuple[str, ...] = ("lm", "adam")
@@ -175,27 +172,6 @@ class FitResult:
                             for name, value in vars(self).items()})
 
 
-def default_intrinsics(width: int, height: int, focal_35mm: float | None = None) -> np.ndarray:
-    """Pinhole ``K (3, 3)`` for a photo without calibration, principal point at the centre.
-
-    ``f = 1.2 max(W, H)`` pixels by default: a 45 degree field of view across the long side, between
-    a phone's main camera (about 0.8 max(W, H), 26 mm equivalent) and the tighter framing of
-    cropped or zoomed hand photos. With ``focal_35mm`` (EXIF ``FocalLengthIn35mmFilm``), the
-    35 mm-equivalent focal length maps the 43.27 mm full-frame diagonal to the image diagonal:
-    ``f = focal_35mm sqrt(W^2 + H^2) / 43.27``. The centre is ``((W - 1) / 2, (H - 1) / 2)``
-    (integer pixel coordinates are pixel centres).
-    """
-    if not (int(width) == width > 0 and int(height) == height > 0):
-        raise ValueError(f"width and height must be positive integers, got {width} x {height}")
-    if focal_35mm is None:
-        f = 1.2 * max(width, height)
-    elif math.isfinite(focal_35mm) and focal_35mm > 0:
-        f = focal_35mm * math.hypot(width, height) / 43.27
-    else:
-        raise ValueError(f"focal_35mm must be > 0, got {focal_35mm}")
-    return np.array([[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
-
-
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """Run the block with ``threads`` torch intra-op threads, restored afterwards (``None``:
@@ -223,28 +199,6 @@ def geman_mcclure_weight(sq_residual: torch.Tensor, sigma: float) -> torch.Tenso
     """IRLS weight ``d rho / d(r^2) = sigma^4 / (r^2 + sigma^2)^2`` (1 at 0, ``-> 0`` for outliers):
     ``sum_j rho(r_j^2)`` and ``sum_j w_j r_j^2`` with these weights frozen have the same gradient."""
     return (sigma**2 / (sq_residual + sigma**2)) ** 2
-
-
-def similarity_align(
-    source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scale and translation (no rotation) mapping ``source`` onto ``target``, weighted LSQ.
-
-    ``min_{s, t} sum_j w_j |target_j - (s source_j + t)|^2`` has ``t = mean_w(target) - s
-    mean_w(source)`` and ``s = sum_j w_j <S_j, T_j> / sum_j w_j |S_j|^2`` on centred points
-    (``s = 0`` when the source has no extent).
-
-    Args:
-        source: ``(B, J, 3)``; target: ``(B, J, 3)``; weights: ``(B, J)`` >= 0.
-    Returns:
-        ``s (B,)``, ``t (B, 3)``.
-    """
-    w = weights / weights.sum(-1, keepdim=True).clamp_min(1e-12)
-    mu_s = (w[..., None] * source).sum(1)
-    mu_t = (w[..., None] * target).sum(1)
-    sc, tc = source - mu_s[:, None], target - mu_t[:, None]
-    s = (w * (sc * tc).sum(-1)).sum(-1) / (w * (sc * sc).sum(-1)).sum(-1).clamp_min(1e-12)
-    return s, mu_t - s[:, None] * mu_s
 
 
 def limit_residuals(pose: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
@@ -303,71 +257,6 @@ def prior_factor(model: HandModel) -> tuple[torch.Tensor, torch.Tensor]:
 # ---------------------------------------------------------------------------------------------
 # Initialisation (numpy, per hand)
 # ---------------------------------------------------------------------------------------------
-def kabsch(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Rotation ``R (3, 3)`` minimising ``sum_j w_j |R (S_j - mu_S) - (T_j - mu_T)|^2``.
-
-    ``H = sum_j w_j (S_j - mu_S)(T_j - mu_T)^T = U Sigma V^T``, ``R = V diag(1, 1, det(V U^T)) U^T``.
-    """
-    w = weights / max(weights.sum(), 1e-12)
-    sc = source - w @ source
-    tc = target - w @ target
-    u, _, vt = np.linalg.svd((sc * w[:, None]).T @ tc)
-    d = np.sign(np.linalg.det(vt.T @ u.T)) or 1.0
-    return vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-
-
-def translation_from_2d(points: np.ndarray, uv: np.ndarray, K: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Translation ``t (3,)`` making ``project(points + t, K)`` match ``uv`` in least squares.
-
-    From ``u = (fx (X + tx) + skew (Y + ty)) / (Z + tz) + cx`` and ``v = fy (Y + ty) / (Z + tz) + cy``:
-    ``fx tx + skew ty - (u - cx) tz = (u - cx) Z - fx X - skew Y`` and
-    ``fy ty - (v - cy) tz = (v - cy) Z - fy Y``: linear in ``t`` (the depth comes from the 3D vs
-    2D size of the points).
-
-    Args:
-        points: ``(J, 3)`` mm; uv: ``(J, 2)`` px; K: ``(3, 3)``; weights: ``(J,)``.
-    """
-    fx, skew, fy, cx, cy = K[0, 0], K[0, 1], K[1, 1], K[0, 2], K[1, 2]
-    du, dv = uv[:, 0] - cx, uv[:, 1] - cy
-    zeros = np.zeros_like(du)
-    a = np.concatenate([np.stack([np.full_like(du, fx), np.full_like(du, skew), -du], 1),
-                        np.stack([zeros, np.full_like(dv, fy), -dv], 1)])
-    b = np.concatenate([du * points[:, 2] - fx * points[:, 0] - skew * points[:, 1],
-                        dv * points[:, 2] - fy * points[:, 1]])
-    sw = np.sqrt(np.concatenate([weights, weights]))
-    t, *_ = np.linalg.lstsq(a * sw[:, None], b * sw, rcond=None)
-    return t
-
-
-def translation_from_size(points: np.ndarray, uv: np.ndarray, K: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Translation ``t (3,)`` from the sizes of ``points (J, 3)`` mm and ``uv (J, 2)`` px alone.
-
-    Pinhole scaling: an object of RMS size ``S`` mm (about its weighted centroid) spans
-    ``s = f S / z`` px at depth ``z``, so ``z = f S / s`` with ``f = sqrt(fx fy)``; the centroid
-    is then placed on the ray of the 2D centroid (:func:`handpose.camera.unproject`). The 2D size
-    is floored at 1 px (a hand less than a pixel across is put where it spans one). The fallback
-    when the least squares of :func:`translation_from_2d` put the points behind the camera.
-    """
-    w = weights / max(weights.sum(), 1e-12)
-    centre3, centre2 = w @ points, w @ uv
-    size3 = math.sqrt(float(w @ ((points - centre3) ** 2).sum(-1)))
-    size2 = max(math.sqrt(float(w @ ((uv - centre2) ** 2).sum(-1))), 1.0)
-    depth = math.sqrt(K[0, 0] * K[1, 1]) * size3 / size2
-    return unproject(centre2[None], depth, K)[0] - centre3
-
-
-def rotation_from_2d(points: np.ndarray, uv: np.ndarray, K: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Rotation ``R (3, 3)`` of the rigid ``points (J, 3)`` seen at ``uv (J, 2)``: OpenCV's SQPnP on
-    the joints with weight > 0 (at least 3); the identity where PnP fails."""
-    used = weights > 0
-    try:
-        ok, rvec, _ = cv2.solvePnP(points[used].astype(np.float64), uv[used].astype(np.float64),
-                                   K.astype(np.float64), None, flags=cv2.SOLVEPNP_SQPNP)
-    except cv2.error:  # degenerate 2D points (e.g. all on one pixel): no rotation to recover
-        ok = False
-    return cv2.Rodrigues(rvec)[0] if ok else np.eye(3)
-
-
 def _as_batch(value: np.ndarray | None, width: int, name: str) -> np.ndarray | None:
     if value is None:
         return None
@@ -390,7 +279,7 @@ def _check_inputs(
     if kp2 is None and kp3 is None:
         raise ValueError("give keypoints_2d (with K), keypoints_3d, or both")
     if kp2 is not None and K is None:
-        raise ValueError("keypoints_2d need the intrinsics K (see default_intrinsics)")
+        raise ValueError("keypoints_2d need the intrinsics K (see handpose.camera.default_intrinsics)")
     batch = {len(a) for a in (kp2, kp3) if a is not None}
     if len(batch) > 1:
         raise ValueError(f"keypoints_2d and keypoints_3d disagree on the number of hands: {sorted(batch)}")
@@ -445,12 +334,12 @@ def _initialise(
     orient = np.zeros((candidates, batch, 3))
     transl = np.zeros((candidates, batch, 3))
     # Palm plane normal of the rest hand (smallest principal axis), for the mirror candidate.
-    palm_rest = rest[list(PALM)] - rest[list(PALM)].mean(0)
+    palm_rest = rest[list(PALM_RIGID)] - rest[list(PALM_RIGID)].mean(0)
     normal = np.linalg.svd(palm_rest)[2][-1]
     mirror_palm = np.eye(3) - 2.0 * np.outer(normal, normal)
     flip_z = np.diag([1.0, 1.0, -1.0])
     for b in range(batch):
-        idx = list(PALM) if (conf[b, list(PALM)] > 0).sum() >= 3 else list(range(NUM_KEYPOINTS))
+        idx = list(PALM_RIGID) if (conf[b, list(PALM_RIGID)] > 0).sum() >= 3 else list(range(NUM_KEYPOINTS))
         w = conf[b, idx]
         if kp3 is not None:
             rotations = [kabsch(rest[idx], kp3[b, idx], w)]
@@ -561,7 +450,7 @@ class Objective:
         else:  # 3D only: the alignment absorbs any translation
             self.transl_unit = torch.zeros_like(transl0)
         palm = torch.zeros(NUM_KEYPOINTS, dtype=torch.float64)
-        palm[list(PALM)] = 1.0
+        palm[list(PALM_RIGID)] = 1.0
         self.palm = palm
         if kp3 is not None:  # k: mm of the rest hand per unit of the 3D keypoints, (B, 1)
             rest = rest_keypoints(model)[None]
@@ -604,7 +493,7 @@ class Objective:
 
     def _align(self, keypoints: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # Y ~ s' X + t': the model's size cannot shrink L_3D; k = size(rest) / size(Y) to mm
-        s_inv, t_inv = similarity_align(keypoints, self.kp3, w)
+        s_inv, t_inv, _ = scale_translation(keypoints, self.kp3, w)
         gap = s_inv[:, None, None] * keypoints + t_inv[:, None] - self.kp3
         return gap, s_inv, t_inv
 
@@ -1042,7 +931,7 @@ def fit_images(
             :func:`handpose.handmodel.load_hand_model`), a ``{"right": model, "left": model}``
             mapping, or one model (all hands must then be of its side).
         hands_per_image: ``N`` lists of predictions (a list may be empty).
-        intrinsics: ``N`` matrices ``K (3, 3)``, one per photo (:func:`default_intrinsics`
+        intrinsics: ``N`` matrices ``K (3, 3)``, one per photo (:func:`handpose.camera.default_intrinsics`
             without calibration).
         threads: torch intra-op threads during the fits (see :func:`fit_hand`).
         **fit_options: passed to :func:`fit_hand`.

@@ -1,7 +1,7 @@
 """Ground-truth files of photo sets: ``gt.json`` / ``annotations.json`` and ``metadata.csv``, the
-format documented here once, with their readers.
+format documented here once, with their readers and writers.
 
-``gt.json`` (the demo set, written by :func:`handpose.demo_data.gt_document`; the internal photo
+``gt.json`` (the demo set, written by :func:`gt_document` from :mod:`handpose.demo_data`; the internal photo
 set) and ``annotations.json`` (your photos, written by :class:`handpose.annotate.AnnotationStore`)
 share one layout::
 
@@ -28,6 +28,7 @@ unfinished (joints ``n..20`` not reached), so that it can be resumed; complete h
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from handpose.camera import resize_pixels
-from handpose.keypoints import NUM_KEYPOINTS
+from handpose.keypoints import NAMES, NUM_KEYPOINTS
 
 #: Columns of ``metadata.csv``: per-photo scenario tags of a photo set.
 METADATA_COLUMNS: tuple[str, ...] = (
@@ -139,3 +140,49 @@ def read_metadata_csv(path: str | os.PathLike) -> dict[str, dict[str, str]]:
                 raise ValueError(f"{path}, line {reader.line_num}: image {name!r} is listed twice")
             rows[name] = row
     return rows
+
+
+def known_intrinsics(gt_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Intrinsics ``K (3, 3)`` per image name from a ground-truth file (``gt.json`` with a ``K`` per
+    hand, as the demo set's); ``{}`` when the file does not exist. Images without a ``K`` are left out.
+
+    Raises:
+        ValueError: a ``K`` that is not a finite 3 x 3 matrix with positive focal lengths.
+    """
+    path = Path(gt_path)
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    out = {}
+    for entry in data.get("images", []):
+        for hand in entry.get("hands", []):
+            if hand.get("K") is None:
+                continue
+            K = np.asarray(hand["K"], dtype=np.float64)
+            if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+                raise ValueError(f"{path}: {entry['image']}: K must be a finite 3 x 3 matrix, got {K.tolist()}")
+            out[entry["image"]] = K
+            break
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers
+# ---------------------------------------------------------------------------------------------
+def gt_document(images: list[dict], conventions: dict[str, str]) -> dict:
+    """The whole ``gt.json`` of a photo set: the course keypoint order, the ``conventions`` (free
+    text, for people) and one entry per image (the layout above)."""
+    return {"keypoint_order": [name.lower() for name in NAMES], "conventions": dict(conventions), "images": images}
+
+
+def metadata_csv(rows: Sequence[dict[str, str]]) -> str:
+    """CSV text with the columns :data:`METADATA_COLUMNS`, in that order."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(METADATA_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        missing = set(METADATA_COLUMNS) - set(row)
+        if missing:
+            raise ValueError(f"metadata row for {row.get('image')!r} misses {sorted(missing)}")
+        writer.writerow({k: row[k] for k in METADATA_COLUMNS})
+    return buffer.getvalue()

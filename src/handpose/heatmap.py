@@ -1,4 +1,5 @@
-"""Gaussian keypoint heatmaps, (soft-)argmax decoding and the least-squares 2D registration.
+"""Gaussian keypoint heatmaps, (soft-)argmax decoding and the heatmap registration (the least-squares
+scale + translation fit itself is :func:`handpose.alignment.fit_scale_translation`).
 
 Pixel grid convention (as the ICCV 2021 authors): heatmap entry ``h[..., y, x]`` is the value at
 the integer pixel coordinates ``(x, y)``, the pixel centre; there is no half-pixel offset, also when
@@ -9,12 +10,12 @@ Functions take torch tensors (and numpy arrays, returned as numpy) and stay diff
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from handpose.camera import ArrayLike, _as_tensor, _like, weak_perspective
+from handpose.alignment import Registration, fit_scale_translation  # noqa: F401  (also imported from here by models/iccv21)
+from handpose.camera import ArrayLike, _as_tensor, _like
 
 #: The ICCV 2021 network's registration mask uses ``exp(-d^2 / 3)``: ``2 sigma^2 = 3``.
 ICCV21_SIGMA = math.sqrt(1.5)
@@ -91,110 +92,6 @@ def soft_argmax_2d(heatmaps: ArrayLike, beta: float = 1.0) -> ArrayLike:
     u = (p.sum(dim=-2) * xs).sum(dim=-1)
     v = (p.sum(dim=-1) * ys).sum(dim=-1)
     return to_output(torch.stack([u, v], dim=-1))
-
-
-@dataclass(frozen=True)
-class Registration:
-    """Isotropic scale + translation mapping joints to pixels, ``uv = s J_xy + T``.
-
-    Attributes:
-        params: ``(B, 3)`` = ``[s, tx, ty]``.
-        ok: ``(B,)`` bool; False where the fit was degenerate and ``params`` hold the fallback
-            (see :func:`fit_scale_translation`).
-    """
-
-    params: ArrayLike
-    ok: ArrayLike
-
-    @property
-    def scale(self) -> ArrayLike:
-        """``(B,)`` scale ``s``."""
-        return self.params[:, 0]
-
-    @property
-    def translation(self) -> ArrayLike:
-        """``(B, 2)`` translation ``T`` in pixels."""
-        return self.params[:, 1:]
-
-    def apply(self, joints: ArrayLike) -> ArrayLike:
-        """``(B, J, 2|3)`` joints -> ``(B, J, 2)`` pixels ``s J_xy + T`` (type of ``params``)."""
-        params = self.params
-        if isinstance(params, torch.Tensor):
-            J = _like(joints, params)
-        else:
-            J = np.asarray(joints, dtype=params.dtype)
-        if J.ndim != 3 or J.shape[0] != params.shape[0] or J.shape[-1] not in (2, 3):
-            raise ValueError(f"joints must be ({params.shape[0]}, J, 2|3), got {tuple(J.shape)}")
-        return weak_perspective(J, self.scale, self.translation)
-
-    def detach(self) -> "Registration":
-        """The same registration cut from the autograd graph (numpy registrations are returned)."""
-        if isinstance(self.params, torch.Tensor):
-            return Registration(self.params.detach(), self.ok)
-        return self
-
-
-def fit_scale_translation(
-    xyc: ArrayLike, joints: ArrayLike, min_weight: float = 1e-12
-) -> Registration:
-    """Closed-form weighted least-squares scale and translation from joints to detections.
-
-    Minimises ``E(s, T) = sum_j w_j ||s J_j + T - uv_j||^2`` with ``w_j = c_j^2`` (the rows of the
-    linear system weighted by the confidences ``c_j``, as in the course slides and the ICCV 2021
-    network). Setting the gradient to zero with weighted centroids ``J_bar = sum w J / sum w``,
-    ``uv_bar = sum w uv / sum w`` and centred ``J~ = J - J_bar``, ``uv~ = uv - uv_bar``::
-
-        s = sum_j w_j <J~_j, uv~_j> / sum_j w_j ||J~_j||^2,     T = uv_bar - s J_bar.
-
-    This is the solution of the 3x3 normal equations, without forming or inverting them. ``s`` is
-    unconstrained: inconsistent data can give ``s <= 0``, which is still the least-squares answer.
-
-    Degenerate cases (``ok`` False, no NaN in values or gradients):
-
-    - no data, ``sum w <= min_weight`` (confidences are expected in ``[0, 1]``): every ``(s, T)``
-      is a minimiser; the fallback is ``s = 0`` and ``T`` = the unweighted mean of ``uv``.
-    - the weighted joints coincide (one joint with weight, or all at one point): the spread
-      ``sum w ||J~||^2 <= eps * sum w ||J||^2`` (``eps`` of the dtype) leaves ``s`` free; the
-      fallback is the minimiser with ``s = 0``, ``T = uv_bar``.
-
-    Collinear but distinct joints are not degenerate: an isotropic scale and a translation are
-    determined by any two distinct points.
-
-    Args:
-        xyc: ``(B, J, 3)`` detections ``(u, v, c)``: pixels and confidence.
-        joints: ``(B, J, 2|3)`` joints (e.g. mm); only ``x, y`` are used.
-        min_weight: threshold on ``sum_j c_j^2`` below which a sample has no data.
-
-    Returns:
-        :class:`Registration`, differentiable w.r.t. ``xyc`` and ``joints``; call ``.detach()`` on
-        it to use ``s, T`` as constants (as the ICCV 2021 network does). Same type as ``xyc``.
-    """
-    d, to_output = _as_tensor(xyc, "xyc", 3)
-    J = _like(joints, d)
-    if d.ndim != 3:
-        raise ValueError(f"xyc must be (B, J, 3), got {tuple(d.shape)}")
-    if J.ndim != 3 or J.shape[:2] != d.shape[:2] or J.shape[-1] not in (2, 3):
-        raise ValueError(f"joints must be {tuple(d.shape[:2])} + (2|3,), got {tuple(J.shape)}")
-    if d.shape[1] == 0:
-        raise ValueError("need at least one joint")
-    # x and y as separate (B, J) planes: every reduction runs over a contiguous joint axis.
-    jx, jy, u, v, c = J[..., 0], J[..., 1], d[..., 0], d[..., 1], d[..., 2]
-    w = c * c
-    has_data = w.sum(dim=-1) > min_weight  # (B,)
-    # Without data, centroids fall back to uniform weights (finite, and not used for s).
-    w = torch.where(has_data[:, None], w, torch.ones_like(w))
-    W = w.sum(dim=-1, keepdim=True)  # (B, 1)
-    jx_bar, jy_bar = (w * jx).sum(-1, keepdim=True) / W, (w * jy).sum(-1, keepdim=True) / W
-    u_bar, v_bar = (w * u).sum(-1, keepdim=True) / W, (w * v).sum(-1, keepdim=True) / W
-    jx_c, jy_c = jx - jx_bar, jy - jy_bar
-    num = (w * (jx_c * u + jy_c * v)).sum(-1)  # sum w <J~, uv~> = sum w <J~, uv>
-    den = (w * (jx_c * jx_c + jy_c * jy_c)).sum(-1)  # sum w ||J~||^2
-    spread = den > torch.finfo(d.dtype).eps * (w * (jx * jx + jy * jy)).sum(-1)
-    ok = has_data & spread
-    s = torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(den))
-    # T = uv_bar - s J_bar
-    params = torch.cat([s[:, None], u_bar - s[:, None] * jx_bar, v_bar - s[:, None] * jy_bar], -1)
-    return Registration(to_output(params), to_output(ok))
 
 
 def register_heatmap(

@@ -1,4 +1,4 @@
-"""The 21 hand keypoints: names, bones, fingers, colours and index maps.
+"""The 21 hand keypoints: names, bones (and their lengths), fingers, palm sets, colours and index maps.
 
 The course order (also MediaPipe's and the ground truth's) is::
 
@@ -13,6 +13,8 @@ Index maps follow one convention: ``X_FROM_Y[i]`` is the index in order ``Y`` of
 of order ``X``, so ``points_x = points_y[..., X_FROM_Y, :]``.
 """
 from __future__ import annotations
+
+import numpy as np
 
 NUM_KEYPOINTS = 21
 
@@ -39,6 +41,13 @@ FINGERS: dict[str, tuple[int, int, int, int]] = {
 }
 TIPS: tuple[int, ...] = tuple(chain[-1] for chain in FINGERS.values())
 
+#: The rigid palm: the wrist and the four finger MCPs (the thumb's CMC moves with the thumb). The
+#: fit starts from their rotation.
+PALM_RIGID: tuple[int, ...] = (WRIST,) + tuple(chain[0] for name, chain in FINGERS.items() if name != "thumb")
+#: The palm's outline: the wrist, the thumb's CMC and the four finger MCPs (the slides' sphere-mesh
+#: palm is the convex hull of their spheres).
+PALM_OUTLINE: tuple[int, ...] = (WRIST,) + tuple(chain[0] for chain in FINGERS.values())
+
 #: Parent of each keypoint (the wrist is the root and has parent -1).
 PARENTS: tuple[int, ...] = (-1,) + tuple(
     WRIST if j == 0 else chain[j - 1] for chain in FINGERS.values() for j in range(4)
@@ -46,6 +55,14 @@ PARENTS: tuple[int, ...] = (-1,) + tuple(
 
 #: The 20 bones as (parent, child) pairs, in child order.
 BONES: tuple[tuple[int, int], ...] = tuple((PARENTS[c], c) for c in range(1, NUM_KEYPOINTS))
+
+
+def bone_lengths(keypoints: np.ndarray) -> np.ndarray:
+    """``(..., 21, D)`` keypoints -> ``(..., 20)`` bone lengths in :data:`BONES` order."""
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    parents, children = np.array(BONES).T
+    return np.linalg.norm(keypoints[..., children, :] - keypoints[..., parents, :], axis=-1)
+
 
 #: One RGB colour (0-255) per finger, and the palm colour for the wrist.
 FINGER_COLORS: dict[str, tuple[int, int, int]] = {

@@ -4,16 +4,26 @@ Single-hand and mesh losses average over the valid elements (``visible`` masks a
 bool or float weights). The two-hand losses of Zhang et al. (ICCV 2021, ``../shared/iccv21/
 ARCHITECTURE.md`` §1.7 and §1.11) follow the released code: sums over hands, joints and
 coordinates, mean over the batch; apply them to every refinement stage and add the results.
-Keypoints are in the course order (:mod:`handpose.keypoints`).
+Keypoints are in the course order (:mod:`handpose.keypoints`). :func:`prediction_losses` evaluates
+them on a real prediction and its fitted mesh.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from handpose.alignment import placed_keypoints
+from handpose.camera import project
+from handpose.handmodel import HandModel
 from handpose.keypoints import BONES, MIDDLE_MCP, NUM_KEYPOINTS, WRIST
+from handpose.prediction import HandPrediction
+
+if TYPE_CHECKING:
+    from handpose.fitting import FitResult
 
 _EPS = 1e-8
 
@@ -371,3 +381,52 @@ def two_hand_loss(pred_joints: torch.Tensor, gt_joints: torch.Tensor, trans: tor
     }
     terms["total"] = sum(w * terms[name] for name, w in asdict(weights).items())
     return terms
+
+
+# ---------------------------------------------------------------------------------------------
+# The slides' losses on real predictions and their fits
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PredictionLosses:
+    """The training losses of :mod:`handpose.losses` evaluated on one predicted hand and its fit.
+
+    Attributes:
+        bone_length: :func:`bone_length_loss` of the predicted 3D keypoints against
+            the hand model's rest proportions (bone / wrist-to-middle-MCP length, squared, summed).
+        joint_l2_mm2: :func:`joint_l2` between the fitted model's keypoints and
+            the predicted 3D keypoints placed on them (:func:`handpose.alignment.placed_keypoints`), mm^2.
+        reprojection_l1_px: :func:`reprojection_l1` between the fitted keypoints
+            projected with ``K`` and the predicted 2D keypoints, pixels.
+        regulariser: :func:`pose_shape_regulariser` of the fitted pose and shape.
+        edge_length_mm: :func:`edge_length_loss` of the fitted mesh against the
+            model's unposed mesh of the same shape (how much the skinning stretches edges), mm.
+    """
+
+    bone_length: float
+    joint_l2_mm2: float
+    reprojection_l1_px: float
+    regulariser: float
+    edge_length_mm: float
+
+
+def prediction_losses(hand: HandPrediction, fit: "FitResult", K: np.ndarray, model: HandModel) -> PredictionLosses:
+    """Score one predicted hand and its fit (``B = 1``) with the slides' losses (see
+    :class:`PredictionLosses`); ``model`` is the hand model of the fit (same side)."""
+    if len(fit) != 1:
+        raise ValueError(f"fit must hold one hand, got {len(fit)}")
+    if model.side != hand.handedness:
+        raise ValueError(f"the model is a {model.side} hand but the prediction is a {hand.handedness} hand")
+    t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
+    with torch.no_grad():
+        rest = model(shape=t(fit.shape) if model.num_shape else None)  # the model casts inputs
+        rest_kp = model().keypoints[0].double()
+    # bone_length_loss works on (B, 2, 21, 3) hand pairs: the hand in slot 0, slot 1 masked out.
+    pair = lambda x: torch.stack([x, torch.zeros_like(x)])[None]  # noqa: E731
+    visible = torch.tensor([[[1.0] * NUM_KEYPOINTS, [0.0] * NUM_KEYPOINTS]], dtype=torch.float64)
+    bone = bone_length_loss(pair(rest_kp), pair(t(hand.keypoints_3d)), visible)
+    fitted = t(fit.keypoints)
+    joint = joint_l2(fitted, t(placed_keypoints(hand, fit))[None])
+    reproj = reprojection_l1(t(project(fit.keypoints, np.asarray(K, dtype=np.float64))), t(hand.keypoints_2d)[None])
+    reg = pose_shape_regulariser(t(fit.pose), t(fit.shape))
+    edges = edge_length_loss(t(fit.vertices), rest.vertices.double(), torch.as_tensor(fit.faces))
+    return PredictionLosses(float(bone), float(joint), float(reproj), float(reg), float(edges))

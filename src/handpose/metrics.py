@@ -163,32 +163,20 @@ def procrustes_align(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray | Non
     """``(N, J, 3)`` ``pred`` moved by the similarity ``s R x + t`` closest to ``gt`` in least squares
     over the joints that are visible and finite in both (all joints are moved).
 
-    Umeyama (1991), with weights ``w_j`` (1 for a used joint, else 0): with centred
-    ``X = pred - mean_w``, ``Y = gt - mean_w`` and ``U S V^T = svd(sum_j w_j y_j x_j^T)``,
-    ``R = U D V^T`` with ``D = diag(1, 1, sign(det(U V^T)))`` (a rotation, never a reflection),
-    ``s = tr(S D) / sum_j w_j |x_j|^2`` and ``t = mean_w(gt) - s R mean_w(pred)``. A hand with no
-    usable joint comes back as NaN.
+    :func:`handpose.alignment.umeyama` with weight 1 on the used joints (a rotation, never a
+    reflection). A hand with no usable joint comes back as NaN.
 
     Args:
         pred, gt: ``(N, J, 3)``; gt may hold NaN for unknown joints.
         visible: ``(N, J)`` bool, joints to align on (default: every finite GT joint).
     """
+    from handpose.alignment import umeyama  # lazy: alignment brings torch, metrics (used by viz, CLI) does not
+
     pred, gt = _pair(pred, gt, 3)
     used = _visible(visible, gt) & np.all(np.isfinite(pred), axis=-1)  # (N, J)
-    w = used[..., None].astype(np.float64)
-    count = w.sum(axis=1, keepdims=True)  # (N, 1, 1)
-    safe_pred, safe_gt = np.where(used[..., None], pred, 0.0), np.where(used[..., None], gt, 0.0)
-    mu_x = (w * safe_pred).sum(axis=1, keepdims=True) / np.maximum(count, 1.0)
-    mu_y = (w * safe_gt).sum(axis=1, keepdims=True) / np.maximum(count, 1.0)
-    x, y = w * (safe_pred - mu_x), w * (safe_gt - mu_y)
-    u, s, vt = np.linalg.svd(np.einsum("nji,njk->nik", y, x))
-    d = np.ones_like(s)
-    d[:, -1] = np.sign(np.linalg.det(u @ vt))
-    rotation = u @ (d[:, :, None] * vt)
-    var_x = (x ** 2).sum(axis=(1, 2))
-    scale = (s * d).sum(axis=1) / np.where(var_x > 0, var_x, 1.0)
-    aligned = scale[:, None, None] * np.einsum("nik,njk->nji", rotation, pred - mu_x) + mu_y
-    return np.where(count > 0, aligned, np.nan)
+    sim = umeyama(pred, gt, used)
+    aligned = sim.scale[:, None, None] * np.einsum("nik,njk->nji", sim.rotation, pred) + sim.translation[:, None]
+    return np.where(used.any(axis=1)[:, None, None], aligned, np.nan)
 
 
 def pa_mpjpe(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:

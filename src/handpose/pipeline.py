@@ -1,4 +1,5 @@
-"""Photo or folder in, hand predictions (+ overlays, ``predictions.json``) out, with a cache.
+"""Photo or folder in, hand predictions (+ overlays, ``predictions.json``) out, with a cache; then
+fitted hand meshes.
 
 * :func:`predict_image` runs one estimator on one photo.
 * :func:`predict_folder` runs it on many photos with a progress bar. A photo that cannot be read
@@ -6,6 +7,9 @@
   Results are cached per photo under ``cache_dir`` (default
   :func:`handpose.paths.prediction_cache_dir`), keyed by the SHA-256 of the file's bytes, the
   model name and a hash of its options, so a changed file or changed options are recomputed and re-running is fast.
+
+* :func:`mesh_images` fits hand meshes to the hands found (batched over all photos,
+  :func:`handpose.fitting.fit_images`), :func:`write_meshes` writes them (PNG overlays + OBJ).
 
 ``predictions.json`` is a public interface: a list of ``{"image", "width", "height", "hands":
 [HandPrediction.to_json()...]}``, plus ``"error"`` for photos that failed. Each hand also has
@@ -18,10 +22,10 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +33,10 @@ from handpose import io
 from handpose.models import Estimator, available_models, default_options, get_estimator
 from handpose.paths import prediction_cache_dir
 from handpose.prediction import HandPrediction
+
+if TYPE_CHECKING:
+    from handpose.fitting import FitResult
+    from handpose.handmodel import HandModel
 
 logger = logging.getLogger(__name__)
 
@@ -264,6 +272,100 @@ def predict_folder(folder_or_paths: PathLike | Iterable[PathLike], out_dir: Path
     if out is not None:
         write_predictions(out / "predictions.json", results)
     return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Photos -> fitted meshes (the step after predict_folder)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class MeshedImage:
+    """One photo with its predicted hands and their fitted meshes.
+
+    Attributes:
+        path: the photo.
+        image: ``(H, W, 3)`` uint8 RGB, as loaded by :func:`handpose.io.load_image`.
+        K: ``(3, 3)`` intrinsics used for the fits.
+        hands: the predictions.
+        fits: one :class:`~handpose.fitting.FitResult` (``B = 1``) per hand, camera frame, mm.
+    """
+
+    path: Path
+    image: np.ndarray
+    K: np.ndarray
+    hands: list[HandPrediction]
+    fits: list["FitResult"]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def overlay(self, alpha: float = 0.8) -> np.ndarray:
+        """``(H, W, 3)`` uint8: the photo with every fitted mesh shaded over it (see
+        :func:`handpose.render.mesh_overlay`)."""
+        from handpose.render import mesh_overlay
+
+        return mesh_overlay(self.image, self.fits, self.K, alpha=alpha)
+
+
+def mesh_images(
+    results: Sequence[ImageResult],
+    model_or_kind: "str | HandModel | Mapping[str, HandModel]" = "open",
+    intrinsics: Mapping[str, np.ndarray] | None = None,
+    **fit_options,
+) -> list[MeshedImage]:
+    """Fit meshes to the hands of :func:`handpose.pipeline.predict_folder` results (photos that
+    failed are skipped).
+
+    Args:
+        results: the pipeline's results.
+        model_or_kind: see :func:`handpose.fitting.fit_images`.
+        intrinsics: ``K`` per photo file name (e.g. :func:`handpose.groundtruth.known_intrinsics`);
+            photos not in it get :func:`handpose.camera.default_intrinsics` with their EXIF focal
+            length (:func:`handpose.io.exif_focal_35mm`) when they have one.
+        **fit_options: passed to :func:`handpose.fitting.fit_images` (``threads``) and
+            :func:`handpose.fitting.fit_hand`.
+    """
+    from handpose.camera import default_intrinsics  # torch: imported only when meshes are fitted
+    from handpose.fitting import fit_images
+
+    intrinsics = intrinsics or {}
+    done = [r for r in results if r.error is None]
+    images = [io.load_image(r.image) for r in done]
+    Ks = []
+    for r, image in zip(done, images):
+        height, width = image.shape[:2]
+        K = intrinsics.get(r.image.name)
+        if K is not None and r.width is not None and (r.width, r.height) != (width, height):
+            raise ValueError(f"{r.image.name}: K is for {r.width} x {r.height} but the photo loads as {width} x {height}")
+        Ks.append(default_intrinsics(width, height, io.exif_focal_35mm(r.image)) if K is None else np.asarray(K, dtype=np.float64))
+    fits = fit_images(model_or_kind, [r.hands for r in done], Ks, **fit_options)
+    return [MeshedImage(r.image, image, K, list(r.hands), f) for r, image, K, f in zip(done, images, Ks, fits)]
+
+
+def write_meshes(meshed: Sequence[MeshedImage], out_dir: str | os.PathLike, names: Sequence[str]) -> list[Path]:
+    """Write each photo's fitted meshes: ``out_dir/<name>`` (PNG, the meshes over the photo) and per
+    hand ``out_dir/<stem>_hand<i>_<side>.obj`` (camera frame, mm), all atomically.
+
+    Args:
+        meshed: from :func:`mesh_images`.
+        out_dir: the folder (created if needed).
+        names: one ``<stem>.png`` per photo (e.g. :func:`handpose.pipeline.output_names`).
+    Returns:
+        The paths written, in order.
+    """
+    from handpose.render import export_obj
+
+    if len(names) != len(meshed):
+        raise ValueError(f"got {len(meshed)} photos but {len(names)} names")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for item, name in zip(meshed, names):
+        written.append(io.save_png_atomic(out / name, item.overlay()))
+        stem = Path(name).stem
+        for i, fit in enumerate(item.fits, start=1):
+            written.append(export_obj(out / f"{stem}_hand{i}_{fit.side}.obj", fit.vertices[0], fit.faces))
+    return written
 
 
 def write_predictions(path: PathLike, results: Sequence[ImageResult]) -> None:

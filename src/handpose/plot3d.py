@@ -7,12 +7,18 @@ so that printed pages crop nothing; :mod:`handpose.report` embeds plotly.js once
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.colors
 import plotly.graph_objects as go
 
-from handpose.keypoints import BONE_COLORS, BONES, KEYPOINT_COLORS, NAMES, NUM_KEYPOINTS
+from handpose.alignment import placed_keypoints
+from handpose.keypoints import BONE_COLORS, BONES, KEYPOINT_COLORS, NAMES, NUM_KEYPOINTS, PALM_OUTLINE
+from handpose.render import SIDE_COLORS
+
+if TYPE_CHECKING:
+    from handpose.pipeline import MeshedImage
 
 #: Fixed figure size in pixels (fits the width of an A4 page printed with 12 mm margins).
 WIDTH, HEIGHT = 680, 520
@@ -228,9 +234,6 @@ MODEL_VIEW = dict(up=dict(x=0, y=1, z=0), eye=dict(x=0.5, y=0.3, z=1.9), center=
 #: Mesh lighting that keeps surfaces bright from any view (plotly's default light is often behind).
 SOFT_LIGHT = dict(ambient=0.8, diffuse=0.4, specular=0.05, roughness=0.9)
 
-#: Keypoints whose spheres are wrapped by the palm's convex hull.
-PALM_KEYPOINTS: tuple[int, ...] = (0, 1, 5, 9, 13, 17)
-
 
 def uv_sphere(n_lat: int = 6, n_lon: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """A closed UV unit sphere: ``(2 + (n_lat - 1) n_lon, 3)`` vertices (north pole, ``n_lat - 1``
@@ -277,7 +280,7 @@ def _frustum(a: np.ndarray, b: np.ndarray, ra: float, rb: float, segments: int =
 def sphere_mesh(keypoints_3d: np.ndarray, radii: Sequence[float] = SPHERE_RADII_MM) -> tuple[np.ndarray, np.ndarray]:
     """The sphere-mesh hand of the slides as one triangle soup: a sphere of radius ``r_j`` at each
     keypoint, a truncated cone along each bone (the hull of its two end spheres, approximately),
-    and the convex hull of the palm spheres (:data:`PALM_KEYPOINTS`).
+    and the convex hull of the palm spheres (:data:`handpose.keypoints.PALM_OUTLINE`).
 
     Args:
         keypoints_3d: ``(21, 3)`` mm.
@@ -294,7 +297,7 @@ def sphere_mesh(keypoints_3d: np.ndarray, radii: Sequence[float] = SPHERE_RADII_
     unit, unit_faces = uv_sphere()
     parts = [(points[j] + radii[j] * unit, unit_faces) for j in range(NUM_KEYPOINTS)]
     parts += [_frustum(points[p], points[c], radii[p], radii[c]) for p, c in BONES]
-    palm = np.concatenate([points[j] + radii[j] * unit for j in PALM_KEYPOINTS])
+    palm = np.concatenate([points[j] + radii[j] * unit for j in PALM_OUTLINE])
     hull = ConvexHull(palm)
     parts.append((palm, hull.simplices.astype(np.int64)))
     vertices, faces, offset = [], [], 0
@@ -403,6 +406,19 @@ def slider_figure(
         margin=dict(b=60),
     )
     return fig
+
+
+def scene_traces(item: "MeshedImage", opacity: float = 0.55) -> list:
+    """Plotly traces of one photo's hands in the camera frame: each fitted mesh (see-through,
+    coloured by side) with the predicted 3D keypoints placed on it (:func:`handpose.alignment.placed_keypoints`)."""
+    traces = []
+    for k, (hand, fit) in enumerate(zip(item.hands, item.fits)):
+        label = f"{hand.handedness} {k}"
+        color = "rgb({},{},{})".format(*SIDE_COLORS.get(hand.handedness, SIDE_COLORS["right"]))
+        mesh = mesh_trace(fit.vertices[0], fit.faces, name=f"{label} mesh", color=color, opacity=opacity)
+        traces.append(mesh.update(lighting=SOFT_LIGHT))
+        traces += skeleton_traces(placed_keypoints(hand, fit), name=f"{label} keypoints")
+    return traces
 
 
 def fixed_scene(points: np.ndarray, camera: dict = CAMERA_VIEW, pad: float = 0.05) -> dict:

@@ -15,12 +15,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
 
 from handpose.camera import project, resize_pixels
 from handpose.io import write_atomic
+
+if TYPE_CHECKING:
+    from handpose.fitting import FitResult
 
 #: Default per-hand colours (RGB 0-255), cycled over the meshes.
 HAND_COLORS: tuple[tuple[int, int, int], ...] = (
@@ -29,6 +32,9 @@ HAND_COLORS: tuple[tuple[int, int, int], ...] = (
     (150, 215, 140),
     (215, 140, 215),
 )
+
+#: Mesh colour (RGB 0-255) of each handedness in overlays of fitted hands (:func:`mesh_overlay`).
+SIDE_COLORS: dict[str, tuple[int, int, int]] = {"right": (80, 150, 255), "left": (110, 215, 110)}
 
 #: Default light direction (from the surface towards the light, camera frame): upper left, near
 #: the camera.
@@ -422,6 +428,17 @@ def overlay(
     out.reshape(-1, 3)[flat] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     mask[oy:oy + ch, ox:ox + cw] = m.reshape(ch, cw)
     return out, mask
+
+
+def mesh_overlay(image: np.ndarray, fits: Sequence["FitResult"], K: np.ndarray, alpha: float = 0.8) -> np.ndarray:
+    """``(H, W, 3)`` uint8: the fitted meshes (camera frame) drawn over the photo with one z-buffer,
+    coloured by handedness (:data:`SIDE_COLORS`)."""
+    if not fits:
+        return np.asarray(image).copy()
+    vertices = [v for fit in fits for v in fit.vertices]
+    colors = [SIDE_COLORS.get(fit.side, SIDE_COLORS["right"]) for fit in fits for _ in fit.vertices]
+    return overlay(image, vertices, [fit.faces for fit in fits for _ in fit.vertices], K, colors=colors,
+                   alpha=alpha)[0]
 
 
 def render_depth(

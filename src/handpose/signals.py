@@ -14,27 +14,23 @@ Four families, each a number per predicted hand (higher = more likely wrong, exc
 
 :func:`signal_error_correlation` tells, on a set with ground truth, how well a signal ranks the
 true errors (Spearman's rho). :func:`analyse_image` builds the per-hand table rows of notebook 05
-and :func:`failure_gallery` draws its worst cases.
+and :func:`handpose.figures.failure_gallery` draws its worst cases.
 """
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
 
+from handpose.alignment import fit_scale_translation
 from handpose.detect import View, check_image, warp_view
-from handpose.heatmap import fit_scale_translation
-from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST
-from handpose.metrics import box_size, match_hands, pck, square_box
+from handpose.keypoints import BONES, FINGERS, NUM_KEYPOINTS, WRIST, bone_lengths
+from handpose.metrics import box_size, match_hands, pck
 from handpose.prediction import HandPrediction, Predictor
 from handpose.rotations import normalize
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 
 # -- test-time augmentation -------------------------------------------------------------------
@@ -171,7 +167,7 @@ def tta_disagreement(image: np.ndarray, hands: Sequence[HandPrediction], predict
 # -- anatomical plausibility ------------------------------------------------------------------
 
 #: Reference bone lengths in mm, in :data:`handpose.keypoints.BONES` order (child 1..20): the rest
-#: pose of the open hand model (:func:`hand_model_bone_lengths`, mean shape), rounded to 0.5 mm, for
+#: pose of the open hand model (:func:`handpose.handmodel.rest_bone_lengths`, mean shape), rounded to 0.5 mm, for
 #: when its set-up export is missing. Keypoint-to-keypoint lengths as the estimators place the
 #: keypoints (MediaPipe's world landmarks agree within about 10 %), not anatomical bone lengths.
 REFERENCE_BONE_MM: np.ndarray = np.array([
@@ -195,27 +191,6 @@ ANGLE_LIMITS: np.ndarray = np.array([_THUMB_LIMITS[i] if f == "thumb" else _FING
 
 #: A bone is implausible when its scale-normalised length is off by more than this factor.
 BONE_RATIO_TOLERANCE = 1.3
-
-
-def hand_model_bone_lengths(kind: str = "open", side: str = "right") -> np.ndarray:
-    """``(20,)`` bone lengths in mm of a hand model's rest pose (:func:`handpose.handmodel.load_hand_model`).
-
-    Raises whatever the model raises when its files are missing (the open hand needs ``make setup``).
-    """
-    import torch
-
-    from handpose.handmodel import load_hand_model
-
-    with torch.no_grad():
-        keypoints = load_hand_model(kind, side)().keypoints[0].cpu().numpy()
-    return bone_lengths(keypoints)
-
-
-def bone_lengths(keypoints: np.ndarray) -> np.ndarray:
-    """``(..., 21, D)`` keypoints -> ``(..., 20)`` bone lengths in :data:`~handpose.keypoints.BONES` order."""
-    keypoints = np.asarray(keypoints, dtype=np.float64)
-    parents, children = np.array(BONES).T
-    return np.linalg.norm(keypoints[..., children, :] - keypoints[..., parents, :], axis=-1)
 
 
 def joint_angles(keypoints_3d: np.ndarray, handedness: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -301,7 +276,7 @@ def anatomical_plausibility(keypoints_3d: np.ndarray, handedness: Sequence[str],
         keypoints_3d: ``(B, 21, 3)`` in a right-handed frame (units cancel).
         handedness: ``B`` labels.
         reference_mm: ``(20,)`` reference bone lengths (default :data:`REFERENCE_BONE_MM`, or
-            :func:`hand_model_bone_lengths`).
+            :func:`handpose.handmodel.rest_bone_lengths`).
     """
     reference = REFERENCE_BONE_MM if reference_mm is None else np.asarray(reference_mm, dtype=np.float64)
     if reference.shape != (len(BONES),) or not np.all(reference > 0):
@@ -328,7 +303,7 @@ def reprojection_residual(keypoints_2d: np.ndarray, keypoints_3d: np.ndarray) ->
     """Per-joint residual of the weak-perspective registration of the 3D keypoints to the 2D ones.
 
     ``(s, t) = argmin sum_j ||s X_j + t - x_j||^2`` over the 3D keypoints' ``(x, y)`` (which must
-    be in the image's orientation: x right, y down) by :func:`handpose.heatmap.fit_scale_translation`;
+    be in the image's orientation: x right, y down) by :func:`handpose.alignment.fit_scale_translation`;
     the residual ``||s X_j + t - x_j||`` is divided by the 2D box side.
 
     Args:
@@ -553,51 +528,6 @@ def worst_rows(rows: Sequence[Mapping[str, Any]], n: int, key: str = "error") ->
     return sorted(rows, key=rank)[:n]
 
 
-def failure_gallery(images: Mapping[str, np.ndarray], hands: Mapping[str, Sequence[HandPrediction]],
-                    rows: Sequence[Mapping[str, Any]], gt_keypoints: Mapping[str, np.ndarray] | None = None,
-                    captions: Mapping[str, str] | None = None, n: int = 6, key: str = "error",
-                    ncols: int = 3) -> "Figure":
-    """The worst ``n`` rows (:func:`worst_rows`) as crops around the hand: the ground truth in white
-    under the prediction in finger colours, titled with the photo, the predicted side and score,
-    ``key`` (and PCK) and the photo's caption (e.g. its metadata tags)."""
-    from handpose.viz import draw_hands, draw_keypoints, image_grid  # drawing sits above analysis
-
-    picked = worst_rows(rows, n, key)
-    if not picked:
-        raise ValueError("no rows to show")
-    crops, titles = [], []
-    for row in picked:
-        name = row["image"]
-        image = images[name]
-        predicted = list(hands.get(name, []))
-        gt = None if gt_keypoints is None or row.get("gt", -1) < 0 else np.asarray(gt_keypoints[name])[row["gt"]]
-        focus = [predicted[row["hand"]].keypoints_2d] if row["hand"] >= 0 else []
-        if gt is not None:
-            focus.append(gt)
-        overlay = image if gt is None else draw_keypoints(image, gt, color=(255, 255, 255), bones=True)
-        overlay = draw_hands(overlay, predicted, label=False)
-        crops.append(_crop_around(overlay, np.concatenate(focus)) if focus else overlay)
-        if not row["detected"]:
-            what = "missed"
-        elif np.isfinite(row.get(key, np.nan)):
-            what = f"{row['handedness']} {row['score']:.2f}: {key} {row[key]:.2f}"
-            what += f", PCK {row['pck']:.2f}" if key != "pck" and np.isfinite(row.get("pck", np.nan)) else ""
-        else:
-            what = f"{row['handedness']} {row['score']:.2f}: no GT match"
-        caption = textwrap.fill((captions or {}).get(name, ""), width=40, break_on_hyphens=False)
-        titles.append("\n".join(filter(None, [name, what, caption])))
-    return image_grid(crops, titles, ncols=ncols)
-
-
-def _crop_around(image: np.ndarray, points: np.ndarray, margin: float = 0.35, min_side: int = 64) -> np.ndarray:
-    """The pixels of :func:`handpose.metrics.square_box` around the finite ``points``."""
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = square_box(points, w, h, margin, min_side)
-    x1, y1 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
-    x2, y2 = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
-    return image[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]
-
-
 def distinctive_tags(metadata: Mapping[str, Mapping[str, str]], columns: Sequence[str]) -> dict[str, str]:
     """Per photo, its metadata tags that differ from the set's most common value of their column
     (what sets the photo apart), as ``"column=value, ..."``; blank values are ignored."""
@@ -627,27 +557,3 @@ def breakdown(rows: Sequence[Mapping[str, Any]], metadata: Mapping[str, Mapping[
                     "pck": float(np.mean([g["pck"] for g in group])),
                     "error": float(np.nanmean(errors)) if np.isfinite(errors).any() else np.nan})
     return out
-
-
-def plot_breakdown(rows: Sequence[Mapping[str, Any]], metadata: Mapping[str, Mapping[str, str]],
-                   columns: Sequence[str], ncols: int = 3) -> "Figure":
-    """One bar chart per metadata column (``ncols`` per row): mean PCK (bars) and detection recall
-    (dots) per value, labelled ``value (number of GT hands)``."""
-    if not columns:
-        raise ValueError("columns must not be empty")
-    from handpose.viz import axes_grid  # drawing sits above analysis: imported when plotting
-
-    fig, axes = axes_grid(len(columns), max(1, ncols), (3.4, 3.0), sharey=True)
-    for ax, column in zip(axes, columns):
-        table = breakdown(rows, metadata, column)
-        x = np.arange(len(table))
-        ax.bar(x, [t["pck"] for t in table], color="tab:blue", alpha=0.8, label="PCK@0.2")
-        ax.plot(x, [t["recall"] for t in table], "o", color="tab:orange", label="recall")
-        ax.set_xticks(x, [f"{t['value']} ({t['n']})" for t in table], fontsize=8, rotation=35, ha="right")
-        ax.set_title(column, fontsize=10)
-        ax.set_ylim(0, 1.05)
-        ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
-               bbox_to_anchor=(0.5, 1.0), frameon=False)
-    return fig

@@ -9,13 +9,13 @@ continuous coordinates (the photo spans ``[0, W] x [0, H]``) and :func:`transfor
 
 :func:`robustness_sweep` runs any estimator (``predict(image) -> list[HandPrediction]``) over one
 perturbation kind at several strengths and returns a :class:`SweepResult` table of detection
-recall, precision, PCK@alpha and mean error / box size; :func:`plot_sweep` draws it.
+recall, precision, PCK@alpha and mean error / box size; :func:`handpose.figures.plot_sweep` draws it.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,9 +26,6 @@ from handpose.io import encode_jpeg
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.metrics import box_size, evaluate_2d
 from handpose.prediction import HandPrediction, Predictor
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 
 # -- geometry ---------------------------------------------------------------------------------
@@ -357,72 +354,3 @@ def _score_level(level: float, preds: list[np.ndarray], gts: list[np.ndarray], v
     result = evaluate_2d(preds, gts, visible=visible, alpha=alpha)
     return SweepRow(level=level, n_images=len(gts), n_gt=result.n_gt, n_pred=result.n_pred, recall=result.recall,
                     precision=result.precision, pck=result.pck, error=result.mean_error)
-
-
-def plot_sweep(results: SweepResult | Sequence[SweepResult]) -> "Figure":
-    """Detection recall, PCK and mean error / box against the perturbation strength.
-
-    Several results of the same kind (e.g. two models) are drawn as separate curves.
-    """
-    import matplotlib.pyplot as plt
-
-    results = [results] if isinstance(results, SweepResult) else list(results)
-    if not results:
-        raise ValueError("plot_sweep needs at least one SweepResult")
-    if len({r.kind for r in results}) != 1:
-        raise ValueError(f"all results must share one kind, got {sorted({r.kind for r in results})}")
-    kind = KINDS.get(results[0].kind)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
-    panels = (("recall", "detection recall", (0, 1.05)), ("pck", f"PCK@{results[0].alpha:g}", (0, 1.05)),
-              ("error", "mean error / box side (found hands)", None))
-    for ax, (column, title, ylim) in zip(axes, panels):
-        for result in results:
-            ax.plot(result.column("level"), result.column(column), marker="o", label=result.label or None)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel(results[0].axis, fontsize=9)
-        if kind is not None and kind.log:
-            ax.set_xscale("log")
-            levels = results[0].column("level")
-            ax.set_xticks(levels, [f"{v:g}" for v in levels])
-            ax.minorticks_off()
-        ax.set_ylim(*(ylim if ylim is not None else (0, None)))
-        ax.grid(alpha=0.3)
-    if any(r.label for r in results):
-        axes[0].legend(fontsize=8)
-    first = results[0].rows[0] if results[0].rows else None
-    counts = f" ({first.n_images} photos, {first.n_gt} hands)" if first is not None else ""
-    fig.suptitle(f"robustness: {results[0].kind}{counts}", fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
-def plot_sweep_overview(results: Sequence[SweepResult], ncols: int = 4) -> "Figure":
-    """All kinds in one figure: one panel per kind with detection recall (solid) and PCK (dashed)
-    against the strength, one colour per curve label (e.g. per model)."""
-    kinds = list(dict.fromkeys(r.kind for r in results))
-    if not kinds:
-        raise ValueError("plot_sweep_overview needs at least one SweepResult")
-    labels = list(dict.fromkeys(r.label for r in results))
-    colors = {label: f"C{i}" for i, label in enumerate(labels)}
-    from handpose.viz import axes_grid  # drawing sits above analysis: imported when plotting
-
-    fig, axes = axes_grid(len(kinds), max(1, ncols), (3.2, 2.7), sharey=True)
-    for ax, kind in zip(axes, kinds):
-        for result in (r for r in results if r.kind == kind):
-            levels = result.column("level")
-            name = f"{result.label} " if len(labels) > 1 else ""
-            ax.plot(levels, result.column("recall"), "o-", color=colors[result.label], label=f"{name}recall")
-            ax.plot(levels, result.column("pck"), "s--", color=colors[result.label], alpha=0.7,
-                    label=f"{name}PCK@{result.alpha:g}")
-        if kind in KINDS and KINDS[kind].log:
-            ax.set_xscale("log")
-            ax.set_xticks(levels, [f"{v:g}" for v in levels])
-            ax.minorticks_off()
-        ax.set_title(kind, fontsize=10)
-        ax.set_xlabel(next(r.axis for r in results if r.kind == kind), fontsize=8)
-        ax.set_ylim(0, 1.05)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2 * len(labels), fontsize=8,
-               bbox_to_anchor=(0.5, 1.0), frameon=False)
-    return fig

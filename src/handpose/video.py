@@ -32,7 +32,8 @@ import cv2
 import numpy as np
 
 from handpose import io
-from handpose.fitting import FitResult, default_intrinsics
+from handpose.camera import default_intrinsics
+from handpose.fitting import FitResult
 from handpose.gestures import HandGesture, classify
 from handpose.models.native_stderr import silenced_native_stderr
 from handpose.prediction import HandPrediction
@@ -403,7 +404,7 @@ def annotate(frame: np.ndarray, result: FrameResult, skeleton: bool = True, mesh
 
     out = np.asarray(frame)
     if meshes and result.fits:
-        from handpose.meshes import mesh_overlay
+        from handpose.render import mesh_overlay
 
         out = mesh_overlay(out, result.fits, default_intrinsics(out.shape[1], out.shape[0]))
     out = draw_hands(out, [th.hand for th in result.hands], notes=hand_notes(result), bones=skeleton)

@@ -1,4 +1,4 @@
-"""2D skeleton overlays on photos (OpenCV, anti-aliased) and matplotlib image grids.
+"""2D skeleton overlays on photos (OpenCV, anti-aliased); matplotlib figures are :mod:`handpose.figures`.
 
 Colours are :mod:`handpose.keypoints`' per-finger RGB colours; images are ``(H, W, 3)`` uint8 RGB
 and are never modified in place. Keypoints are in the package's pixel convention (integer pixel
@@ -7,7 +7,6 @@ centres, :mod:`handpose.camera`), which is OpenCV's and matplotlib ``imshow``'s:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -16,9 +15,6 @@ from handpose.keypoints import BONE_COLORS, BONES, KEYPOINT_COLORS, NUM_KEYPOINT
 from handpose.metrics import box_size
 from handpose.prediction import HandPrediction
 
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 Color = tuple[int, int, int]
 
@@ -135,77 +131,3 @@ def gesture_notes(hands: Sequence[HandPrediction]) -> list[str]:
         except ValueError:
             notes.append("?")
     return notes
-
-
-def axes_grid(count: int, ncols: int, cell_inches: tuple[float, float], **subplots_kw: Any
-              ) -> tuple["Figure", list["Axes"]]:
-    """A figure with ``count`` axes in rows of at most ``ncols`` (row-major), the unused cells of the
-    last row hidden. ``cell_inches`` is one cell's ``(width, height)``; ``subplots_kw`` goes to
-    ``plt.subplots`` (e.g. ``sharey=True``)."""
-    import matplotlib.pyplot as plt
-
-    if count < 1:
-        raise ValueError(f"count must be >= 1, got {count}")
-    if ncols < 1:
-        raise ValueError(f"ncols must be >= 1, got {ncols}")
-    ncols = min(ncols, count)
-    nrows = -(-count // ncols)
-    width, height = cell_inches
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **subplots_kw)
-    for ax in axes.ravel()[count:]:
-        ax.axis("off")
-    return fig, list(axes.ravel()[:count])
-
-
-def image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int = 4,
-               cell_inches: float = 3.0) -> "Figure":
-    """A matplotlib figure showing ``images`` (each ``(H, W, 3)`` uint8) in a grid, axes off.
-
-    Args:
-        images: the images, row-major.
-        titles: optional one title per image.
-        ncols: columns (fewer when there are fewer images).
-        cell_inches: width of one cell in inches.
-    """
-    if len(images) == 0:
-        raise ValueError("image_grid needs at least one image")
-    if titles is not None and len(titles) != len(images):
-        raise ValueError(f"{len(images)} images but {len(titles)} titles")
-    fig, axes = axes_grid(len(images), ncols, (cell_inches, cell_inches))
-    for i, (ax, image) in enumerate(zip(axes, images)):
-        ax.axis("off")
-        ax.imshow(image)
-        if titles is not None:
-            ax.set_title(titles[i], fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def hand_silhouette(size: int = 384, background: Color = (70, 90, 120)) -> np.ndarray:
-    """A procedural, shaded hand silhouette (open hand, fingers up, thumb to the image's left)
-    on a vertical-gradient background: an ``(size, size, 3)`` uint8 RGB test image that MediaPipe
-    detects at any quarter turn, for tests and demos that must not use real photos.
-
-    Palm: ellipse; fingers: round-capped strokes; shading: skin colour darkened towards the
-    outline, ``skin * (0.65 + 0.35 min(d / 12 px, 1))`` with ``d`` the distance to the outline.
-    """
-    if size < 64:
-        raise ValueError(f"size must be >= 64, got {size}")
-    s = size / 384.0
-    rows = np.linspace(0.8, 1.2, size)[:, None, None]
-    canvas = np.clip(np.broadcast_to(np.array(background, np.float64), (size, size, 3)) * rows, 0, 255)
-    mask = np.zeros((size, size), np.uint8)
-    cv2.ellipse(mask, (round(192 * s), round(250 * s)), (round(62 * s), round(72 * s)), 0, 0, 360, 255, -1)
-    cv2.rectangle(mask, (round(150 * s), round(290 * s)), (round(234 * s), size), 255, -1)  # forearm
-    # (base x, base y, tip x, tip y, width) in a 384-pixel frame: thumb, index, middle, ring, pinky.
-    strokes = ((138, 255, 63, 210, 28), (160, 200, 135, 83, 24), (190, 200, 190, 70, 25),
-               (218, 200, 239, 82, 23), (243, 200, 279, 112, 20))
-    for x1, y1, x2, y2, width in strokes:
-        cv2.line(mask, (round(x1 * s), round(y1 * s)), (round(x2 * s), round(y2 * s)), 255, round(width * s),
-                 cv2.LINE_AA)
-    inside = (mask > 127).astype(np.uint8)
-    distance = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
-    shade = 0.65 + 0.35 * np.minimum(distance / (12.0 * s), 1.0)
-    skin = np.array([224.0, 172.0, 140.0]) * shade[..., None]
-    alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 1.2)[..., None]
-    return np.clip(canvas * (1 - alpha) + skin * alpha, 0, 255).astype(np.uint8)

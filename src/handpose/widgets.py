@@ -19,8 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from handpose.camera import default_intrinsics
+from handpose.figures import inference_figure
 from handpose.fitting import fit_images
-from handpose.meshes import MeshedImage, inference_figure, photo_intrinsics, pose_model, scene_traces
+from handpose.handmodel import pose_model
+from handpose.io import exif_focal_35mm
+from handpose.pipeline import MeshedImage
 
 
 def _bundle(obj: Any) -> dict[str, Any]:
@@ -48,7 +52,7 @@ def _show(output: Any, item: MeshedImage, model_name: str) -> None:
     or by the photo and "no hands detected" when it has no hand."""
     import matplotlib.pyplot as plt
 
-    from handpose.plot3d import scene_figure
+    from handpose.plot3d import scene_figure, scene_traces
 
     if not item.hands:
         fig, ax = plt.subplots(figsize=(5, 5 * item.image.shape[0] / item.image.shape[1]))
@@ -86,13 +90,13 @@ def image_picker(items: Sequence[MeshedImage], model_name: str = "mediapipe") ->
 
 def predict_and_fit(path: str | os.PathLike, model: str = "mediapipe", kind: str = "open") -> MeshedImage:
     """One photo through the whole pipeline: load, predict (not cached), fit ``kind`` meshes with
-    :func:`handpose.meshes.photo_intrinsics`."""
+    :func:`handpose.camera.default_intrinsics` (EXIF focal length when the photo has one)."""
     from handpose.io import load_image
     from handpose.pipeline import predict_image
 
     image = load_image(path)
     hands = predict_image(image, model)
-    K = photo_intrinsics(path, image.shape[1], image.shape[0])
+    K = default_intrinsics(image.shape[1], image.shape[0], exif_focal_35mm(path))
     fits = fit_images(kind, [hands], [K])[0] if hands else []
     return MeshedImage(Path(path), image, K, hands, fits)
 

@@ -5,7 +5,7 @@ import pytest
 from handpose.detect import rot90_view
 from handpose.keypoints import MIDDLE_MCP, TIPS, WRIST
 from handpose.models.mediapipe import MediaPipeEstimator, MediaPipeOptions
-from handpose.viz import hand_silhouette
+from _synthetic import hand_silhouette
 
 PLAIN = MediaPipeOptions(rescue=False, use_pose=False, tile_grids=())
 

@@ -5,7 +5,7 @@ import pytest
 from handpose.keypoints import MIDDLE_MCP, WRIST
 from handpose.models import regions
 from handpose.models.regions import LandmarkNetwork, Region, pair_regions, region_from_keypoints, upright_angle
-from handpose.viz import hand_silhouette
+from _synthetic import hand_silhouette
 
 
 @pytest.fixture(scope="module")

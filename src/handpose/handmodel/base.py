@@ -1,5 +1,6 @@
 """The hand-model interface: :class:`HandModel` (a stateless ``torch.nn.Module``: buffers only,
-inputs per call, like smplx's ``*Layer``) and its output :class:`HandModelOutput`.
+inputs per call, like smplx's ``*Layer``) and its output :class:`HandModelOutput`; numpy adapters
+(:func:`pose_model`, :func:`skinning_weights`).
 
 Frame and units: see :mod:`handpose.handmodel`.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 SIDES = ("right", "left")
@@ -125,3 +127,68 @@ class HandModel(torch.nn.Module):
             for name, value in given.items()
         ]
         return filled[0], filled[1], filled[2], filled[3]
+
+
+# ---------------------------------------------------------------------------------------------
+# Posing a model with numpy arrays (torch stays inside)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class PosedModel:
+    """Output of :func:`pose_model`.
+
+    Attributes:
+        vertices: ``(N, V, 3)`` mm.
+        keypoints: ``(N, 21, 3)`` mm, course order.
+        joints: ``(N, K, 3)`` mm, the model's own skeleton joints (open hand: the 20 bone heads).
+        faces: ``(F, 3)``.
+    """
+
+    vertices: np.ndarray
+    keypoints: np.ndarray
+    joints: np.ndarray
+    faces: np.ndarray
+
+
+def pose_model(model: "HandModel", pose: np.ndarray | None = None, shape: np.ndarray | None = None,
+               global_orient: np.ndarray | None = None) -> PosedModel:
+    """Evaluate ``model`` on ``N`` poses / shapes given as numpy arrays (torch stays inside).
+
+    Args:
+        pose: ``(N, num_pose)`` or ``(num_pose,)``; ``None``: rest pose.
+        shape: ``(N, num_shape)`` or ``(num_shape,)``; ``None``: mean shape.
+        global_orient: ``(N, 3)`` or ``(3,)`` axis-angle; ``None``: identity.
+    """
+    given = {"pose": pose, "shape": shape, "global_orient": global_orient}
+    widths = {"pose": model.num_pose, "shape": model.num_shape, "global_orient": 3}
+    tensors = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        value = np.asarray(value, dtype=np.float64)
+        value = value[None] if value.ndim == 1 else value
+        if value.ndim != 2 or value.shape[1] != widths[name]:
+            raise ValueError(f"{name} must be (N, {widths[name]}) or ({widths[name]},), got {value.shape}")
+        tensors[name] = torch.as_tensor(value)  # the model casts inputs to its dtype
+    sizes = {len(v) for v in tensors.values()}
+    if len(sizes) > 1:
+        # broadcast single rows to the common batch
+        n = max(sizes)
+        if any(len(v) not in (1, n) for v in tensors.values()):
+            raise ValueError(f"inputs disagree on N: {sorted(sizes)}")
+        tensors = {k: v.expand(n, -1) for k, v in tensors.items()}
+    with torch.no_grad():
+        out = model(**tensors)
+    joints = out.joints if out.joints is not None else out.keypoints
+    return PosedModel(out.vertices.double().numpy(), out.keypoints.double().numpy(), joints.double().numpy(),
+                     model.faces.numpy().copy())
+
+
+def skinning_weights(model: "HandModel") -> np.ndarray:
+    """``(V, K)`` linear blend skinning weights ``W`` of a hand model (rows sum to 1): the open
+    hand's per-bone weights, or MANO's ``lbs_weights``."""
+    weights = getattr(model, "weights", None)
+    if not torch.is_tensor(weights):
+        weights = getattr(getattr(model, "layer", None), "lbs_weights", None)
+    if not torch.is_tensor(weights):
+        raise ValueError(f"{type(model).__name__} exposes no skinning weights")
+    return weights.detach().double().numpy().copy()

@@ -33,9 +33,10 @@ from handpose.handmodel.skinning import (
     rigid_transforms,
     skin_vertices,
 )
+from handpose.keypoints import FINGERS
 from handpose.rotations import frame_from_directions
 
-#: Bump when the export's content or layout changes (and ship the file rebuilt by setup_assets).
+#: Bump when the export's content or layout changes (and ship the file rebuilt by handmodel.build).
 OPEN_HAND_VERSION = 1
 OPEN_HAND_FILENAME = f"open_hand_v{OPEN_HAND_VERSION}.npz"
 _SETUP_HINT = ("it ships with the package: restore it from git, or rebuild it with "
@@ -88,14 +89,13 @@ def anatomical_frames(heads: np.ndarray, tails: np.ndarray, towards: np.ndarray)
 #: lengthens the bone by LENGTH_UNIT of its rest length.
 PALM_UNIT_MM = 5.0
 LENGTH_UNIT = 0.06
-_FINGER_NAMES = ("thumb", "index", "middle", "ring", "pinky")
 #: The proportion components of the open hand, in order (33): the wrist keypoint's and each
 #: finger base's (thumb CMC, index to pinky MCP) offset along x, y, z, then the lengths of the
 #: three bones of each finger, base to tip.
 PROPORTION_LABELS: tuple[str, ...] = (
     tuple(f"wrist offset {axis}" for axis in "xyz")
-    + tuple(f"{finger} base offset {axis}" for finger in _FINGER_NAMES for axis in "xyz")
-    + tuple(f"{finger} bone {j} length" for finger in _FINGER_NAMES for j in (1, 2, 3))
+    + tuple(f"{finger} base offset {axis}" for finger in FINGERS for axis in "xyz")
+    + tuple(f"{finger} bone {j} length" for finger in FINGERS for j in (1, 2, 3))
 )
 
 
@@ -174,7 +174,7 @@ def proportion_directions(
 
 
 def load_open_hand_arrays(path: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
-    """The arrays of the open hand export (see :mod:`handpose.setup_assets`), version-checked."""
+    """The arrays of the open hand export (see :mod:`handpose.handmodel.build`), version-checked."""
     path = Path(path) if path is not None else open_hand_path()
     if not path.is_file():
         raise FileNotFoundError(f"open hand model not found at {path}: {_SETUP_HINT}")

@@ -42,13 +42,6 @@ def available_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def register(name: str, target: str) -> None:
-    """Register ``target = "package.module:Class"`` under ``name`` (replaces an earlier one)."""
-    if ":" not in target:
-        raise ValueError(f"target must look like 'package.module:Class', got {target!r}")
-    _REGISTRY[name] = target
-
-
 def estimator_class(name: str) -> type:
     """The estimator class registered under ``name`` (imports its module)."""
     if name not in _REGISTRY:
