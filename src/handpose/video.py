@@ -208,12 +208,12 @@ class HandDetector:
         if self._graph is None:
             import mediapipe as mp
 
+            from handpose.models.mediapipe import open_graph
+
             o = self.options
-            with silenced_native_stderr():
-                self._graph = mp.solutions.hands.Hands(static_image_mode=False, max_num_hands=o.max_hands,
-                                                       model_complexity=o.model_complexity,
-                                                       min_detection_confidence=o.min_detection_confidence,
-                                                       min_tracking_confidence=0.5)
+            self._graph = open_graph(lambda: mp.solutions.hands.Hands(
+                static_image_mode=False, max_num_hands=o.max_hands, model_complexity=o.model_complexity,
+                min_detection_confidence=o.min_detection_confidence, min_tracking_confidence=0.5))
         return self._graph
 
     def close(self) -> None:

@@ -65,6 +65,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -233,6 +234,21 @@ class MediaPipeOptions:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def open_graph(factory: Callable[[], Any]) -> Any:
+    """The MediaPipe solution graph ``factory()`` returns, run once on a blank image, both with
+    native stderr silenced.
+
+    A graph opens its calculators, and their TFLite interpreters log as they start ("Created
+    TensorFlow Lite XNNPACK delegate"), on scheduler threads after construction returns; the first
+    ``process`` waits for them. Running it here keeps those lines inside the silenced block instead
+    of racing past it.
+    """
+    with silenced_native_stderr():
+        graph = factory()
+        graph.process(np.zeros((64, 64, 3), np.uint8))
+    return graph
+
+
 class MediaPipeEstimator:
     """Robust multi-view MediaPipe hand estimator; see the module docstring.
 
@@ -271,10 +287,9 @@ class MediaPipeEstimator:
         if key not in self._graphs:
             import mediapipe as mp
 
-            with silenced_native_stderr():
-                self._graphs[key] = mp.solutions.hands.Hands(
-                    static_image_mode=True, max_num_hands=max_hands, model_complexity=self.options.model_complexity,
-                    min_detection_confidence=confidence)
+            self._graphs[key] = open_graph(lambda: mp.solutions.hands.Hands(
+                static_image_mode=True, max_num_hands=max_hands, model_complexity=self.options.model_complexity,
+                min_detection_confidence=confidence))
         return self._graphs[key]
 
     def _pose(self) -> Any:
@@ -283,9 +298,8 @@ class MediaPipeEstimator:
             import mediapipe as mp
 
             # model_complexity=1 is the pose model shipped in the wheel (0 and 2 would be downloaded).
-            with silenced_native_stderr():
-                self._graphs[key] = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
-                                                           min_detection_confidence=0.5)
+            self._graphs[key] = open_graph(lambda: mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                                                          min_detection_confidence=0.5))
         return self._graphs[key]
 
     # -- one view -----------------------------------------------------------------------------
