@@ -31,7 +31,7 @@ mostly inside the box of one 1.5 times larger is dropped (fingers read as a smal
 hands (stages 3-4) pass a verifier: every re-crop scores a hand presence of at least
 ``min_presence``, the last re-crop moves the keypoints less than ``max_drift``, the first answer
 is not a hand already found, and the bones and joint angles are a hand's
-(:func:`handpose.signals.anatomical_plausibility`, at most ``max_plausibility`` failing).
+(:func:`handpose.anatomy.anatomical_plausibility`, at most ``max_plausibility`` failing).
 
 More than two hands: ``max_hands`` is 4 by default, so group photos and two people's hands are
 kept; callers that need one pair (the two-hand network) take the best two.
@@ -163,7 +163,7 @@ class MediaPipeOptions:
         min_presence: a region hand is accepted when every re-crop scores at least this
             hand-presence probability; a palm-detector hand when its re-crop does.
         max_plausibility: a region hand is rejected when more than this fraction of its bones and
-            joints fails :func:`handpose.signals.anatomical_plausibility`.
+            joints fails :func:`handpose.anatomy.anatomical_plausibility`.
         pair_offset: the pair search looks this many region sides (about one hand width; a region
             is about twice the hand) and twice as many away from a found hand.
         region_steps: re-crops (landmarks -> region -> landmarks) of a region hand.

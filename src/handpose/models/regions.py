@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from handpose import detect
+from handpose.anatomy import anatomical_plausibility
 from handpose.detect import View
 from handpose.keypoints import MIDDLE_MCP, WRIST
 from handpose.models.native_stderr import silenced_native_stderr
@@ -255,9 +256,5 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
 
 
 def plausibility_failures(hand: RegionHand) -> float:
-    """Fraction of bones and joints of ``hand`` that fail :func:`handpose.signals.anatomical_plausibility`."""
-    # Layer 2 (analysis) seen from layer 1 (models): imported here, and only here, until the anatomy
-    # checks move to a foundation module (DESIGN.md's layers).
-    from handpose.signals import anatomical_plausibility
-
+    """Fraction of bones and joints of ``hand`` that fail :func:`handpose.anatomy.anatomical_plausibility`."""
     return float(anatomical_plausibility(hand.keypoints_3d[None], [hand.handedness]).score[0])
