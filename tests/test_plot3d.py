@@ -57,7 +57,7 @@ def test_mesh_trace() -> None:
     assert trace.opacity == 0.5
     with pytest.raises(ValueError, match="outside"):
         plot3d.mesh_trace(vertices, faces + 2)
-    with pytest.raises(ValueError, match="integers"):
+    with pytest.raises(ValueError, match="integer"):
         plot3d.mesh_trace(vertices, faces.astype(float))
     with pytest.raises(ValueError, match="vertices"):
         plot3d.mesh_trace(vertices[:, :2], faces)

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from handpose.alignment import placed_keypoints
 from handpose.keypoints import BONE_COLORS, BONES, KEYPOINT_COLORS, NAMES, NUM_KEYPOINTS, PALM_OUTLINE
-from handpose.render import SIDE_COLORS
+from handpose.render import SIDE_COLORS, check_mesh
 
 if TYPE_CHECKING:
     from handpose.pipeline import MeshedImage
@@ -103,14 +103,7 @@ def mesh_trace(
         vertices: ``(V, 3)`` mm.
         faces: ``(F, 3)`` integer indices into ``vertices``.
     """
-    vertices = np.asarray(vertices, dtype=np.float64)
-    faces = np.asarray(faces)
-    if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise ValueError(f"vertices must be (V, 3), got {vertices.shape}")
-    if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
-        raise ValueError(f"faces must be (F, 3) integers, got {faces.shape} {faces.dtype}")
-    if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
-        raise ValueError(f"faces index outside 0..{len(vertices) - 1}")
+    vertices, faces = check_mesh(vertices, faces)
     return go.Mesh3d(
         x=vertices[:, 0], y=vertices[:, 1], z=vertices[:, 2], i=faces[:, 0], j=faces[:, 1], k=faces[:, 2],
         name=name, color=color, opacity=opacity, flatshading=False, showlegend=True, hoverinfo="name",

@@ -61,7 +61,8 @@ class Rasterization(NamedTuple):
     barycentrics: np.ndarray
 
 
-def _check_mesh(vertices: np.ndarray, faces: np.ndarray, name: str = "vertices") -> tuple[np.ndarray, np.ndarray]:
+def check_mesh(vertices: np.ndarray, faces: np.ndarray, name: str = "vertices") -> tuple[np.ndarray, np.ndarray]:
+    """``(V, 3)`` finite float64 vertices and ``(F, 3)`` int64 faces indexing them, else a ``ValueError``."""
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces)
     if vertices.ndim != 2 or vertices.shape[1] != 3:
@@ -210,7 +211,7 @@ def rasterize(
         :class:`Rasterization` with ``depth (H, W)``, ``face_id (H, W)`` and
         ``barycentrics (H, W, 3)``.
     """
-    vertices, faces = _check_mesh(vertices, faces)
+    vertices, faces = check_mesh(vertices, faces)
     height, width = int(height), int(width)
     if height <= 0 or width <= 0:
         raise ValueError(f"height and width must be positive, got {height} x {width}")
@@ -238,7 +239,7 @@ def _as_mesh_list(
     faces = list(faces)
     if len(faces) != len(vertices):
         raise ValueError(f"got {len(vertices)} meshes but {len(faces)} face arrays")
-    return [_check_mesh(v, f, name=f"vertices[{i}]") for i, (v, f) in enumerate(zip(vertices, faces))]
+    return [check_mesh(v, f, name=f"vertices[{i}]") for i, (v, f) in enumerate(zip(vertices, faces))]
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -247,7 +248,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     n_v = normalise(sum over faces f containing v of (v1 - v0) x (v2 - v0)); zero for isolated
     vertices.
     """
-    vertices, faces = _check_mesh(vertices, faces)
+    vertices, faces = check_mesh(vertices, faces)
     return _vertex_normals(vertices, faces, _face_normals(vertices, faces))
 
 
@@ -483,7 +484,7 @@ def export_obj(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray)
     Returns:
         The path written.
     """
-    vertices, faces = _check_mesh(vertices, faces)
+    vertices, faces = check_mesh(vertices, faces)
     lines = ["# handpose mesh: %d vertices, %d faces\n" % (len(vertices), len(faces))]
     lines += ["v %.6f %.6f %.6f\n" % tuple(p) for p in vertices]
     lines += ["f %d %d %d\n" % tuple(f) for f in faces + 1]
