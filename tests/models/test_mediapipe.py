@@ -41,7 +41,9 @@ def test_options_validation():
         MediaPipeOptions(model_complexity=2)
     with pytest.raises(ValueError, match="multiples of 90"):
         MediaPipeOptions(rotations=(45,))
-    assert MediaPipeOptions().digest() == MediaPipeOptions().digest() != MediaPipeOptions(max_hands=3).digest()
+    from handpose.pipeline import options_digest
+
+    assert options_digest(MediaPipeOptions()) == options_digest(MediaPipeOptions()) != options_digest(MediaPipeOptions(max_hands=3))
 
 
 def test_rejects_bad_images(plain):

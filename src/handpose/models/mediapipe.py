@@ -63,8 +63,6 @@ is downloaded. MediaPipe graphs are built in :meth:`MediaPipeEstimator._hands` a
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -224,14 +222,6 @@ class MediaPipeOptions:
             raise ValueError(f"region_steps must be >= 1 (re-crop and re-score), got {self.region_steps}")
         if not (self.pair_offset > 0 and self.max_drift > 0):
             raise ValueError(f"pair_offset and max_drift must be positive, got {self.pair_offset}, {self.max_drift}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    def digest(self) -> str:
-        """Short stable hash of the options (cache keys)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def open_graph(factory: Callable[[], Any]) -> Any:
