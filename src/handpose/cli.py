@@ -172,7 +172,8 @@ def mediapipe_model_files() -> dict[str, list[tuple[str, bool]]]:
 
 def run_doctor(args: argparse.Namespace) -> int:
     print(f"python      {platform.python_version()} ({sys.executable})")
-    for module, label in (("torch", "torch"), ("numpy", "numpy"), ("mediapipe", "mediapipe"), ("cv2", "opencv")):
+    for module, label in (("torch", "torch"), ("numpy", "numpy"), ("mediapipe", "mediapipe"), ("cv2", "opencv"),
+                          ("ai_edge_litert", "litert")):  # runs MediaPipe's landmark network on regions
         print(f"{label:<12}{_version(module)}")
     ok = True
     print("\nMediaPipe models bundled in the wheel:")
