@@ -288,3 +288,20 @@ def test_person_models_build_and_run_silently(capfd, hand_image):
     with MediaPipeEstimator(MediaPipeOptions(tile_min_side=256)) as estimator:
         estimator._people(np.concatenate([hand_image, hand_image], axis=1), None)
     assert capfd.readouterr().err == ""
+
+
+def test_sure_region_hands_pass_a_looser_anatomy_check(monkeypatch, reference, hand_image):
+    # The same region hand, its anatomy failing 45 % of the checks: kept when its presence makes it
+    # sure (max_plausibility_sure 0.5), dropped when it does not (max_plausibility 0.35).
+    from handpose.models import regions
+
+    region = regions.region_from_keypoints(reference.keypoints_2d + 0.5)
+    monkeypatch.setattr(regions, "plausibility_failures", lambda hand: 0.45)
+    kept = {}
+    for sure in (0.0, 1.0):
+        with MediaPipeEstimator(MediaPipeOptions(sure_presence=sure)) as estimator:
+            kept[sure], _ = estimator._search_regions(hand_image, [(region, "test")], [], 4)
+    assert len(kept[0.0]) == 1 and kept[0.0][0].source == "landmarks:test"
+    assert kept[1.0] == []
+    with pytest.raises(ValueError, match="max_plausibility_sure"):
+        MediaPipeOptions(max_plausibility_sure=1.5)

@@ -213,6 +213,11 @@ class MediaPipeOptions:
             hand-presence probability; a palm-detector hand when its re-crop does.
         max_plausibility: a region hand is rejected when more than this fraction of its bones and
             joints fails :func:`handpose.signals.anatomical_plausibility`.
+        sure_presence: a region hand whose last re-crop scores at least this presence is sure:
+            its bones and joints may fail up to ``max_plausibility_sure`` (the network's 3D reading
+            of a foreshortened or partly hidden hand fails more checks; composites: the second
+            hand of touching pairs 74 % -> 79 % found, precision kept).
+        max_plausibility_sure: the plausibility limit of sure region hands.
         pair_offset: the pair search looks this many region sides (about one hand width; a region
             is about twice the hand) and twice as many away from a found hand.
         region_steps: re-crops (landmarks -> region -> landmarks) of a region hand.
@@ -248,6 +253,8 @@ class MediaPipeOptions:
     use_regions: bool = True
     min_presence: float = 0.5
     max_plausibility: float = 0.35
+    sure_presence: float = 0.95
+    max_plausibility_sure: float = 0.5
     pair_offset: float = 0.3
     region_steps: int = 2
     max_drift: float = 0.15
@@ -261,7 +268,8 @@ class MediaPipeOptions:
             raise ValueError(f"model_complexity must be 0 or 1 (bundled models), got {self.model_complexity}")
         for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "min_rescue_score",
                      "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
-                     "min_presence", "max_plausibility", "fine_tile_confidence", "person_min_fraction"):
+                     "min_presence", "max_plausibility", "fine_tile_confidence", "person_min_fraction",
+                     "sure_presence", "max_plausibility_sure"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -448,7 +456,8 @@ class MediaPipeEstimator:
 
         Verifier: every re-crop scores ``min_presence``, the last re-crop is stable
         (``max_drift``), the hand is not one already found, its bones and joint angles are a
-        hand's (``max_plausibility``), and :meth:`_merge`'s layout checks and duplicate suppression.
+        hand's (``max_plausibility``; ``max_plausibility_sure`` at ``sure_presence`` or more), and
+        :meth:`_merge`'s layout checks and duplicate suppression.
         """
         o = self.options
         h, w = image.shape[:2]
@@ -459,7 +468,11 @@ class MediaPipeEstimator:
                 break
             exclude = np.stack([hand.keypoints_2d for hand in found]) if found else None
             hand = net.refine(image, region, o.region_steps, o.min_presence, o.max_drift, exclude)
-            if hand is None or regions.plausibility_failures(hand) > o.max_plausibility:
+            if hand is None:
+                continue
+            # A sure, stable hand whose 3D reading is off (foreshortened, partly hidden) may fail more.
+            limit = o.max_plausibility_sure if hand.presence >= o.sure_presence else o.max_plausibility
+            if regions.plausibility_failures(hand) > limit:
                 continue
             new = HandPrediction(keypoints_2d=hand.keypoints_2d, keypoints_3d=hand.keypoints_3d,
                                  handedness=hand.handedness, score=hand.presence, source=f"landmarks:{tag}")
