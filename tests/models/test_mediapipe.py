@@ -305,3 +305,21 @@ def test_sure_region_hands_pass_a_looser_anatomy_check(monkeypatch, reference, h
     assert kept[1.0] == []
     with pytest.raises(ValueError, match="max_plausibility_sure"):
         MediaPipeOptions(max_plausibility_sure=1.5)
+
+
+def test_fine_tile_hands_go_through_the_region_verifier(monkeypatch, hand_image):
+    # A rendered hand of about 60 px pasted into a large canvas, out of reach of the full view and
+    # the grid tiles (turned off here): the fine tiles find it, and it comes out as a verified
+    # region hand. A blank canvas gives nothing despite the low fine-tile threshold.
+    import cv2
+
+    photo = np.full((900, 1200, 3), 60, np.uint8)
+    photo[300:396, 700:796] = cv2.resize(hand_image, (96, 96), interpolation=cv2.INTER_AREA)
+    options = MediaPipeOptions(use_pose=False, rescue=False, tile_grids=(2,), tile_min_side=480)
+    with MediaPipeEstimator(options) as estimator:
+        monkeypatch.setattr(estimator, "_tile_views", lambda image: [])  # only the fine tiles
+        hands = estimator.predict(photo)
+        assert estimator.predict(np.full_like(photo, 60)) == []
+    assert len(hands) == 1 and hands[0].source.startswith("landmarks:tile256-")
+    assert np.all(hands[0].keypoints_2d >= [695, 295]) and np.all(hands[0].keypoints_2d <= [801, 401])
+    assert 40 <= np.ptp(hands[0].keypoints_2d, axis=0).max() <= 96
