@@ -27,7 +27,10 @@ enough confident hands:
    found) fine tiles of ``fine_tile_side`` pixels, so that small hands fill more of the palm
    detector's input; grid tiles keep the ``full`` view's thresholds (they fix resolution, not
    confidence, and low thresholds on tiles mostly add false positives); fine tiles run at a low
-   threshold (``fine_tile_confidence``) and their hands are verified like region hands.
+   threshold (``fine_tile_confidence``) and their hands are verified like region hands, from two
+   starts: MediaPipe's re-crop of their keypoints and an upright square on their box
+   (:func:`handpose.models.regions.box_region`; the first landmarks of a small hand are often
+   turned wrong).
 
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
 ``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped when a
@@ -200,7 +203,8 @@ class MediaPipeOptions:
         fine_tile_confidence: palm-detector and hand-presence thresholds of the MediaPipe graph on
             the fine tiles; low, because every hand it finds there goes through the region
             verifier (re-crops, stability, anatomy) like a region hand, which keeps false
-            positives down (60 px hands on composites: 68 % found at 0.5, 79 % at 0.2).
+            positives down (60 px hands on composites: 68 % found at 0.5, 79 % at 0.2, 84 % with
+            the second, upright start).
         duplicate_distance: two hands closer than this mean keypoint distance (fraction of the box
             side) are the same hand.
         duplicate_iou: two hands whose boxes overlap more are the same hand.
@@ -566,9 +570,9 @@ class MediaPipeEstimator:
                                             confidence if as_regions and o.use_regions else 0.5)
                 views_run += 1
                 if as_regions and o.use_regions:  # low threshold: the full region verifier
-                    found, calls = self._search_regions(
-                        image, [(regions.region_from_keypoints(hand.keypoints_2d), view.name) for hand in candidates],
-                        found, stop_at)
+                    starts = [(start, view.name) for hand in candidates for start in (
+                        regions.region_from_keypoints(hand.keypoints_2d), regions.box_region(hand.keypoints_2d))]
+                    found, calls = self._search_regions(image, starts, found, stop_at)
                     views_run += calls
                 else:
                     candidates = self._verified(image, candidates)
