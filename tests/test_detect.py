@@ -152,3 +152,16 @@ def test_nested_in_larger_flags_small_hands_inside_big_ones():
     boxes = np.array([[0, 0, 100, 100], [10, 10, 40, 40], [90, 90, 120, 120], [0, 0, 90, 90], [300, 0, 320, 20]])
     # inside the big box and 3x smaller; mostly outside; inside but nearly as large; alone
     np.testing.assert_array_equal(detect.nested_in_larger(boxes), [False, True, False, False, False])
+
+
+def test_mask_boxes_known_components():
+    mask = np.zeros((100, 200), bool)
+    mask[10:50, 20:40] = True  # 800 px, 40 tall
+    mask[60:90, 120:190] = True  # 2100 px, 70 wide: the largest, first
+    mask[0:2, 198:200] = True  # 4 px: below 1 % of the image
+    boxes = detect.mask_boxes(mask, min_fraction=0.01, margin=0.1)
+    np.testing.assert_allclose(boxes, [[113, 53, 197, 97], [16, 6, 44, 54]])
+    np.testing.assert_allclose(detect.mask_boxes(mask, 0.01, margin=1.0)[0], [50, 0, 200, 100])  # clipped
+    assert detect.mask_boxes(np.zeros((5, 5)), 0.01).shape == (0, 4)
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        detect.mask_boxes(np.zeros((5, 5, 3)))

@@ -189,6 +189,32 @@ def crop_view(image: np.ndarray, box: np.ndarray, name: str) -> View:
     return View(pixels, np.array([[1.0, 0.0, -x1], [0.0, 1.0, -y1]]), name)
 
 
+def mask_boxes(mask: np.ndarray, min_fraction: float = 0.01, margin: float = 0.15) -> np.ndarray:
+    """Boxes of the connected components of a ``(H, W)`` mask (e.g. people in a segmentation).
+
+    Components smaller than ``min_fraction`` of the image are dropped; each box ``[x1, y1, x2, y2]``
+    (continuous pixels, the image spans ``[0, W] x [0, H]``) is grown by ``margin`` of its longer
+    side on every side (arms and hands at the mask's edge) and clipped to the image.
+
+    Returns:
+        ``(N, 4)`` boxes, largest component first.
+    """
+    import cv2
+
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"mask must be (H, W), got shape {m.shape}")
+    h, w = m.shape
+    count, _, stats, _ = cv2.connectedComponentsWithStats(m.astype(bool).astype(np.uint8), connectivity=8)
+    out = []
+    for x, y, bw, bh, area in sorted(stats[1:count].tolist(), key=lambda row: -row[4]):
+        if area < min_fraction * h * w:
+            continue
+        grow = margin * max(bw, bh)
+        out.append([max(x - grow, 0.0), max(y - grow, 0.0), min(x + bw + grow, w), min(y + bh + grow, h)])
+    return np.array(out, dtype=np.float64).reshape(-1, 4)
+
+
 def touches_cut_edge(keypoints_view: np.ndarray, view: View, width: int, height: int, margin: float) -> bool:
     """Whether a hand found in ``view`` reaches an edge of the view that cuts through the photo.
 

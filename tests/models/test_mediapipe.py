@@ -141,7 +141,8 @@ def test_nothing_is_downloaded(monkeypatch, hand_image):
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
     with MediaPipeEstimator() as estimator:
         estimator.predict(hand_image)
-        estimator._pose().process(hand_image)  # the person-guided stage's model
+        estimator._pose().process(hand_image)  # the person-guided stage's models
+        estimator._segmentation().process(hand_image)
 
 
 def test_outputs_are_in_pixel_centres(plain, hand_image):
@@ -198,3 +199,129 @@ def test_pair_search_finds_the_crossed_hand_the_palm_detector_misses():
     matches = match_hands(np.stack([hand.keypoints_2d for hand in hands]), gt)
     assert len(hands) == 2 and len(matches.pairs) == 2
     assert any(hand.source == "landmarks:pair" for hand in hands)
+
+
+def _pose_at(wrist, knuckles, elbow, shoulders=((0.0, 0.0), (60.0, 0.0))):
+    """A ``(33, 3)`` pose whose right wrist, pinky / index (both at ``knuckles``) and elbow are given;
+    every other landmark invisible."""
+    pose = np.zeros((33, 3))
+    pose[11:13, :2] = shoulders
+    pose[[16, 18, 20, 14], :2] = [wrist, knuckles, knuckles, elbow]
+    pose[16, 2] = 1.0
+    return pose
+
+
+def test_wrist_regions_follow_the_forearm():
+    from handpose.models.mediapipe import wrist_regions
+    from handpose.prediction import HandPrediction
+
+    # Forearm pointing right (elbow left of the wrist): the region turns the hand upright by +90 deg.
+    pose = _pose_at(wrist=(200.0, 100.0), knuckles=(220.0, 100.0), elbow=(100.0, 100.0))
+    ((region, tag),) = wrist_regions(pose, [], 0.3)
+    assert tag == "person-right"
+    np.testing.assert_allclose(region.center, [214.0, 100.0])  # 0.7 of the way to the knuckles
+    assert region.size == pytest.approx(90.0) and region.angle_deg == pytest.approx(90.0)  # 0.9 forearm
+    pose[16, 2] = 0.1
+    assert wrist_regions(pose, [], 0.3) == []  # wrist not visible
+    pose[16, 2] = 1.0
+    kp = np.random.default_rng(0).uniform([190, 90], [240, 110], (21, 2))
+    hand = HandPrediction(keypoints_2d=kp, keypoints_3d=np.zeros((21, 3)), handedness="right", score=1.0)
+    assert wrist_regions(pose, [hand], 0.3) == []  # a found hand explains the wrist
+    with pytest.raises(ValueError, match=r"\(33, 3\)"):
+        wrist_regions(pose[:, :2], [], 0.3)
+
+
+def test_every_person_is_searched(monkeypatch, reference, hand_image):
+    # Two people side by side (the test hand twice); MediaPipe Pose finds one person per image,
+    # so the second one's wrist comes from a Pose run on its segmentation component.
+    from types import SimpleNamespace
+
+    from handpose import detect
+
+    h, w = hand_image.shape[:2]
+    photo = np.concatenate([hand_image, hand_image], axis=1)
+    mask = np.zeros((h, 2 * w), np.float32)
+    mask[h // 8:, w // 8: w - w // 8] = 1.0
+    mask[h // 8:, w + w // 8: 2 * w - w // 8] = 1.0
+    kp = reference.keypoints_2d + 0.5  # continuous pixels of the test hand
+    knuckles = (kp[5] + kp[17]) / 2
+    elbow = kp[WRIST] - 1.5 * (kp[MIDDLE_MCP] - kp[WRIST])
+
+    def pose_result(pose, offset, size):
+        marks = [SimpleNamespace(x=(x + offset[0]) / size[0], y=(y + offset[1]) / size[1], visibility=v)
+                 for x, y, v in pose]
+        return SimpleNamespace(pose_landmarks=SimpleNamespace(landmark=marks))
+
+    seen = []
+
+    def fake_pose(image):
+        seen.append(image.shape[:2])
+        ih, iw = image.shape[:2]
+        if iw == 2 * w:  # the whole photo: the left person
+            return pose_result(_pose_at(kp[WRIST], knuckles, elbow), (0.0, 0.0), (iw, ih))
+        box = max(detect.mask_boxes(mask > 0.5, 0.01), key=lambda b: b[0])  # the right person's crop
+        return pose_result(_pose_at(kp[WRIST], knuckles, elbow), (w - np.round(box[0]), -np.round(box[1])),
+                           (iw, ih))
+
+    with MediaPipeEstimator(MediaPipeOptions(tile_min_side=256)) as estimator:
+        monkeypatch.setattr(estimator, "_pose", lambda: SimpleNamespace(process=fake_pose))
+        monkeypatch.setattr(estimator, "_segmentation",
+                            lambda: SimpleNamespace(process=lambda image: SimpleNamespace(segmentation_mask=mask)))
+        candidates = estimator._person_regions(photo, [])
+        assert [tag for _, tag in candidates] == ["person-right", "person-right1"]
+        assert len(seen) == 2  # the whole photo, then only the right person (the left one holds the first pose)
+        np.testing.assert_allclose(candidates[1][0].center - candidates[0][0].center, [w, 0.0], atol=1.0)
+        found, _ = estimator._search_regions(photo, candidates, [], 4)
+    assert len(found) == 2
+    np.testing.assert_allclose(sorted(hand.keypoints_2d[WRIST, 0] for hand in found),
+                               [kp[WRIST, 0], kp[WRIST, 0] + w], atol=0.05 * w)
+
+
+def test_people_options_validation():
+    with pytest.raises(ValueError, match="max_people"):
+        MediaPipeOptions(max_people=-1)
+    with pytest.raises(ValueError, match="person_min_fraction"):
+        MediaPipeOptions(person_min_fraction=2.0)
+
+
+def test_person_models_build_and_run_silently(capfd, hand_image):
+    # No C++ log lines on stderr from the pose and segmentation graphs (built in silenced blocks).
+    capfd.readouterr()
+    with MediaPipeEstimator(MediaPipeOptions(tile_min_side=256)) as estimator:
+        estimator._people(np.concatenate([hand_image, hand_image], axis=1), None)
+    assert capfd.readouterr().err == ""
+
+
+def test_sure_region_hands_pass_a_looser_anatomy_check(monkeypatch, reference, hand_image):
+    # The same region hand, its anatomy failing 45 % of the checks: kept when its presence makes it
+    # sure (max_plausibility_sure 0.5), dropped when it does not (max_plausibility 0.35).
+    from handpose.models import regions
+
+    region = regions.region_from_keypoints(reference.keypoints_2d + 0.5)
+    monkeypatch.setattr(regions, "plausibility_failures", lambda hand: 0.45)
+    kept = {}
+    for sure in (0.0, 1.0):
+        with MediaPipeEstimator(MediaPipeOptions(sure_presence=sure)) as estimator:
+            kept[sure], _ = estimator._search_regions(hand_image, [(region, "test")], [], 4)
+    assert len(kept[0.0]) == 1 and kept[0.0][0].source == "landmarks:test"
+    assert kept[1.0] == []
+    with pytest.raises(ValueError, match="max_plausibility_sure"):
+        MediaPipeOptions(max_plausibility_sure=1.5)
+
+
+def test_fine_tile_hands_go_through_the_region_verifier(monkeypatch, hand_image):
+    # A rendered hand of about 60 px pasted into a large canvas, out of reach of the full view and
+    # the grid tiles (turned off here): the fine tiles find it, and it comes out as a verified
+    # region hand. A blank canvas gives nothing despite the low fine-tile threshold.
+    import cv2
+
+    photo = np.full((900, 1200, 3), 60, np.uint8)
+    photo[300:396, 700:796] = cv2.resize(hand_image, (96, 96), interpolation=cv2.INTER_AREA)
+    options = MediaPipeOptions(use_pose=False, rescue=False, tile_grids=(2,), tile_min_side=480)
+    with MediaPipeEstimator(options) as estimator:
+        monkeypatch.setattr(estimator, "_tile_views", lambda image: [])  # only the fine tiles
+        hands = estimator.predict(photo)
+        assert estimator.predict(np.full_like(photo, 60)) == []
+    assert len(hands) == 1 and hands[0].source.startswith("landmarks:tile256-")
+    assert np.all(hands[0].keypoints_2d >= [695, 295]) and np.all(hands[0].keypoints_2d <= [801, 401])
+    assert 40 <= np.ptp(hands[0].keypoints_2d, axis=0).max() <= 96

@@ -169,3 +169,12 @@ def test_a_mirrored_reading_of_the_same_hand_is_excluded(reference):
     mirrored = kp[WRIST] + 2 * (rel @ axis)[:, None] * axis - rel  # reflect across wrist -> middle MCP
     assert regions._lands_on(mirrored, kp[None], 0.3)
     assert not regions._lands_on(kp + [3 * np.ptp(kp[:, 0]), 0], kp[None], 0.3)  # a hand beside it
+
+
+def test_box_region_is_an_upright_square_on_the_box():
+    kp = np.array([[10.0, 20.0], [50.0, 30.0], [30.0, 80.0]] + [[30.0, 50.0]] * 18)
+    region = regions.box_region(kp, scale=2.0)
+    np.testing.assert_allclose(region.center, [30.0, 50.0])
+    assert region.size == pytest.approx(120.0) and region.angle_deg == 0.0  # 2 x the longer side (60)
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        regions.box_region(np.zeros((21, 3)))

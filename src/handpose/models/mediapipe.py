@@ -17,12 +17,20 @@ enough confident hands:
 4. ``person`` (when hands are missing or small): MediaPipe Pose (bundled, model complexity 1)
    finds a person; a region around each wrist not already explained by a found hand, sized from
    the forearm and shoulders and turned so that the forearm points up, goes to the landmark
-   network.
+   network (:func:`wrist_regions`). Pose finds one person per image, so on photos of
+   ``tile_min_side`` or more, while the found hands and that person's wrists leave hands to find,
+   every other person of the selfie-segmentation mask (bundled landscape model; connected
+   components the first pose does not hold, ``max_people`` largest) gets its own Pose run on its
+   crop, and its wrists the same regions (``"landmarks:person-left2"``: the second other person).
 5. ``tiles`` (when hands are still missing or small, photos of ``tile_min_side`` or more):
    overlapping tiles of the photo at a ``grid x grid`` layout, then (while fewer than two hands are
    found) fine tiles of ``fine_tile_side`` pixels, so that small hands fill more of the palm
-   detector's input; tiles keep the ``full`` view's thresholds (they fix resolution, not
-   confidence, and low thresholds on tiles mostly add false positives).
+   detector's input; grid tiles keep the ``full`` view's thresholds (they fix resolution, not
+   confidence, and low thresholds on tiles mostly add false positives); fine tiles run at a low
+   threshold (``fine_tile_confidence``) and their hands are verified like region hands, from two
+   starts: MediaPipe's re-crop of their keypoints and an upright square on their box
+   (:func:`handpose.models.regions.box_region`; the first landmarks of a small hand are often
+   turned wrong).
 
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
 ``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped when a
@@ -56,9 +64,10 @@ Conventions:
       ``"mediapipe:tile2x2-3"``, ``"landmarks:pair"``, ``"landmarks:person-left"``.
 
 Only models shipped in the wheel are used (palm detection full, hand landmark lite/full, pose
-landmark full), the landmark network through ``ai-edge-litert``'s TFLite interpreter: nothing
-is downloaded. MediaPipe graphs are built in :meth:`MediaPipeEstimator._hands` and
-:meth:`MediaPipeEstimator._pose` only.
+landmark full, selfie segmentation landscape), the landmark network through ``ai-edge-litert``'s
+TFLite interpreter: nothing is downloaded. MediaPipe graphs are built in
+:meth:`MediaPipeEstimator._hands`, :meth:`MediaPipeEstimator._pose` and
+:meth:`MediaPipeEstimator._segmentation` only, each in a silenced-stderr block.
 """
 from __future__ import annotations
 
@@ -82,6 +91,43 @@ _POSE_PINKY = {"left": 17, "right": 18}
 _POSE_INDEX = {"left": 19, "right": 20}
 _POSE_SHOULDERS = (11, 12)
 _POSE_ELBOW = {"left": 13, "right": 14}
+
+
+def wrist_regions(pose: np.ndarray, found: list[HandPrediction], min_visibility: float
+                  ) -> list[tuple[regions.Region, str]]:
+    """Regions around one person's pose wrists that no found hand explains, turned along the forearm.
+
+    Args:
+        pose: ``(33, 3)`` MediaPipe Pose landmarks, continuous photo pixels and visibility.
+        found: hands found so far; a wrist region whose centre lies in one's box is skipped.
+        min_visibility: wrists less visible are skipped.
+
+    Returns:
+        ``(region, "person-left" | "person-right")`` per searched wrist.
+    """
+    pose = np.asarray(pose, dtype=np.float64)
+    if pose.shape != (33, 3):
+        raise ValueError(f"pose must be (33, 3) MediaPipe Pose landmarks (x, y, visibility), got {pose.shape}")
+    shoulder = np.linalg.norm(pose[_POSE_SHOULDERS[0], :2] - pose[_POSE_SHOULDERS[1], :2])
+    out = []
+    for side in ("left", "right"):
+        wrist = pose[_POSE_WRIST[side]]
+        if wrist[2] < min_visibility:
+            continue
+        knuckles = (pose[_POSE_PINKY[side], :2] + pose[_POSE_INDEX[side], :2]) / 2.0
+        forearm = wrist[:2] - pose[_POSE_ELBOW[side], :2]
+        # Hand centre a little past the wrist towards the knuckles; region side from the larger
+        # of the hand (wrist->knuckles), forearm and shoulder scales, so it holds the whole hand.
+        center = wrist[:2] + 0.7 * (knuckles - wrist[:2])
+        side_px = max(4.0 * np.linalg.norm(knuckles - wrist[:2]), 0.9 * np.linalg.norm(forearm),
+                      0.7 * shoulder, 32.0)
+        if any(np.all((hand.box_xyxy[:2] <= center) & (center <= hand.box_xyxy[2:])) for hand in found):
+            continue
+        # Turned so the forearm (or wrist -> knuckles) points up: the landmark network's pose.
+        direction = knuckles - wrist[:2] if np.linalg.norm(knuckles - wrist[:2]) > 1 else forearm
+        angle = regions.upright_angle(direction) if np.linalg.norm(direction) > 1 else 0.0
+        out.append((regions.Region(center, side_px, angle), f"person-{side}"))
+    return out
 
 
 class Landmarks(NamedTuple):
@@ -138,6 +184,11 @@ class MediaPipeOptions:
         rotations: quarter-turn angles in degrees tried by the rescue stage, in order.
         use_pose: run the person-guided stage.
         pose_min_visibility: a pose wrist below this visibility is not searched.
+        max_people: people beyond the whole photo's pose searched (largest selfie-segmentation
+            components first, one Pose run each; 0 disables it), on photos of ``tile_min_side``
+            or more while the found hands and wrists leave hands to find.
+        person_min_fraction: segmentation components smaller than this fraction of the photo are
+            not people.
         tile_grids: grid sizes of the tile stage (``(2,)`` = 2 x 2 tiles); empty disables it.
         tile_overlap: overlap between neighbouring tiles, fraction of a tile.
         tile_min_side: photos whose longer side is shorter are not tiled.
@@ -148,8 +199,11 @@ class MediaPipeOptions:
             512 px ones).
         fine_tile_max: photos needing more fine tiles than this (at 20 % overlap) are not finely
             tiled (the time it takes).
-        fine_tile_confidence: palm-detector threshold on the fine tiles (their hands are re-scored
-            by the landmark network, which keeps false positives down).
+        fine_tile_confidence: palm-detector and hand-presence thresholds of the MediaPipe graph on
+            the fine tiles; low, because every hand it finds there goes through the region
+            verifier (re-crops, stability, anatomy) like a region hand, which keeps false
+            positives down (60 px hands on composites: 68 % found at 0.5, 79 % at 0.2, 84 % with
+            the second, upright start).
         duplicate_distance: two hands closer than this mean keypoint distance (fraction of the box
             side) are the same hand.
         duplicate_iou: two hands whose boxes overlap more are the same hand.
@@ -162,6 +216,11 @@ class MediaPipeOptions:
             hand-presence probability; a palm-detector hand when its re-crop does.
         max_plausibility: a region hand is rejected when more than this fraction of its bones and
             joints fails :func:`handpose.anatomy.anatomical_plausibility`.
+        sure_presence: a region hand whose last re-crop scores at least this presence is sure:
+            its bones and joints may fail up to ``max_plausibility_sure`` (the network's 3D reading
+            of a foreshortened or partly hidden hand fails more checks; composites: the second
+            hand of touching pairs 74 % -> 79 % found, precision kept).
+        max_plausibility_sure: the plausibility limit of sure region hands.
         pair_offset: the pair search looks this many region sides (about one hand width; a region
             is about twice the hand) and twice as many away from a found hand.
         region_steps: re-crops (landmarks -> region -> landmarks) of a region hand.
@@ -181,12 +240,14 @@ class MediaPipeOptions:
     rotations: tuple[int, ...] = (90, 270, 180)
     use_pose: bool = True
     pose_min_visibility: float = 0.3
+    max_people: int = 4
+    person_min_fraction: float = 0.01
     tile_grids: tuple[int, ...] = (2,)
     tile_overlap: float = 0.25
     tile_min_side: int = 480
     fine_tile_side: int = 256
     fine_tile_max: int = 64
-    fine_tile_confidence: float = 0.5
+    fine_tile_confidence: float = 0.2
     duplicate_distance: float = 0.25
     duplicate_iou: float = 0.6
     min_hand_side_px: float = 8.0
@@ -195,18 +256,23 @@ class MediaPipeOptions:
     use_regions: bool = True
     min_presence: float = 0.5
     max_plausibility: float = 0.35
+    sure_presence: float = 0.95
+    max_plausibility_sure: float = 0.5
     pair_offset: float = 0.3
     region_steps: int = 2
     max_drift: float = 0.15
 
     def __post_init__(self) -> None:
+        if self.max_people < 0:
+            raise ValueError(f"max_people must be >= 0 (0 disables the other people's search), got {self.max_people}")
         if self.max_hands < 1:
             raise ValueError(f"max_hands must be >= 1, got {self.max_hands}")
         if self.model_complexity not in (0, 1):
             raise ValueError(f"model_complexity must be 0 or 1 (bundled models), got {self.model_complexity}")
         for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "min_rescue_score",
                      "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
-                     "min_presence", "max_plausibility", "fine_tile_confidence"):
+                     "min_presence", "max_plausibility", "fine_tile_confidence", "person_min_fraction",
+                     "sure_presence", "max_plausibility_sure"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -272,14 +338,14 @@ class MediaPipeEstimator:
 
     # -- graphs -------------------------------------------------------------------------------
 
-    def _hands(self, max_hands: int, confidence: float) -> Any:
-        key = ("hands", max_hands, confidence)
+    def _hands(self, max_hands: int, confidence: float, presence: float = 0.5) -> Any:
+        key = ("hands", max_hands, confidence, presence)
         if key not in self._graphs:
             import mediapipe as mp
 
             self._graphs[key] = open_graph(lambda: mp.solutions.hands.Hands(
                 static_image_mode=True, max_num_hands=max_hands, model_complexity=self.options.model_complexity,
-                min_detection_confidence=confidence))
+                min_detection_confidence=confidence, min_tracking_confidence=presence))
         return self._graphs[key]
 
     def _pose(self) -> Any:
@@ -295,7 +361,7 @@ class MediaPipeEstimator:
     # -- one view -----------------------------------------------------------------------------
 
     def _run_view(self, view: View, max_hands: int, confidence: float, min_score: float,
-                  photo_size: tuple[int, int] | None = None) -> list[HandPrediction]:
+                  photo_size: tuple[int, int] | None = None, presence: float = 0.5) -> list[HandPrediction]:
         """Hands found by MediaPipe in one view, mapped back to the photo.
 
         With ``photo_size = (W, H)``, hands reaching an edge of the view that cuts through the
@@ -304,7 +370,7 @@ class MediaPipeEstimator:
         """
         if min(view.image.shape[:2]) < 8:
             return []
-        graph = self._hands(max_hands, confidence)
+        graph = self._hands(max_hands, confidence, presence)
         with silenced_native_stderr():
             result = graph.process(view.image)
         h, w = view.image.shape[:2]
@@ -324,34 +390,61 @@ class MediaPipeEstimator:
             self._graphs[key] = regions.LandmarkNetwork(mirrored_input=self.options.mirrored_input)
         return self._graphs[key]
 
-    def _person_regions(self, image: np.ndarray, found: list[HandPrediction]) -> list[tuple[regions.Region, str]]:
-        """Regions around the pose wrists that no found hand explains, turned along the forearm."""
-        h, w = image.shape[:2]
-        graph = self._pose()
+    def _segmentation(self) -> Any:
+        key = ("selfie_segmentation",)
+        if key not in self._graphs:
+            import mediapipe as mp
+
+            # model_selection=1: the landscape model (256 x 144), bundled in the wheel.
+            self._graphs[key] = open_graph(lambda: mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1))
+        return self._graphs[key]
+
+    def _pose_in(self, view: View) -> np.ndarray | None:
+        """``(33, 3)``: MediaPipe Pose's landmarks of the one person it finds in ``view``, photo
+        continuous pixels and visibility, or None."""
+        h, w = view.image.shape[:2]
         with silenced_native_stderr():
-            result = graph.process(image)
+            result = self._pose().process(view.image)
         if not result.pose_landmarks:
-            return []
+            return None
         pose = np.array([[p.x * w, p.y * h, p.visibility] for p in result.pose_landmarks.landmark])
-        shoulder = np.linalg.norm(pose[_POSE_SHOULDERS[0], :2] - pose[_POSE_SHOULDERS[1], :2])
-        out = []
-        for side in ("left", "right"):
-            wrist = pose[_POSE_WRIST[side]]
-            if wrist[2] < self.options.pose_min_visibility:
+        return np.c_[view.to_photo(pose[:, :2]), pose[:, 2]]
+
+    def _people(self, image: np.ndarray, first: np.ndarray | None) -> list[np.ndarray]:
+        """Poses of the people ``first`` (the whole photo's pose) does not cover: each connected
+        person of the selfie-segmentation mask whose box holds none of ``first``'s visible
+        landmarks, cropped square-ish and given to MediaPipe Pose (one person per run)."""
+        o = self.options
+        with silenced_native_stderr():
+            mask = self._segmentation().process(image).segmentation_mask
+        boxes = detect.mask_boxes(np.asarray(mask) > 0.5, o.person_min_fraction)
+        if first is not None:
+            seen = first[first[:, 2] >= o.pose_min_visibility, :2]
+            boxes = boxes[[not np.any(np.all((box[:2] <= seen) & (seen <= box[2:]), axis=1)) for box in boxes]]
+        people = []
+        for i, box in enumerate(boxes[: o.max_people]):
+            x1, y1, x2, y2 = np.round(box)
+            if min(x2 - x1, y2 - y1) < 32:
                 continue
-            knuckles = (pose[_POSE_PINKY[side], :2] + pose[_POSE_INDEX[side], :2]) / 2.0
-            forearm = wrist[:2] - pose[_POSE_ELBOW[side], :2]
-            # Hand centre a little past the wrist towards the knuckles; region side from the larger
-            # of the hand (wrist->knuckles), forearm and shoulder scales, so it holds the whole hand.
-            center = wrist[:2] + 0.7 * (knuckles - wrist[:2])
-            side_px = max(4.0 * np.linalg.norm(knuckles - wrist[:2]), 0.9 * np.linalg.norm(forearm),
-                          0.7 * shoulder, 32.0)
-            if any(np.all((hand.box_xyxy[:2] <= center) & (center <= hand.box_xyxy[2:])) for hand in found):
-                continue
-            # Turned so the forearm (or wrist -> knuckles) points up: the landmark network's pose.
-            direction = knuckles - wrist[:2] if np.linalg.norm(knuckles - wrist[:2]) > 1 else forearm
-            angle = regions.upright_angle(direction) if np.linalg.norm(direction) > 1 else 0.0
-            out.append((regions.Region(center, side_px, angle), f"person-{side}"))
+            pose = self._pose_in(detect.crop_view(image, np.array([x1, y1, x2, y2]), f"person{i}"))
+            if pose is not None:
+                people.append(pose)
+        return people
+
+    def _person_regions(self, image: np.ndarray, found: list[HandPrediction]) -> list[tuple[regions.Region, str]]:
+        """Regions around the pose wrists that no found hand explains, turned along the forearm.
+
+        MediaPipe Pose on the whole photo first (one person); on photos of ``tile_min_side`` or
+        more, while the found hands and these wrists leave hands to find, also on every other
+        person of the selfie-segmentation mask (:meth:`_people`).
+        """
+        first = self._pose_in(detect.identity_view(image))
+        out = [] if first is None else wrist_regions(first, found, self.options.pose_min_visibility)
+        if (self.options.max_people and max(image.shape[:2]) >= self.options.tile_min_side
+                and len(found) + len(out) < self.options.max_hands):
+            for k, pose in enumerate(self._people(image, first)):
+                out += [(region, f"{tag}{k + 1}")
+                        for region, tag in wrist_regions(pose, found, self.options.pose_min_visibility)]
         return out
 
     def _pair_regions(self, hands: list[HandPrediction], width: int, height: int
@@ -370,7 +463,8 @@ class MediaPipeEstimator:
 
         Verifier: every re-crop scores ``min_presence``, the last re-crop is stable
         (``max_drift``), the hand is not one already found, its bones and joint angles are a
-        hand's (``max_plausibility``), and :meth:`_merge`'s layout checks and duplicate suppression.
+        hand's (``max_plausibility``; ``max_plausibility_sure`` at ``sure_presence`` or more), and
+        :meth:`_merge`'s layout checks and duplicate suppression.
         """
         o = self.options
         h, w = image.shape[:2]
@@ -381,7 +475,11 @@ class MediaPipeEstimator:
                 break
             exclude = np.stack([hand.keypoints_2d for hand in found]) if found else None
             hand = net.refine(image, region, o.region_steps, o.min_presence, o.max_drift, exclude)
-            if hand is None or regions.plausibility_failures(hand) > o.max_plausibility:
+            if hand is None:
+                continue
+            # A sure, stable hand whose 3D reading is off (foreshortened, partly hidden) may fail more.
+            limit = o.max_plausibility_sure if hand.presence >= o.sure_presence else o.max_plausibility
+            if regions.plausibility_failures(hand) > limit:
                 continue
             new = HandPrediction(keypoints_2d=hand.keypoints_2d, keypoints_3d=hand.keypoints_3d,
                                  handedness=hand.handedness, score=hand.presence, source=f"landmarks:{tag}")
@@ -467,12 +565,22 @@ class MediaPipeEstimator:
             detect.identity_view(image), o.max_hands, o.min_detection_confidence, o.min_score)), w, h)
         views_run = 1 + len(found) * o.use_regions
 
-        def search(views: list[View], stop_at: int, confidence: float, min_score: float) -> None:
+        def search(views: list[View], stop_at: int, confidence: float, min_score: float,
+                   as_regions: bool = False) -> None:
             nonlocal found, views_run
             for view in views:
-                candidates = self._verified(image, self._run_view(view, o.max_hands, confidence, min_score, (w, h)))
-                views_run += 1 + len(candidates) * o.use_regions
-                found = self._merge(found + candidates, w, h)
+                candidates = self._run_view(view, o.max_hands, confidence, min_score, (w, h),
+                                            confidence if as_regions and o.use_regions else 0.5)
+                views_run += 1
+                if as_regions and o.use_regions:  # low threshold: the full region verifier
+                    starts = [(start, view.name) for hand in candidates for start in (
+                        regions.region_from_keypoints(hand.keypoints_2d), regions.box_region(hand.keypoints_2d))]
+                    found, calls = self._search_regions(image, starts, found, stop_at)
+                    views_run += calls
+                else:
+                    candidates = self._verified(image, candidates)
+                    views_run += len(candidates) * o.use_regions
+                    found = self._merge(found + candidates, w, h)
                 if len(found) >= stop_at:
                     return
 
@@ -503,7 +611,7 @@ class MediaPipeEstimator:
             pair_search()
         if (o.tile_grids and longer >= o.tile_min_side and len(found) < 2  # costly: one person's hands at most
                 and self._needs_more(found, longer)):
-            search(self._fine_tile_views(image), o.max_hands, o.fine_tile_confidence, o.min_score)
+            search(self._fine_tile_views(image), o.max_hands, o.fine_tile_confidence, 0.0, as_regions=True)
             pair_search()
         # Continuous pixels (photo spans [0, W]) -> the package's pixel centres: u = x - 0.5.
         out = []

@@ -232,6 +232,16 @@ def _lands_on(keypoints_2d: np.ndarray, others: np.ndarray | None, max_distance:
     return bool(np.any(same_wrist & (detect.box_iou(box, boxes)[0] > 0.3)))
 
 
+def box_region(keypoints_2d: np.ndarray, scale: float = 2.0) -> Region:
+    """An upright square of ``scale`` x the side of the keypoints' box, on the box's centre: a second
+    start for a hand whose keypoints (and so :func:`region_from_keypoints`' turn) are unreliable."""
+    kp = np.asarray(keypoints_2d, dtype=np.float64)
+    if kp.ndim != 2 or kp.shape[1] != 2:
+        raise ValueError(f"keypoints_2d must be (N, 2), got {kp.shape}")
+    lo, hi = kp.min(0), kp.max(0)
+    return Region((lo + hi) / 2, scale * max(float(np.max(hi - lo)), 1.0), 0.0)
+
+
 def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
     """Where the other hand of a touching or interacting pair may be, beside a found hand.
 
