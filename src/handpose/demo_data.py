@@ -26,7 +26,9 @@ import numpy as np
 from handpose import scene as sc
 from handpose.camera import intrinsics, project, supersampled_intrinsics
 from handpose.groundtruth import gt_document, metadata_csv
-from handpose.render import rasterize, vertex_normals
+from handpose.mesh import (boundary_loop, box_mesh, cylinder_mesh, skin_thickness, smooth_normals, tube_faces,
+                           vertex_normals)
+from handpose.render import rasterize
 
 if TYPE_CHECKING:
     from handpose.handmodel import OpenHandModel
@@ -297,7 +299,7 @@ class PosedHand:
         side: ``"right"`` or ``"left"``.
         keypoints: ``(21, 3)`` mm, course order.
         skin_depth: ``(21,)`` mm, depth of each keypoint under its own skin along the camera ray
-            (:func:`skin_thickness`).
+            (:func:`handpose.mesh.skin_thickness`).
         mesh: the hand, forearm and sleeve as one :class:`handpose.scene.Mesh`.
     """
 
@@ -305,32 +307,6 @@ class PosedHand:
     keypoints: np.ndarray
     skin_depth: np.ndarray
     mesh: sc.Mesh
-
-
-def skin_thickness(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Depth ``(N,)`` (mm, along ``z``) of points ``(N, 3)`` under the surface that encloses them,
-    seen from a camera at the origin.
-
-    The ray ``t X`` (``0 < t < 1``) from the camera to each point is intersected with every face
-    (Moller-Trumbore); the last crossing ``t*`` before the point is where the ray enters the skin
-    around it, and the thickness is ``(1 - t*) Z``; 0 when nothing is crossed.
-    """
-    points = np.asarray(points, dtype=np.float64)
-    tri = np.asarray(vertices, dtype=np.float64)[np.asarray(faces)]  # (F, 3, 3)
-    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]  # (F, 3)
-    # Solve t d = v0 + u e1 + w e2 with d = X: p = d x e2, det = e1 . p, u = (-v0) . p / det, ...
-    p = np.cross(points[:, None], e2[None])  # (N, F, 3)
-    det = np.einsum("fc,nfc->nf", e1, p)
-    ok = np.abs(det) > 1e-12
-    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
-    s = -tri[:, 0]  # origin - v0
-    u = np.einsum("fc,nfc->nf", s, p) * inv
-    q = np.cross(s, e1)  # (F, 3)
-    w = np.einsum("nc,fc->nf", points, q) * inv
-    t = np.einsum("fc,fc->f", e2, q)[None] * inv
-    hit = ok & (u >= 0) & (w >= 0) & (u + w <= 1) & (t > 1e-9) & (t < 1.0)
-    last = np.where(hit, t, 0.0).max(1)
-    return np.where(hit.any(1), (1.0 - last) * points[:, 2], 0.0)
 
 
 class HandFactory:
@@ -341,7 +317,7 @@ class HandFactory:
 
         self.models = {side: load_hand_model("open", side) for side in ("right", "left")}
         model = self.models["right"]
-        self.loop = sc.boundary_loop(model.faces.numpy())
+        self.loop = boundary_loop(model.faces.numpy())
         self.materials = {side: self._skin_weights(m) for side, m in self.models.items()}
 
     @staticmethod
@@ -418,17 +394,17 @@ class HandFactory:
         sleeve = sc.forearm_rings(verts[loop], axis, sleeve_d, sleeve_s)
         n_hand, n_loop = len(verts), len(loop)
         # ring 0 of the forearm is the hand's own wrist loop (shared vertices: smooth normals)
-        arm_faces = sc.tube_faces(n_loop, len(arm_d) + 1, offset=n_hand)
+        arm_faces = tube_faces(n_loop, len(arm_d) + 1, offset=n_hand)
         ring_index = np.concatenate([loop, n_hand + np.arange(len(arm_d) * n_loop)])
         arm_faces = ring_index[arm_faces - n_hand]
-        sleeve_faces = sc.tube_faces(n_loop, len(sleeve_d), offset=n_hand + len(arm_d) * n_loop)
+        sleeve_faces = tube_faces(n_loop, len(sleeve_d), offset=n_hand + len(arm_d) * n_loop)
         vertices = np.concatenate([verts, rings.reshape(-1, 3), sleeve.reshape(-1, 3)])
         all_faces = np.concatenate([faces, arm_faces[:, ::-1], sleeve_faces[:, ::-1]])
         skin_normals = vertex_normals(vertices[: n_hand + len(arm_d) * n_loop],
                                       np.concatenate([faces, arm_faces[:, ::-1]]))
         near_seam = np.linalg.norm(vertices[:, None] - verts[loop][None], axis=-1).min(1) < 28.0
         near_seam[n_hand + len(arm_d) * n_loop:] = False
-        skin_normals = sc.smooth_normals(skin_normals, np.concatenate([faces, arm_faces]),
+        skin_normals = smooth_normals(skin_normals, np.concatenate([faces, arm_faces]),
                                          near_seam[: len(skin_normals)], iterations=8)
         sleeve_normals = vertex_normals(vertices, all_faces)[n_hand + len(arm_d) * n_loop:]
         normals = np.concatenate([skin_normals, sleeve_normals])
@@ -509,9 +485,9 @@ def _object_mesh(obj: ObjectSpec) -> sc.Mesh:
     c, t = np.cos(np.radians(obj.tilt)), np.sin(np.radians(obj.tilt))
     rotation = np.array([[c, -t, 0.0], [t, c, 0.0], [0.0, 0.0, 1.0]])
     if obj.kind == "box":
-        verts, faces, normals = sc.box_mesh(np.asarray(obj.center, float), rotation, np.asarray(obj.size, float))
+        verts, faces, normals = box_mesh(np.asarray(obj.center, float), rotation, np.asarray(obj.size, float))
     elif obj.kind == "cylinder":
-        verts, faces, normals = sc.cylinder_mesh(np.asarray(obj.center, float), rotation, obj.size[0], obj.size[1])
+        verts, faces, normals = cylinder_mesh(np.asarray(obj.center, float), rotation, obj.size[0], obj.size[1])
     else:
         raise ValueError(f"unknown object kind {obj.kind!r}")
     albedo = np.broadcast_to(sc.srgb_to_linear(np.asarray(obj.color) / 255.0), verts.shape)

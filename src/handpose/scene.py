@@ -81,41 +81,6 @@ class Mesh:
     normals: np.ndarray | None = None
 
 
-def boundary_loop(faces: np.ndarray) -> np.ndarray:
-    """The single boundary loop ``(L,)`` of an open mesh, ordered along its edges.
-
-    Boundary edges are those used by one face; each is oriented as in its face, so walking them
-    follows the face winding. Raises ``ValueError`` unless they form exactly one loop.
-    """
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    key = np.sort(edges, axis=1)
-    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    boundary = edges[counts[inverse.reshape(-1)] == 1]
-    nxt = dict(zip(boundary[:, 0].tolist(), boundary[:, 1].tolist()))
-    if len(nxt) != len(boundary) or not boundary.size:
-        raise ValueError("the mesh has no boundary or a non-manifold one")
-    loop = [int(boundary[0, 0])]
-    while (v := nxt[loop[-1]]) != loop[0]:
-        loop.append(v)
-        if len(loop) > len(boundary):
-            raise ValueError("the boundary edges do not close into a loop")
-    if len(loop) != len(boundary):
-        raise ValueError(f"the mesh has several boundary loops ({len(boundary)} edges, first loop {len(loop)})")
-    return np.asarray(loop)
-
-
-def tube_faces(ring_size: int, rings: int, offset: int = 0) -> np.ndarray:
-    """Triangles ``(2 L (rings - 1), 3)`` joining consecutive rings of ``L`` vertices each.
-
-    Ring ``k`` vertex ``i`` has index ``offset + k L + i``; quad ``(k, i)`` is split along its diagonal.
-    """
-    k, i = np.meshgrid(np.arange(rings - 1), np.arange(ring_size), indexing="ij")
-    a = offset + k * ring_size + i
-    b = offset + k * ring_size + (i + 1) % ring_size
-    c, d = a + ring_size, b + ring_size
-    return np.concatenate([np.stack([a, b, d], -1).reshape(-1, 3), np.stack([a, d, c], -1).reshape(-1, 3)])
-
-
 def forearm_rings(loop_points: np.ndarray, axis: np.ndarray, distances: np.ndarray, scales: np.ndarray,
                   follow: np.ndarray | None = None) -> np.ndarray:
     """Rings ``(R, L, 3)`` of a tapered tube continuing a wrist loop ``(L, 3)`` along ``axis``.
@@ -134,63 +99,6 @@ def forearm_rings(loop_points: np.ndarray, axis: np.ndarray, distances: np.ndarr
     f = np.zeros(len(distances)) if follow is None else np.asarray(follow, dtype=np.float64)
     along = distances[:, None] + f[:, None] * h[None] + (1.0 - f[:, None]) * h.max()  # (R, L)
     return c + along[..., None] * a + scales[:, None, None] * flat[None]
-
-
-def box_mesh(center: np.ndarray, rotation: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A box with flat faces: ``(24, 3)`` vertices (4 per side), ``(12, 3)`` faces, ``(24, 3)`` normals.
-
-    ``size`` ``(3,)`` full edge lengths along the columns of ``rotation`` ``(3, 3)``.
-    """
-    verts, faces, normals = [], [], []
-    for axis in range(3):
-        for sign in (-1.0, 1.0):
-            n = np.zeros(3)
-            n[axis] = sign
-            u, w = np.eye(3)[(axis + 1) % 3], np.eye(3)[(axis + 2) % 3]
-            quad = [n + su * u + sw * w for su, sw in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
-            base = len(verts)
-            verts += [0.5 * q * size for q in quad]
-            normals += [n] * 4
-            faces += [[base, base + 1, base + 2], [base, base + 2, base + 3]]
-    verts = np.asarray(verts) @ rotation.T + center
-    return verts, np.asarray(faces), np.asarray(normals) @ rotation.T
-
-
-def cylinder_mesh(center: np.ndarray, rotation: np.ndarray, radius: float, height: float,
-                  segments: int = 48) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A capped cylinder along ``rotation[:, 1]``: vertices, faces and normals (smooth sides, flat caps)."""
-    t = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)
-    circle = np.stack([np.cos(t), np.zeros_like(t), np.sin(t)], -1)
-    side = np.concatenate([radius * circle + [0, -height / 2, 0], radius * circle + [0, height / 2, 0]])
-    side_n = np.concatenate([circle, circle])
-    faces = [tube_faces(segments, 2)]
-    caps, caps_n = [], []
-    for k, y in enumerate((-height / 2, height / 2)):
-        base = len(side) + len(caps)
-        caps += [np.array([0.0, y, 0.0])] + list(radius * circle + [0, y, 0])
-        caps_n += [np.array([0.0, np.sign(y), 0.0])] * (segments + 1)
-        i = np.arange(segments)
-        faces.append(np.stack([np.full(segments, base), base + 1 + i, base + 1 + (i + 1) % segments], -1))
-    verts = np.concatenate([side, np.asarray(caps)]) @ rotation.T + center
-    normals = np.concatenate([side_n, np.asarray(caps_n)]) @ rotation.T
-    return verts, np.concatenate(faces), normals
-
-
-def smooth_normals(normals: np.ndarray, faces: np.ndarray, mask: np.ndarray, iterations: int = 3) -> np.ndarray:
-    """Unit normals ``(V, 3)`` with the ``mask``-ed vertices ``(V,)`` replaced, ``iterations`` times,
-    by the normalised mean normal of their edge neighbours (and themselves): hides creases where
-    two meshes were stitched."""
-    from scipy.sparse import coo_matrix
-
-    v = len(normals)
-    i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2], np.arange(v)])
-    j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0], np.arange(v)])
-    adjacency = coo_matrix((np.ones(len(i)), (i, j)), shape=(v, v)).tocsr()
-    adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64)
-    out = normals.copy()
-    for _ in range(iterations):
-        out[mask] = normalize(adjacency @ out)[mask]
-    return out
 
 
 def ambient_occlusion(vertices: np.ndarray, normals: np.ndarray, radius: float = 18.0) -> np.ndarray:
