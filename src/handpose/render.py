@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 import numpy as np
 
 from handpose.camera import project, resize_pixels
-from handpose.io import write_atomic
+from handpose.io import check_image, write_atomic
 from handpose.mesh import check_mesh, face_normals, vertex_normals
 
 if TYPE_CHECKING:
@@ -248,15 +248,9 @@ def _front_faces(vertices: np.ndarray, faces: np.ndarray, face_n: np.ndarray) ->
 
 def _check_image(image: np.ndarray) -> np.ndarray:
     """uint8 ``(H, W, 3)`` RGB from uint8 RGB, RGBA (alpha dropped) or grayscale ``(H, W[, 1])``."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 RGB (H, W, 3), got dtype {image.dtype}")
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"image must be (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) gray, got {image.shape}")
-    if image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
+    image = check_image(np.asarray(image), channels=(3, 4, None, 1))
+    if image.ndim == 2 or image.shape[2] == 1:
+        return np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
     return np.ascontiguousarray(image[:, :, :3])
 
 
