@@ -22,7 +22,7 @@ import numpy as np
 
 from handpose.camera import project
 from handpose.camera import default_intrinsics
-from handpose.plot3d import uv_sphere
+from handpose.mesh import uv_sphere
 from handpose.render import overlay, rasterize
 
 GOAL_MS = 30.0

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from handpose import demo_data as dd
-from handpose import scene as sc
 from handpose.camera import intrinsics, project
 from handpose.groundtruth import METADATA_COLUMNS, read_metadata_csv
 from handpose.io import load_image
@@ -140,13 +139,6 @@ def test_hand_behind_a_phone_loses_exactly_the_covered_keypoints(open_hand_expor
     np.testing.assert_array_equal(rendered.visibility[0][~ambiguous], expected[~ambiguous])
 
 
-def test_skin_thickness_of_a_box_is_the_distance_to_its_front_face():
-    verts, faces, _ = sc.box_mesh(np.array([0.0, 0.0, 400.0]), np.eye(3), np.array([60.0, 60.0, 40.0]))
-    points = np.array([[0.0, 0.0, 400.0], [10.0, -5.0, 415.0], [100.0, 0.0, 400.0]])
-    # the ray from the origin enters through the face z = 380 (inside points), misses (outside)
-    np.testing.assert_allclose(dd.skin_thickness(points, verts, faces), [20.0, 35.0, 0.0], atol=1e-9)
-
-
 def test_supersampled_intrinsics_map_pixels_to_the_centre_of_their_block():
     K = intrinsics(500.0, 319.5, 239.5)
     X = np.array([[30.0, -20.0, 700.0], [-5.0, 44.0, 350.0]])
@@ -200,17 +192,6 @@ def test_select_scenes_and_bad_inputs():
         dd.select_scenes(count=0)
     with pytest.raises(ValueError, match="unknown gesture"):
         dd.gesture_pose("wave")
-
-
-def test_boundary_loop_and_tube_faces_close_a_tube():
-    # a tube of 3 rings of 5 vertices has two boundary loops; with one end capped, one loop
-    faces = sc.tube_faces(5, 3)
-    assert faces.shape == (2 * 5 * 2, 3)
-    cap = np.array([[15, (i + 1) % 5, i] for i in range(5)])
-    loop = sc.boundary_loop(np.concatenate([faces, cap]))
-    assert sorted(loop.tolist()) == list(range(10, 15))
-    with pytest.raises(ValueError, match="several boundary loops"):
-        sc.boundary_loop(faces)
 
 
 def test_cli_writes_the_subset(open_hand_export, tmp_path, capsys):

@@ -333,3 +333,21 @@ def test_encode_jpeg_round_trip_keeps_colours_and_is_deterministic() -> None:
     with pytest.raises(ValueError, match="quality"):
         encode_jpeg(image, 0)
 
+
+
+def test_check_image_accepts_the_asked_layouts_only():
+    rgb = np.zeros((4, 5, 3), np.uint8)[:, ::-1]  # a strided view comes back C-contiguous, equal
+    out = hio.check_image(rgb)
+    assert out.flags.c_contiguous and np.array_equal(out, rgb)
+    grey = np.zeros((4, 5), np.uint8)
+    assert hio.check_image(grey, channels=(None, 3)) is grey
+    with pytest.raises(TypeError, match="numpy array"):
+        hio.check_image([[0, 0, 0]])
+    with pytest.raises(ValueError, match=r"must be \(H, W, 3\) RGB, got shape \(4, 5\)"):
+        hio.check_image(grey)
+    with pytest.raises(ValueError, match=r"\(H, W\) grey, \(H, W, 3\) RGB or \(H, W, 4\) RGBA"):
+        hio.check_image(np.zeros((4, 5, 2), np.uint8), channels=(None, 3, 4))
+    with pytest.raises(ValueError, match="uint8, got float32"):
+        hio.check_image(rgb.astype(np.float32))
+    with pytest.raises(ValueError, match="empty"):
+        hio.check_image(np.zeros((0, 5, 3), np.uint8))

@@ -6,8 +6,8 @@ import pytest
 from matplotlib.path import Path as MplPath
 
 from handpose.camera import project
-from handpose.plot3d import uv_sphere
-from handpose.render import export_obj, mesh_overlay, overlay, rasterize, render_depth, vertex_normals
+from handpose.mesh import uv_sphere
+from handpose.render import export_obj, mesh_overlay, overlay, rasterize, render_depth
 
 from _fits import K, exact_fit, exact_hand
 
@@ -112,15 +112,6 @@ def test_overlay_coverage_is_antialiased_area():
     np.testing.assert_allclose(out[10, 10], np.rint(0.5 * np.array([200, 100, 50]) + 0.5 * 7), atol=1)
     _, aliased = overlay(image, [vertices], faces, K_UNIT, supersample=1)
     assert set(np.unique(aliased)) == {0.0, 1.0}
-
-
-def test_vertex_normals_of_a_sphere_are_radial():
-    vertices, faces = uv_sphere(24, 32)
-    vertices = np.vstack([vertices * 50.0 + [1.0, 2.0, 3.0], [[0.0, 0.0, 0.0]]])  # + an isolated vertex
-    normals = vertex_normals(vertices, faces)
-    assert np.array_equal(normals[-1], [0.0, 0.0, 0.0])
-    np.testing.assert_allclose(np.linalg.norm(normals[:-1], axis=1), 1.0)
-    assert np.einsum("vi,vi->v", normals[:-1], (vertices[:-1] - [1.0, 2.0, 3.0]) / 50.0).min() > 0.99
 
 
 def test_overlay_lambert_shading_known_answer():

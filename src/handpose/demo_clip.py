@@ -142,7 +142,7 @@ def render_clip(width: int = 640, height: int = 480, fps: float = 30.0, hold: in
         raise ValueError(f"need hold >= 1, transition >= 0 and a sequence; got {hold}, {transition}, {sequence}")
     count = len(sequence) * (hold + transition)
     rng = np.random.default_rng(seed)
-    factory = dd.HandFactory()
+    factory = sc.HandFactory()
     K = intrinsics(dd.FOCAL * width / dd.WIDTH, (width - 1) / 2.0, (height - 1) / 2.0)
     light, gain, exposure = dd.scene_lighting("daylight", rng)
     background = dd.scene_background("plain:wall", height, width, rng) * gain
@@ -166,7 +166,7 @@ def render_clip(width: int = 640, height: int = 480, fps: float = 30.0, hold: in
                           *later[k]))
         hands = [(track, factory.build(spec, "III", (40, 50, 70), shape[spec.side], pose, K, width, height), name)
                  for track, spec, pose, name in specs]
-        color, covered, depth = dd.shade_meshes([h.mesh for _, h, _ in hands], K, height, width, light,
+        color, covered, depth = sc.shade_meshes([h.mesh for _, h, _ in hands], K, height, width, light,
                                                 occlusion=False)
         linear = np.where(covered[..., None], color, background)
         frames.append(sc.camera_finish(linear, rng, exposure=exposure, noise=0.006))

@@ -19,17 +19,14 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from handpose import scene as sc
 from handpose.camera import intrinsics, project, supersampled_intrinsics
 from handpose.groundtruth import gt_document, metadata_csv
-from handpose.render import rasterize, vertex_normals
-
-if TYPE_CHECKING:
-    from handpose.handmodel import OpenHandModel
+from handpose.mesh import box_mesh, cylinder_mesh
 
 #: Image size (4:3) and focal length of the demo camera, pixels.
 WIDTH, HEIGHT = 800, 600
@@ -287,173 +284,6 @@ def scene_background(tag: str, height: int, width: int, rng: np.random.Generator
 
 
 # ------------------------------------------------------------------------------------------------
-# Hands with forearms
-# ------------------------------------------------------------------------------------------------
-@dataclass
-class PosedHand:
-    """One posed hand in the camera frame.
-
-    Attributes:
-        side: ``"right"`` or ``"left"``.
-        keypoints: ``(21, 3)`` mm, course order.
-        skin_depth: ``(21,)`` mm, depth of each keypoint under its own skin along the camera ray
-            (:func:`skin_thickness`).
-        mesh: the hand, forearm and sleeve as one :class:`handpose.scene.Mesh`.
-    """
-
-    side: str
-    keypoints: np.ndarray
-    skin_depth: np.ndarray
-    mesh: sc.Mesh
-
-
-def skin_thickness(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Depth ``(N,)`` (mm, along ``z``) of points ``(N, 3)`` under the surface that encloses them,
-    seen from a camera at the origin.
-
-    The ray ``t X`` (``0 < t < 1``) from the camera to each point is intersected with every face
-    (Moller-Trumbore); the last crossing ``t*`` before the point is where the ray enters the skin
-    around it, and the thickness is ``(1 - t*) Z``; 0 when nothing is crossed.
-    """
-    points = np.asarray(points, dtype=np.float64)
-    tri = np.asarray(vertices, dtype=np.float64)[np.asarray(faces)]  # (F, 3, 3)
-    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]  # (F, 3)
-    # Solve t d = v0 + u e1 + w e2 with d = X: p = d x e2, det = e1 . p, u = (-v0) . p / det, ...
-    p = np.cross(points[:, None], e2[None])  # (N, F, 3)
-    det = np.einsum("fc,nfc->nf", e1, p)
-    ok = np.abs(det) > 1e-12
-    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
-    s = -tri[:, 0]  # origin - v0
-    u = np.einsum("fc,nfc->nf", s, p) * inv
-    q = np.cross(s, e1)  # (F, 3)
-    w = np.einsum("nc,fc->nf", points, q) * inv
-    t = np.einsum("fc,fc->f", e2, q)[None] * inv
-    hit = ok & (u >= 0) & (w >= 0) & (u + w <= 1) & (t > 1e-9) & (t < 1.0)
-    last = np.where(hit, t, 0.0).max(1)
-    return np.where(hit.any(1), (1.0 - last) * points[:, 2], 0.0)
-
-
-class HandFactory:
-    """Posed open hands with forearm, sleeve and skin material (models loaded once per side)."""
-
-    def __init__(self) -> None:
-        from handpose.handmodel import load_hand_model
-
-        self.models = {side: load_hand_model("open", side) for side in ("right", "left")}
-        model = self.models["right"]
-        self.loop = sc.boundary_loop(model.faces.numpy())
-        self.materials = {side: self._skin_weights(m) for side, m in self.models.items()}
-
-    @staticmethod
-    def _skin_weights(model: "OpenHandModel") -> tuple[np.ndarray, np.ndarray]:
-        """Per rest vertex ``(V,)`` palm weight (palm side 1, back 0) and nail weight."""
-        import torch
-
-        with torch.no_grad():
-            rest = model().vertices[0].double().numpy()
-        faces = model.faces.numpy()
-        normals = vertex_normals(rest, faces)
-        palm = sc.smoothstep(normals[:, 2], -0.15, 0.45)
-        # Nails: on the distal phalanx, facing away from where it flexes, near the tip.
-        weights = model.weights.numpy()
-        labels = {f"finger{f}-3": f for f in range(1, 6)}
-        bone = weights.argmax(1)
-        frames = model.frames.numpy()
-        tails = model.tails.numpy()
-        nail = np.zeros(len(rest))
-        names = list(model.bone_labels)
-        heads = model.heads.numpy()
-        for label, f in labels.items():
-            k = names.index(label)
-            dorsal = -frames[3 * (f - 1) + 2][:, 2]
-            axis = tails[k] - heads[k]
-            length = np.linalg.norm(axis)
-            t = (rest - heads[k]) @ axis / length**2  # 0 at the DIP, 1 at the tip
-            on = (bone == k) | (weights[:, k] > 0.5)
-            nail += on * sc.smoothstep(normals @ dorsal, 0.35, 0.7) * sc.smoothstep(t, 0.3, 0.5)
-        return palm, np.clip(nail, 0.0, 1.0)
-
-    def build(self, spec: HandSpec, skin: str, sleeve_rgb: tuple[int, int, int], shape: np.ndarray,
-              pose: np.ndarray, K: np.ndarray, width: int, height: int) -> PosedHand:
-        """Pose the hand of ``spec`` (pose ``(45,)`` rad, shape ``(S,)``: the first ``S`` shape
-        components, the rest, proportions included, at the mean) for the camera ``K`` of a
-        ``width x height`` image, and attach its forearm."""
-        import torch
-        from scipy.spatial.transform import Rotation
-
-        model = self.models[spec.side]
-        rotation = sc.look_rotation(np.asarray(spec.forward, float), np.asarray(spec.normal, float))
-        orient = Rotation.from_matrix(rotation).as_rotvec()
-        coefficients = np.zeros(model.num_shape)
-        coefficients[:len(shape)] = shape
-        with torch.no_grad():
-            out = model(pose=torch.as_tensor(pose, dtype=torch.float32)[None],
-                        shape=torch.as_tensor(coefficients, dtype=torch.float32)[None],
-                        global_orient=torch.as_tensor(orient, dtype=torch.float32)[None])
-        # move the palm centre onto the ray through `at`: target = z K^-1 (u W, v H, 1)
-        u, v, z = spec.at
-        target = z * np.linalg.solve(K, np.array([u * width, v * height, 1.0]))
-        keypoints = out.keypoints[0].double().numpy()
-        shift = target - 0.5 * (keypoints[0] + keypoints[9])
-        keypoints = keypoints + shift
-        verts = out.vertices[0].double().numpy() + shift
-        faces = model.faces.numpy().astype(np.int64)
-        palm, nail = self.materials[spec.side]
-
-        # Forearm: the wrist loop continued along the arm axis, hand bent by `bend` about its x axis:
-        # arm axis (wrist -> elbow) = R (-cos b e_y + sin b e_z). Ring distances start past the
-        # loop's own extent along the axis, so the tube never folds back into the wrist.
-        b = np.radians(spec.bend)
-        axis = rotation @ np.array([0.0, -np.cos(b), np.sin(b)])
-        loop = self.loop
-        arm_d = np.array([5.0, 14.0, 30.0, 55.0, 85.0, 120.0, spec.sleeve_at + 10.0])
-        follow = 1.0 - sc.smoothstep(arm_d, 0.0, 40.0)
-        arm_s = 1.0 + 0.3 * sc.smoothstep(arm_d, 0.0, 140.0)
-        rings = sc.forearm_rings(verts[loop], axis, arm_d, arm_s, follow)  # (R, L, 3)
-        # the sleeve runs 400 mm towards the elbow, stopping 80 mm in front of the camera plane
-        centre_z, axis_z = verts[loop].mean(0)[2], axis[2]
-        reach = 400.0 if axis_z >= 0 else min(400.0, (centre_z - 80.0) / -axis_z - 20.0 - spec.sleeve_at)
-        sleeve_d = spec.sleeve_at + np.array([-8.0, 0.0, 12.0, max(reach, 20.0)])
-        sleeve_s = (1.0 + 0.3 * sc.smoothstep(spec.sleeve_at, 0.0, 140.0)) * np.array([1.02, 1.45, 1.5, 1.6])
-        sleeve = sc.forearm_rings(verts[loop], axis, sleeve_d, sleeve_s)
-        n_hand, n_loop = len(verts), len(loop)
-        # ring 0 of the forearm is the hand's own wrist loop (shared vertices: smooth normals)
-        arm_faces = sc.tube_faces(n_loop, len(arm_d) + 1, offset=n_hand)
-        ring_index = np.concatenate([loop, n_hand + np.arange(len(arm_d) * n_loop)])
-        arm_faces = ring_index[arm_faces - n_hand]
-        sleeve_faces = sc.tube_faces(n_loop, len(sleeve_d), offset=n_hand + len(arm_d) * n_loop)
-        vertices = np.concatenate([verts, rings.reshape(-1, 3), sleeve.reshape(-1, 3)])
-        all_faces = np.concatenate([faces, arm_faces[:, ::-1], sleeve_faces[:, ::-1]])
-        skin_normals = vertex_normals(vertices[: n_hand + len(arm_d) * n_loop],
-                                      np.concatenate([faces, arm_faces[:, ::-1]]))
-        near_seam = np.linalg.norm(vertices[:, None] - verts[loop][None], axis=-1).min(1) < 28.0
-        near_seam[n_hand + len(arm_d) * n_loop:] = False
-        skin_normals = sc.smooth_normals(skin_normals, np.concatenate([faces, arm_faces]),
-                                         near_seam[: len(skin_normals)], iterations=8)
-        sleeve_normals = vertex_normals(vertices, all_faces)[n_hand + len(arm_d) * n_loop:]
-        normals = np.concatenate([skin_normals, sleeve_normals])
-
-        back_rgb, palm_rgb, _ = sc.SKIN_TONES[skin]
-        back_lin = sc.srgb_to_linear(np.asarray(back_rgb) / 255.0)
-        palm_lin = sc.srgb_to_linear(np.asarray(palm_rgb) / 255.0)
-        nail_lin = sc.srgb_to_linear(np.asarray(sc.NAIL_SRGB) / 255.0)
-        # forearm: the palm-side colour fades to half along the inner forearm
-        arm_palm = palm[loop][None, :] * (1.0 - 0.5 * sc.smoothstep(arm_d, 0.0, 80.0))[:, None]
-        w_palm = np.concatenate([palm, arm_palm.reshape(-1)])[:, None]
-        w_nail = np.concatenate([nail, np.zeros(len(arm_d) * n_loop)])[:, None]
-        albedo = (1 - w_palm) * back_lin + w_palm * palm_lin
-        albedo = (1 - 0.55 * w_nail) * albedo + 0.55 * w_nail * nail_lin
-        n_sleeve = len(sleeve_d) * n_loop
-        sleeve_lin = np.broadcast_to(sc.srgb_to_linear(np.asarray(sleeve_rgb) / 255.0), (n_sleeve, 3))
-        albedo = np.concatenate([albedo, sleeve_lin])
-        specular = np.concatenate([0.05 + 0.25 * w_nail[:, 0], np.full(n_sleeve, 0.01)])
-        subsurface = np.concatenate([np.full(len(w_nail), 0.45), np.zeros(n_sleeve)])
-
-        mesh = sc.Mesh(vertices, all_faces, albedo, specular, subsurface, normals)
-        return PosedHand(spec.side, keypoints, skin_thickness(keypoints, vertices, all_faces), mesh)
-
-
-# ------------------------------------------------------------------------------------------------
 # Rendering, visibility, ground truth
 # ------------------------------------------------------------------------------------------------
 def keypoint_visibility(points: np.ndarray, K: np.ndarray, depth: np.ndarray,
@@ -498,7 +328,7 @@ class RenderedScene:
 
     image: np.ndarray
     K: np.ndarray
-    hands: list[PosedHand]
+    hands: list[sc.PosedHand]
     visibility: list[np.ndarray]
     depth: np.ndarray
     K_depth: np.ndarray
@@ -509,72 +339,26 @@ def _object_mesh(obj: ObjectSpec) -> sc.Mesh:
     c, t = np.cos(np.radians(obj.tilt)), np.sin(np.radians(obj.tilt))
     rotation = np.array([[c, -t, 0.0], [t, c, 0.0], [0.0, 0.0, 1.0]])
     if obj.kind == "box":
-        verts, faces, normals = sc.box_mesh(np.asarray(obj.center, float), rotation, np.asarray(obj.size, float))
+        verts, faces, normals = box_mesh(np.asarray(obj.center, float), rotation, np.asarray(obj.size, float))
     elif obj.kind == "cylinder":
-        verts, faces, normals = sc.cylinder_mesh(np.asarray(obj.center, float), rotation, obj.size[0], obj.size[1])
+        verts, faces, normals = cylinder_mesh(np.asarray(obj.center, float), rotation, obj.size[0], obj.size[1])
     else:
         raise ValueError(f"unknown object kind {obj.kind!r}")
     albedo = np.broadcast_to(sc.srgb_to_linear(np.asarray(obj.color) / 255.0), verts.shape)
     return sc.Mesh(verts, faces, albedo, np.full(len(verts), 0.25), np.zeros(len(verts)), normals)
 
 
-def shade_meshes(meshes: Sequence[sc.Mesh], K: np.ndarray, height: int, width: int, light: sc.Lighting,
-                 occlusion: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Render meshes with one z-buffer: ``(colour (H, W, 3) linear, coverage (H, W) bool, depth (H, W))``.
-
-    Per pixel: perspective-correct barycentrics ``b`` of the nearest face interpolate the vertex
-    normal (Phong shading, turned towards the camera), position and material, then
-    :func:`handpose.scene.shade`. ``K`` is the intrinsics of this (already supersampled) grid.
-    """
-    offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
-    verts = np.concatenate([m.vertices for m in meshes])
-    faces = np.concatenate([m.faces + o for m, o in zip(meshes, offsets)])
-    normals = np.concatenate([m.normals if m.normals is not None else vertex_normals(m.vertices, m.faces)
-                              for m in meshes])
-    ao = np.concatenate([sc.ambient_occlusion(m.vertices, sc.normalize(m.normals)) if occlusion and m.subsurface.any()
-                         else np.ones(len(m.vertices)) for m in meshes])
-    albedo = np.concatenate([m.albedo for m in meshes])
-    specular = np.concatenate([m.specular for m in meshes])
-    subsurface = np.concatenate([m.subsurface for m in meshes])
-    # vertices behind the near plane get a dummy pixel and z = -1: rasterize drops their faces
-    front = verts[:, 2] > 1.0
-    screen = np.concatenate([np.asarray(project(np.where(front[:, None], verts, 1.0), K)),
-                             np.where(front, verts[:, 2], -1.0)[:, None]], axis=1)
-    raster = rasterize(screen, faces, height, width)
-    covered = raster.face_id >= 0
-    fv = faces[raster.face_id[covered]]  # (N, 3)
-    b = raster.barycentrics[covered]  # (N, 3)
-
-    def interp(values: np.ndarray) -> np.ndarray:
-        return np.einsum("nk,nk...->n...", b, values[fv])
-
-    position = interp(verts)
-    normal = sc.normalize(interp(normals))
-    # two-sided: a normal pointing away from the camera (n . p > 0) is flipped
-    normal *= np.where(np.einsum("nc,nc->n", normal, position) > 0, -1.0, 1.0)[:, None]
-    color = np.zeros((height, width, 3))
-    color[covered] = sc.shade(normal, position, interp(albedo), interp(specular), interp(subsurface),
-                              interp(ao), light)
-    return color, covered, raster.depth
-
-
 _SLEEVES = ((40, 50, 70), (120, 120, 125), (170, 40, 40), (30, 30, 30), (90, 110, 60), (200, 200, 205),
             (60, 90, 150))
 
 
-def _downsample(image: np.ndarray, s: int) -> np.ndarray:
-    """Box filter: mean over ``s x s`` blocks, ``(s H, s W, ...)`` -> ``(H, W, ...)``."""
-    h, w = image.shape[0] // s, image.shape[1] // s
-    return image.reshape(h, s, w, s, *image.shape[2:]).mean(axis=(1, 3))
-
-
-def render_scene(spec: SceneSpec, seed: int = 0, index: int = 0, factory: HandFactory | None = None,
+def render_scene(spec: SceneSpec, seed: int = 0, index: int = 0, factory: sc.HandFactory | None = None,
                  width: int = WIDTH, height: int = HEIGHT) -> RenderedScene:
     """Render one scene; the jitter comes from ``numpy.random.default_rng([seed, index])``."""
     import cv2
 
     rng = np.random.default_rng([seed, index])
-    factory = factory or HandFactory()
+    factory = factory or sc.HandFactory()
     K = intrinsics(FOCAL * width / WIDTH, (width - 1) / 2.0, (height - 1) / 2.0)
     s = SUPERSAMPLE
     Ks = supersampled_intrinsics(K, s)
@@ -587,20 +371,20 @@ def render_scene(spec: SceneSpec, seed: int = 0, index: int = 0, factory: HandFa
         sleeve = _SLEEVES[rng.integers(len(_SLEEVES))]
         hands.append(factory.build(hand, spec.skin, sleeve, shape, pose, K, width, height))
     meshes = [h.mesh for h in hands] + [_object_mesh(o) for o in spec.objects]
-    color, covered, depth = shade_meshes(meshes, Ks, s * height, s * width, light)
+    color, covered, depth = sc.shade_meshes(meshes, Ks, s * height, s * width, light)
 
     background = scene_background(spec.background, height, width, rng) * gain
     sharp = spec.background.startswith(("wood", "fabric", "plain"))
     if not sharp:  # depth of field: the room behind the hand is out of focus
         background = cv2.GaussianBlur(background.astype(np.float32), (0, 0), 1.8).astype(np.float64)
-    coverage = _downsample(covered.astype(np.float64), s)
+    coverage = sc.downsample(covered.astype(np.float64), s)
     if spec.shadow > 0:
         l = np.asarray(light.direction)
         shift = np.float32([[1, 0, -60 * l[0]], [0, 1, -60 * l[1] + 25]])
         cast = cv2.warpAffine(coverage.astype(np.float32), shift, (width, height))
         cast = cv2.GaussianBlur(cast, (0, 0), 12)
         background = background * (1.0 - spec.shadow * cast[..., None])
-    linear = _downsample(color, s) + (1.0 - coverage[..., None]) * background
+    linear = sc.downsample(color, s) + (1.0 - coverage[..., None]) * background
     image = sc.camera_finish(linear, rng, exposure=exposure, blur=spec.blur, noise=spec.noise)
     visibility = [keypoint_visibility(h.keypoints, Ks, depth, np.minimum(h.skin_depth, MAX_SKIN_DEPTH_MM)
                                      + VISIBILITY_MARGIN_MM)
@@ -694,7 +478,7 @@ def generate(out_dir: str | Path = "data/demo", seed: int = 0, only: Sequence[st
     start = time.perf_counter()
     indices = select_scenes(only, count)
     out = Path(out_dir)
-    factory = HandFactory()
+    factory = sc.HandFactory()
     images, rows, paths = [], [], []
     for index in indices:
         spec = SCENES[index]

@@ -1,4 +1,4 @@
-"""Reading photos safely, listing folders, writing outputs atomically, encoding JPEG.
+"""Reading photos safely, checking image arrays, listing folders, writing outputs atomically, encoding JPEG.
 
 :func:`load_image` is the one way photos enter the package: whatever the file (phone JPEG with an
 EXIF rotation, PNG with transparency, 16-bit scan, CMYK print file, HEIC), it returns an RGB uint8
@@ -233,6 +233,31 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
     return sorted(found, key=lambda p: _natural_key(p.relative_to(folder)))
 
 
+#: Layout of each accepted channel count for :func:`check_image` (``None``: no channel axis).
+_LAYOUTS = {None: "(H, W) grey", 1: "(H, W, 1) grey", 3: "(H, W, 3) RGB", 4: "(H, W, 4) RGBA"}
+
+
+def check_image(image: np.ndarray, channels: tuple[int | None, ...] = (3,)) -> np.ndarray:
+    """Validate a non-empty uint8 image and return it C-contiguous (otherwise unchanged).
+
+    ``channels``: the accepted channel counts, among ``None`` (``(H, W)``, no channel axis), 1, 3
+    (RGB, the default) and 4 (RGBA). Raises ``TypeError`` for a non-array, else ``ValueError``
+    naming the expected layouts, the dtype or the empty side.
+    """
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    count = image.shape[2] if image.ndim == 3 else None
+    if image.ndim not in (2, 3) or count not in channels:
+        layouts = [_LAYOUTS[c] for c in channels]
+        expected = layouts[0] if len(layouts) == 1 else ", ".join(layouts[:-1]) + " or " + layouts[-1]
+        raise ValueError(f"image must be {expected}, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {image.dtype}")
+    if min(image.shape[:2]) < 1:
+        raise ValueError(f"image is empty: shape {image.shape}")
+    return np.ascontiguousarray(image)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """Open ``path`` for writing in binary so that readers see the old file or the whole new one.
@@ -272,13 +297,9 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
 
 def save_png_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Save a uint8 image ``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA as PNG with :func:`write_atomic`."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, got {image.dtype}")
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))) or 0 in image.shape:
-        raise ValueError(f"image must be (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    image = check_image(np.asarray(image), channels=(None, 3, 4))
     buffer = BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
+    Image.fromarray(image).save(buffer, format="PNG")
     return write_atomic(path, buffer.getvalue())
 
 

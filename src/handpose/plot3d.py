@@ -14,8 +14,9 @@ import plotly.colors
 import plotly.graph_objects as go
 
 from handpose.alignment import placed_keypoints
-from handpose.keypoints import BONE_COLORS, BONES, KEYPOINT_COLORS, NAMES, NUM_KEYPOINTS, PALM_OUTLINE
-from handpose.render import SIDE_COLORS, check_mesh
+from handpose.keypoints import BONE_COLORS, BONES, KEYPOINT_COLORS, NAMES, NUM_KEYPOINTS
+from handpose.mesh import check_mesh, sphere_mesh
+from handpose.render import SIDE_COLORS
 
 if TYPE_CHECKING:
     from handpose.pipeline import MeshedImage
@@ -216,89 +217,10 @@ def selector_figure(
 # ---------------------------------------------------------------------------------------------
 # Hand models of the slides (skeleton, sphere-mesh, triangle mesh) and slider figures
 # ---------------------------------------------------------------------------------------------
-#: Sphere radius per keypoint (mm) of the sphere-mesh hand: wrist, thumb CMC..tip, then each
-#: finger MCP..tip (about half the width of an adult finger at that joint).
-SPHERE_RADII_MM: tuple[float, ...] = (
-    (20.0,) + (13.0, 11.0, 9.5, 8.5) + (10.0, 9.0, 8.0, 7.0) + (10.5, 9.5, 8.5, 7.5)
-    + (10.0, 9.0, 8.0, 7.0) + (9.0, 8.0, 7.0, 6.5)
-)
 #: A view of a hand model in its own frame (fingers along +y, palm facing +z): from the palm side, y up.
 MODEL_VIEW = dict(up=dict(x=0, y=1, z=0), eye=dict(x=0.5, y=0.3, z=1.9), center=dict(x=0, y=0, z=0))
 #: Mesh lighting that keeps surfaces bright from any view (plotly's default light is often behind).
 SOFT_LIGHT = dict(ambient=0.8, diffuse=0.4, specular=0.05, roughness=0.9)
-
-
-def uv_sphere(n_lat: int = 6, n_lon: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """A closed UV unit sphere: ``(2 + (n_lat - 1) n_lon, 3)`` vertices (north pole, ``n_lat - 1``
-    rings of ``n_lon``, south pole) and its ``(F, 3)`` triangles, counter-clockwise seen from outside."""
-    theta = np.linspace(0, np.pi, n_lat + 1)[1:-1]
-    phi = np.linspace(0, 2 * np.pi, n_lon, endpoint=False)
-    ring = np.stack([np.sin(theta)[:, None] * np.cos(phi), np.sin(theta)[:, None] * np.sin(phi),
-                     np.cos(theta)[:, None] * np.ones_like(phi)], -1).reshape(-1, 3)
-    vertices = np.concatenate([[[0.0, 0.0, 1.0]], ring, [[0.0, 0.0, -1.0]]])
-    faces = []
-    last = len(vertices) - 1
-    for k in range(n_lon):
-        k2 = (k + 1) % n_lon
-        faces.append((0, 1 + k, 1 + k2))
-        for r in range(n_lat - 2):
-            a, b = 1 + r * n_lon + k, 1 + r * n_lon + k2
-            faces += [(a, a + n_lon, b), (b, a + n_lon, b + n_lon)]
-        base = 1 + (n_lat - 2) * n_lon
-        faces.append((base + k, last, base + k2))
-    return vertices, np.array(faces, dtype=np.int64)
-
-
-def _frustum(a: np.ndarray, b: np.ndarray, ra: float, rb: float, segments: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """The side of a truncated cone from ``a`` (radius ``ra``) to ``b`` (``rb``): ``(2 segments, 3)``
-    vertices, ``(2 segments, 3)`` triangles; empty for coincident ends."""
-    axis = b - a
-    length = np.linalg.norm(axis)
-    if length < 1e-9:
-        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-    axis = axis / length
-    helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    u = np.cross(axis, helper)
-    u /= np.linalg.norm(u)
-    v = np.cross(axis, u)
-    angle = np.linspace(0, 2 * np.pi, segments, endpoint=False)
-    circle = np.cos(angle)[:, None] * u + np.sin(angle)[:, None] * v  # (S, 3)
-    vertices = np.concatenate([a + ra * circle, b + rb * circle])
-    k = np.arange(segments)
-    k2 = (k + 1) % segments
-    faces = np.concatenate([np.stack([k, k2, segments + k], 1), np.stack([k2, segments + k2, segments + k], 1)])
-    return vertices, faces
-
-
-def sphere_mesh(keypoints_3d: np.ndarray, radii: Sequence[float] = SPHERE_RADII_MM) -> tuple[np.ndarray, np.ndarray]:
-    """The sphere-mesh hand of the slides as one triangle soup: a sphere of radius ``r_j`` at each
-    keypoint, a truncated cone along each bone (the hull of its two end spheres, approximately),
-    and the convex hull of the palm spheres (:data:`handpose.keypoints.PALM_OUTLINE`).
-
-    Args:
-        keypoints_3d: ``(21, 3)`` mm.
-        radii: 21 sphere radii, mm.
-    Returns:
-        ``vertices (V, 3)`` mm and ``faces (F, 3)``.
-    """
-    from scipy.spatial import ConvexHull
-
-    points = _check_points(keypoints_3d, "keypoints_3d")
-    radii = np.asarray(radii, dtype=np.float64)
-    if radii.shape != (NUM_KEYPOINTS,) or np.any(radii <= 0):
-        raise ValueError(f"radii must be 21 positive values, got shape {radii.shape}")
-    unit, unit_faces = uv_sphere()
-    parts = [(points[j] + radii[j] * unit, unit_faces) for j in range(NUM_KEYPOINTS)]
-    parts += [_frustum(points[p], points[c], radii[p], radii[c]) for p, c in BONES]
-    palm = np.concatenate([points[j] + radii[j] * unit for j in PALM_OUTLINE])
-    hull = ConvexHull(palm)
-    parts.append((palm, hull.simplices.astype(np.int64)))
-    vertices, faces, offset = [], [], 0
-    for v, f in parts:
-        vertices.append(v)
-        faces.append(f + offset)
-        offset += len(v)
-    return np.concatenate(vertices), np.concatenate(faces)
 
 
 def hand_models_figure(

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 import numpy as np
 
 from handpose.camera import project, resize_pixels
-from handpose.io import write_atomic
+from handpose.io import check_image, write_atomic
+from handpose.mesh import check_mesh, face_normals, vertex_normals
 
 if TYPE_CHECKING:
     from handpose.fitting import FitResult
@@ -59,21 +60,6 @@ class Rasterization(NamedTuple):
     depth: np.ndarray
     face_id: np.ndarray
     barycentrics: np.ndarray
-
-
-def check_mesh(vertices: np.ndarray, faces: np.ndarray, name: str = "vertices") -> tuple[np.ndarray, np.ndarray]:
-    """``(V, 3)`` finite float64 vertices and ``(F, 3)`` int64 faces indexing them, else a ``ValueError``."""
-    vertices = np.asarray(vertices, dtype=np.float64)
-    faces = np.asarray(faces)
-    if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise ValueError(f"{name} must be (V, 3), got {vertices.shape}")
-    if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
-        raise ValueError(f"faces must be an integer (F, 3) array, got {faces.dtype} {faces.shape}")
-    if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
-        raise ValueError(f"faces index vertices outside 0..{len(vertices) - 1}")
-    if not np.all(np.isfinite(vertices)):
-        raise ValueError(f"{name} contain NaN or inf")
-    return vertices, faces.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -242,43 +228,17 @@ def _as_mesh_list(
     return [check_mesh(v, f, name=f"vertices[{i}]") for i, (v, f) in enumerate(zip(vertices, faces))]
 
 
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals ``(V, 3)`` of a mesh ``(V, 3)``, ``(F, 3)``.
-
-    n_v = normalise(sum over faces f containing v of (v1 - v0) x (v2 - v0)); zero for isolated
-    vertices.
-    """
-    vertices, faces = check_mesh(vertices, faces)
-    return _vertex_normals(vertices, faces, _face_normals(vertices, faces))
-
-
-def _face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """``(F, 3)`` ``(v1 - v0) x (v2 - v0)``, of length twice the face's area."""
-    tri = vertices[faces]
-    return np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-
-
-def _vertex_normals(vertices: np.ndarray, faces: np.ndarray, face_normals: np.ndarray) -> np.ndarray:
-    """:func:`vertex_normals` from precomputed :func:`_face_normals` (validated inputs)."""
-    # Scatter-add of each face normal to its three vertices: one bincount per component.
-    index = faces.ravel()
-    vn = np.stack([np.bincount(index, np.repeat(face_normals[:, c], 3), minlength=len(vertices))
-                   for c in range(3)], axis=1)
-    norm = np.linalg.norm(vn, axis=1, keepdims=True)
-    return np.divide(vn, norm, out=np.zeros_like(vn), where=norm > 0)
-
-
-def _front_faces(vertices: np.ndarray, faces: np.ndarray, face_normals: np.ndarray) -> np.ndarray:
+def _front_faces(vertices: np.ndarray, faces: np.ndarray, face_n: np.ndarray) -> np.ndarray:
     """The faces ``(F', 3)`` of a solid mesh that face a camera at the origin (back-face culling).
 
     The mesh's winding is read from its signed volume about the centroid c,
     ``6 vol = sum_f (v0 - c) . ((v1 - v0) x (v2 - v0))``; when the per-face terms do not mostly
     agree in sign (an open sheet, inconsistent winding) every face is kept.
-    ``face_normals``: ``(F, 3)`` from :func:`_face_normals`.
+    ``face_n``: ``(F, 3)`` from :func:`handpose.mesh.face_normals`.
     """
     v0 = vertices[faces[:, 0]]
-    toward = np.einsum("fi,fi->f", v0, face_normals)  # n . v0
-    terms = toward - face_normals @ vertices.mean(0)  # n . (v0 - c)
+    toward = np.einsum("fi,fi->f", v0, face_n)  # n . v0
+    terms = toward - face_n @ vertices.mean(0)  # n . (v0 - c)
     if abs(terms.sum()) <= 0.5 * np.abs(terms).sum():
         return faces
     outward = np.sign(terms.sum())
@@ -288,15 +248,9 @@ def _front_faces(vertices: np.ndarray, faces: np.ndarray, face_normals: np.ndarr
 
 def _check_image(image: np.ndarray) -> np.ndarray:
     """uint8 ``(H, W, 3)`` RGB from uint8 RGB, RGBA (alpha dropped) or grayscale ``(H, W[, 1])``."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 RGB (H, W, 3), got dtype {image.dtype}")
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"image must be (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) gray, got {image.shape}")
-    if image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
+    image = check_image(np.asarray(image), channels=(3, 4, None, 1))
+    if image.ndim == 2 or image.shape[2] == 1:
+        return np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)
     return np.ascontiguousarray(image[:, :, :3])
 
 
@@ -379,9 +333,9 @@ def overlay(
     base_colors = _vertex_colors(colors, meshes)
     verts = np.concatenate([v for v, _ in meshes])
     offsets = np.cumsum([0] + [len(v) for v, _ in meshes[:-1]])
-    face_normals = [_face_normals(v, f) for v, f in meshes]
-    all_faces = np.concatenate([_front_faces(v, f, n) + o for (v, f), n, o in zip(meshes, face_normals, offsets)])
-    normals = np.concatenate([_vertex_normals(v, f, n) for (v, f), n in zip(meshes, face_normals)])
+    face_n = [face_normals(v, f) for v, f in meshes]
+    all_faces = np.concatenate([_front_faces(v, f, n) + o for (v, f), n, o in zip(meshes, face_n, offsets)])
+    normals = np.concatenate([vertex_normals(v, f, n) for (v, f), n in zip(meshes, face_n)])
     shade = ambient + (1.0 - ambient) * np.abs(normals @ light)  # (V,)
     vcol = np.concatenate(base_colors) * (255.0 * shade[:, None])  # (V, 3), 0-255
 

@@ -1,16 +1,28 @@
-"""Pieces of a photo-like scene for the rendered demo set: skin, meshes, lights, backgrounds, camera.
+"""Pieces of a photo-like scene for the rendered demo set: skin, meshes, lights, backgrounds, camera,
+posed hands with forearms (:class:`HandFactory`) and their shading through one z-buffer
+(:func:`shade_meshes`); :mod:`handpose.demo_data` composes them into the demo images.
 
-Pure numpy. Colours are linear RGB in ``[0, 1]`` inside this module (shading is done in linear
-light) and sRGB only at the edges (:func:`srgb_to_linear`, :func:`linear_to_srgb`). Geometry is in
+Numpy, except :class:`HandFactory`, which poses the open hand model (torch, imported when used).
+Colours are linear RGB in ``[0, 1]`` inside this module (shading is done in linear light) and sRGB
+only at the edges (:func:`srgb_to_linear`, :func:`linear_to_srgb`). Geometry is in
 the camera frame (x right, y down, z forward, mm), as in :mod:`handpose.render`.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from handpose.camera import project
+from handpose.mesh import boundary_loop, skin_thickness, smooth_normals, tube_faces, vertex_normals
+from handpose.render import rasterize
 from handpose.rotations import frame_from_directions, normalize
+
+if TYPE_CHECKING:
+    from handpose.demo_data import HandSpec
+    from handpose.handmodel import OpenHandModel
 
 #: Fitzpatrick-like skin palette: type -> (back-of-hand sRGB, palm sRGB, tag for ``metadata.csv``).
 #: Palms are lighter and pinker than the back, much more so for dark skin.
@@ -81,41 +93,6 @@ class Mesh:
     normals: np.ndarray | None = None
 
 
-def boundary_loop(faces: np.ndarray) -> np.ndarray:
-    """The single boundary loop ``(L,)`` of an open mesh, ordered along its edges.
-
-    Boundary edges are those used by one face; each is oriented as in its face, so walking them
-    follows the face winding. Raises ``ValueError`` unless they form exactly one loop.
-    """
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    key = np.sort(edges, axis=1)
-    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
-    boundary = edges[counts[inverse.reshape(-1)] == 1]
-    nxt = dict(zip(boundary[:, 0].tolist(), boundary[:, 1].tolist()))
-    if len(nxt) != len(boundary) or not boundary.size:
-        raise ValueError("the mesh has no boundary or a non-manifold one")
-    loop = [int(boundary[0, 0])]
-    while (v := nxt[loop[-1]]) != loop[0]:
-        loop.append(v)
-        if len(loop) > len(boundary):
-            raise ValueError("the boundary edges do not close into a loop")
-    if len(loop) != len(boundary):
-        raise ValueError(f"the mesh has several boundary loops ({len(boundary)} edges, first loop {len(loop)})")
-    return np.asarray(loop)
-
-
-def tube_faces(ring_size: int, rings: int, offset: int = 0) -> np.ndarray:
-    """Triangles ``(2 L (rings - 1), 3)`` joining consecutive rings of ``L`` vertices each.
-
-    Ring ``k`` vertex ``i`` has index ``offset + k L + i``; quad ``(k, i)`` is split along its diagonal.
-    """
-    k, i = np.meshgrid(np.arange(rings - 1), np.arange(ring_size), indexing="ij")
-    a = offset + k * ring_size + i
-    b = offset + k * ring_size + (i + 1) % ring_size
-    c, d = a + ring_size, b + ring_size
-    return np.concatenate([np.stack([a, b, d], -1).reshape(-1, 3), np.stack([a, d, c], -1).reshape(-1, 3)])
-
-
 def forearm_rings(loop_points: np.ndarray, axis: np.ndarray, distances: np.ndarray, scales: np.ndarray,
                   follow: np.ndarray | None = None) -> np.ndarray:
     """Rings ``(R, L, 3)`` of a tapered tube continuing a wrist loop ``(L, 3)`` along ``axis``.
@@ -134,63 +111,6 @@ def forearm_rings(loop_points: np.ndarray, axis: np.ndarray, distances: np.ndarr
     f = np.zeros(len(distances)) if follow is None else np.asarray(follow, dtype=np.float64)
     along = distances[:, None] + f[:, None] * h[None] + (1.0 - f[:, None]) * h.max()  # (R, L)
     return c + along[..., None] * a + scales[:, None, None] * flat[None]
-
-
-def box_mesh(center: np.ndarray, rotation: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A box with flat faces: ``(24, 3)`` vertices (4 per side), ``(12, 3)`` faces, ``(24, 3)`` normals.
-
-    ``size`` ``(3,)`` full edge lengths along the columns of ``rotation`` ``(3, 3)``.
-    """
-    verts, faces, normals = [], [], []
-    for axis in range(3):
-        for sign in (-1.0, 1.0):
-            n = np.zeros(3)
-            n[axis] = sign
-            u, w = np.eye(3)[(axis + 1) % 3], np.eye(3)[(axis + 2) % 3]
-            quad = [n + su * u + sw * w for su, sw in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
-            base = len(verts)
-            verts += [0.5 * q * size for q in quad]
-            normals += [n] * 4
-            faces += [[base, base + 1, base + 2], [base, base + 2, base + 3]]
-    verts = np.asarray(verts) @ rotation.T + center
-    return verts, np.asarray(faces), np.asarray(normals) @ rotation.T
-
-
-def cylinder_mesh(center: np.ndarray, rotation: np.ndarray, radius: float, height: float,
-                  segments: int = 48) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A capped cylinder along ``rotation[:, 1]``: vertices, faces and normals (smooth sides, flat caps)."""
-    t = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)
-    circle = np.stack([np.cos(t), np.zeros_like(t), np.sin(t)], -1)
-    side = np.concatenate([radius * circle + [0, -height / 2, 0], radius * circle + [0, height / 2, 0]])
-    side_n = np.concatenate([circle, circle])
-    faces = [tube_faces(segments, 2)]
-    caps, caps_n = [], []
-    for k, y in enumerate((-height / 2, height / 2)):
-        base = len(side) + len(caps)
-        caps += [np.array([0.0, y, 0.0])] + list(radius * circle + [0, y, 0])
-        caps_n += [np.array([0.0, np.sign(y), 0.0])] * (segments + 1)
-        i = np.arange(segments)
-        faces.append(np.stack([np.full(segments, base), base + 1 + i, base + 1 + (i + 1) % segments], -1))
-    verts = np.concatenate([side, np.asarray(caps)]) @ rotation.T + center
-    normals = np.concatenate([side_n, np.asarray(caps_n)]) @ rotation.T
-    return verts, np.concatenate(faces), normals
-
-
-def smooth_normals(normals: np.ndarray, faces: np.ndarray, mask: np.ndarray, iterations: int = 3) -> np.ndarray:
-    """Unit normals ``(V, 3)`` with the ``mask``-ed vertices ``(V,)`` replaced, ``iterations`` times,
-    by the normalised mean normal of their edge neighbours (and themselves): hides creases where
-    two meshes were stitched."""
-    from scipy.sparse import coo_matrix
-
-    v = len(normals)
-    i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2], np.arange(v)])
-    j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0], np.arange(v)])
-    adjacency = coo_matrix((np.ones(len(i)), (i, j)), shape=(v, v)).tocsr()
-    adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64)
-    out = normals.copy()
-    for _ in range(iterations):
-        out[mask] = normalize(adjacency @ out)[mask]
-    return out
 
 
 def ambient_occlusion(vertices: np.ndarray, normals: np.ndarray, radius: float = 18.0) -> np.ndarray:
@@ -393,3 +313,193 @@ def camera_finish(linear: np.ndarray, rng: np.random.Generator, exposure: float 
     if noise > 0:
         img = img + noise * np.sqrt(np.clip(img, 0, None)) * rng.standard_normal(img.shape)
     return np.rint(255.0 * linear_to_srgb(img)).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------------
+# Hands with forearms
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class PosedHand:
+    """One posed hand in the camera frame.
+
+    Attributes:
+        side: ``"right"`` or ``"left"``.
+        keypoints: ``(21, 3)`` mm, course order.
+        skin_depth: ``(21,)`` mm, depth of each keypoint under its own skin along the camera ray
+            (:func:`handpose.mesh.skin_thickness`).
+        mesh: the hand, forearm and sleeve as one :class:`Mesh`.
+    """
+
+    side: str
+    keypoints: np.ndarray
+    skin_depth: np.ndarray
+    mesh: Mesh
+
+
+class HandFactory:
+    """Posed open hands with forearm, sleeve and skin material (models loaded once per side)."""
+
+    def __init__(self) -> None:
+        from handpose.handmodel import load_hand_model
+
+        self.models = {side: load_hand_model("open", side) for side in ("right", "left")}
+        model = self.models["right"]
+        self.loop = boundary_loop(model.faces.numpy())
+        self.materials = {side: self._skin_weights(m) for side, m in self.models.items()}
+
+    @staticmethod
+    def _skin_weights(model: "OpenHandModel") -> tuple[np.ndarray, np.ndarray]:
+        """Per rest vertex ``(V,)`` palm weight (palm side 1, back 0) and nail weight."""
+        import torch
+
+        with torch.no_grad():
+            rest = model().vertices[0].double().numpy()
+        faces = model.faces.numpy()
+        normals = vertex_normals(rest, faces)
+        palm = smoothstep(normals[:, 2], -0.15, 0.45)
+        # Nails: on the distal phalanx, facing away from where it flexes, near the tip.
+        weights = model.weights.numpy()
+        labels = {f"finger{f}-3": f for f in range(1, 6)}
+        bone = weights.argmax(1)
+        frames = model.frames.numpy()
+        tails = model.tails.numpy()
+        nail = np.zeros(len(rest))
+        names = list(model.bone_labels)
+        heads = model.heads.numpy()
+        for label, f in labels.items():
+            k = names.index(label)
+            dorsal = -frames[3 * (f - 1) + 2][:, 2]
+            axis = tails[k] - heads[k]
+            length = np.linalg.norm(axis)
+            t = (rest - heads[k]) @ axis / length**2  # 0 at the DIP, 1 at the tip
+            on = (bone == k) | (weights[:, k] > 0.5)
+            nail += on * smoothstep(normals @ dorsal, 0.35, 0.7) * smoothstep(t, 0.3, 0.5)
+        return palm, np.clip(nail, 0.0, 1.0)
+
+    def build(self, spec: "HandSpec", skin: str, sleeve_rgb: tuple[int, int, int], shape: np.ndarray,
+              pose: np.ndarray, K: np.ndarray, width: int, height: int) -> PosedHand:
+        """Pose the hand of ``spec`` (pose ``(45,)`` rad, shape ``(S,)``: the first ``S`` shape
+        components, the rest, proportions included, at the mean) for the camera ``K`` of a
+        ``width x height`` image, and attach its forearm."""
+        import torch
+        from scipy.spatial.transform import Rotation
+
+        model = self.models[spec.side]
+        rotation = look_rotation(np.asarray(spec.forward, float), np.asarray(spec.normal, float))
+        orient = Rotation.from_matrix(rotation).as_rotvec()
+        coefficients = np.zeros(model.num_shape)
+        coefficients[:len(shape)] = shape
+        with torch.no_grad():
+            out = model(pose=torch.as_tensor(pose, dtype=torch.float32)[None],
+                        shape=torch.as_tensor(coefficients, dtype=torch.float32)[None],
+                        global_orient=torch.as_tensor(orient, dtype=torch.float32)[None])
+        # move the palm centre onto the ray through `at`: target = z K^-1 (u W, v H, 1)
+        u, v, z = spec.at
+        target = z * np.linalg.solve(K, np.array([u * width, v * height, 1.0]))
+        keypoints = out.keypoints[0].double().numpy()
+        shift = target - 0.5 * (keypoints[0] + keypoints[9])
+        keypoints = keypoints + shift
+        verts = out.vertices[0].double().numpy() + shift
+        faces = model.faces.numpy().astype(np.int64)
+        palm, nail = self.materials[spec.side]
+
+        # Forearm: the wrist loop continued along the arm axis, hand bent by `bend` about its x axis:
+        # arm axis (wrist -> elbow) = R (-cos b e_y + sin b e_z). Ring distances start past the
+        # loop's own extent along the axis, so the tube never folds back into the wrist.
+        b = np.radians(spec.bend)
+        axis = rotation @ np.array([0.0, -np.cos(b), np.sin(b)])
+        loop = self.loop
+        arm_d = np.array([5.0, 14.0, 30.0, 55.0, 85.0, 120.0, spec.sleeve_at + 10.0])
+        follow = 1.0 - smoothstep(arm_d, 0.0, 40.0)
+        arm_s = 1.0 + 0.3 * smoothstep(arm_d, 0.0, 140.0)
+        rings = forearm_rings(verts[loop], axis, arm_d, arm_s, follow)  # (R, L, 3)
+        # the sleeve runs 400 mm towards the elbow, stopping 80 mm in front of the camera plane
+        centre_z, axis_z = verts[loop].mean(0)[2], axis[2]
+        reach = 400.0 if axis_z >= 0 else min(400.0, (centre_z - 80.0) / -axis_z - 20.0 - spec.sleeve_at)
+        sleeve_d = spec.sleeve_at + np.array([-8.0, 0.0, 12.0, max(reach, 20.0)])
+        sleeve_s = (1.0 + 0.3 * smoothstep(spec.sleeve_at, 0.0, 140.0)) * np.array([1.02, 1.45, 1.5, 1.6])
+        sleeve = forearm_rings(verts[loop], axis, sleeve_d, sleeve_s)
+        n_hand, n_loop = len(verts), len(loop)
+        # ring 0 of the forearm is the hand's own wrist loop (shared vertices: smooth normals)
+        arm_faces = tube_faces(n_loop, len(arm_d) + 1, offset=n_hand)
+        ring_index = np.concatenate([loop, n_hand + np.arange(len(arm_d) * n_loop)])
+        arm_faces = ring_index[arm_faces - n_hand]
+        sleeve_faces = tube_faces(n_loop, len(sleeve_d), offset=n_hand + len(arm_d) * n_loop)
+        vertices = np.concatenate([verts, rings.reshape(-1, 3), sleeve.reshape(-1, 3)])
+        all_faces = np.concatenate([faces, arm_faces[:, ::-1], sleeve_faces[:, ::-1]])
+        skin_normals = vertex_normals(vertices[: n_hand + len(arm_d) * n_loop],
+                                      np.concatenate([faces, arm_faces[:, ::-1]]))
+        near_seam = np.linalg.norm(vertices[:, None] - verts[loop][None], axis=-1).min(1) < 28.0
+        near_seam[n_hand + len(arm_d) * n_loop:] = False
+        skin_normals = smooth_normals(skin_normals, np.concatenate([faces, arm_faces]),
+                                      near_seam[: len(skin_normals)], iterations=8)
+        sleeve_normals = vertex_normals(vertices, all_faces)[n_hand + len(arm_d) * n_loop:]
+        normals = np.concatenate([skin_normals, sleeve_normals])
+
+        back_rgb, palm_rgb, _ = SKIN_TONES[skin]
+        back_lin = srgb_to_linear(np.asarray(back_rgb) / 255.0)
+        palm_lin = srgb_to_linear(np.asarray(palm_rgb) / 255.0)
+        nail_lin = srgb_to_linear(np.asarray(NAIL_SRGB) / 255.0)
+        # forearm: the palm-side colour fades to half along the inner forearm
+        arm_palm = palm[loop][None, :] * (1.0 - 0.5 * smoothstep(arm_d, 0.0, 80.0))[:, None]
+        w_palm = np.concatenate([palm, arm_palm.reshape(-1)])[:, None]
+        w_nail = np.concatenate([nail, np.zeros(len(arm_d) * n_loop)])[:, None]
+        albedo = (1 - w_palm) * back_lin + w_palm * palm_lin
+        albedo = (1 - 0.55 * w_nail) * albedo + 0.55 * w_nail * nail_lin
+        n_sleeve = len(sleeve_d) * n_loop
+        sleeve_lin = np.broadcast_to(srgb_to_linear(np.asarray(sleeve_rgb) / 255.0), (n_sleeve, 3))
+        albedo = np.concatenate([albedo, sleeve_lin])
+        specular = np.concatenate([0.05 + 0.25 * w_nail[:, 0], np.full(n_sleeve, 0.01)])
+        subsurface = np.concatenate([np.full(len(w_nail), 0.45), np.zeros(n_sleeve)])
+
+        mesh = Mesh(vertices, all_faces, albedo, specular, subsurface, normals)
+        return PosedHand(spec.side, keypoints, skin_thickness(keypoints, vertices, all_faces), mesh)
+
+
+# ------------------------------------------------------------------------------------------------
+# Shading through one z-buffer
+# ------------------------------------------------------------------------------------------------
+def shade_meshes(meshes: Sequence[Mesh], K: np.ndarray, height: int, width: int, light: Lighting,
+                 occlusion: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render meshes with one z-buffer: ``(colour (H, W, 3) linear, coverage (H, W) bool, depth (H, W))``.
+
+    Per pixel: perspective-correct barycentrics ``b`` of the nearest face interpolate the vertex
+    normal (Phong shading, turned towards the camera), position and material, then
+    :func:`shade`. ``K`` is the intrinsics of this (already supersampled) grid.
+    """
+    offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
+    verts = np.concatenate([m.vertices for m in meshes])
+    faces = np.concatenate([m.faces + o for m, o in zip(meshes, offsets)])
+    normals = np.concatenate([m.normals if m.normals is not None else vertex_normals(m.vertices, m.faces)
+                              for m in meshes])
+    ao = np.concatenate([ambient_occlusion(m.vertices, normalize(m.normals)) if occlusion and m.subsurface.any()
+                         else np.ones(len(m.vertices)) for m in meshes])
+    albedo = np.concatenate([m.albedo for m in meshes])
+    specular = np.concatenate([m.specular for m in meshes])
+    subsurface = np.concatenate([m.subsurface for m in meshes])
+    # vertices behind the near plane get a dummy pixel and z = -1: rasterize drops their faces
+    front = verts[:, 2] > 1.0
+    screen = np.concatenate([np.asarray(project(np.where(front[:, None], verts, 1.0), K)),
+                             np.where(front, verts[:, 2], -1.0)[:, None]], axis=1)
+    raster = rasterize(screen, faces, height, width)
+    covered = raster.face_id >= 0
+    fv = faces[raster.face_id[covered]]  # (N, 3)
+    b = raster.barycentrics[covered]  # (N, 3)
+
+    def interp(values: np.ndarray) -> np.ndarray:
+        return np.einsum("nk,nk...->n...", b, values[fv])
+
+    position = interp(verts)
+    normal = normalize(interp(normals))
+    # two-sided: a normal pointing away from the camera (n . p > 0) is flipped
+    normal *= np.where(np.einsum("nc,nc->n", normal, position) > 0, -1.0, 1.0)[:, None]
+    color = np.zeros((height, width, 3))
+    color[covered] = shade(normal, position, interp(albedo), interp(specular), interp(subsurface),
+                              interp(ao), light)
+    return color, covered, raster.depth
+
+
+def downsample(image: np.ndarray, s: int) -> np.ndarray:
+    """Box filter: mean over ``s x s`` blocks, ``(s H, s W, ...)`` -> ``(H, W, ...)``."""
+    h, w = image.shape[0] // s, image.shape[1] // s
+    return image.reshape(h, s, w, s, *image.shape[2:]).mean(axis=(1, 3))

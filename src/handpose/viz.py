@@ -11,19 +11,13 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from handpose.io import check_image
 from handpose.keypoints import BONE_COLORS, BONES, KEYPOINT_COLORS, NUM_KEYPOINTS
 from handpose.metrics import box_size
 from handpose.prediction import HandPrediction
 
 
 Color = tuple[int, int, int]
-
-
-def _check_image(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"image must be an (H, W, 3) uint8 array, got "
-                         f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image).__name__)}")
-    return image
 
 
 def _default_thickness(image: np.ndarray, keypoints_2d: np.ndarray) -> int:
@@ -47,7 +41,7 @@ def draw_keypoints(image: np.ndarray, keypoints_2d: np.ndarray, color: Color | N
     Returns:
         ``(H, W, 3)`` uint8 RGB copy with the skeleton drawn.
     """
-    out = _check_image(image).copy()
+    out = check_image(image).copy()
     points = np.asarray(keypoints_2d, dtype=np.float64)
     if points.shape != (NUM_KEYPOINTS, 2):
         raise ValueError(f"keypoints_2d must be (21, 2), got {points.shape}")
@@ -85,7 +79,7 @@ def draw_hands(image: np.ndarray, hands: Sequence[HandPrediction], label: bool =
     Returns:
         ``(H, W, 3)`` uint8 RGB copy.
     """
-    out = _check_image(image).copy()
+    out = check_image(image).copy()
     font_scale = max(0.4, max(out.shape[:2]) / 1400)
     font_thick = max(1, round(font_scale * 2))
     if notes is not None and len(notes) != len(hands):
@@ -108,7 +102,7 @@ def draw_hands(image: np.ndarray, hands: Sequence[HandPrediction], label: bool =
 def draw_text(image: np.ndarray, text: str, top_left: tuple[int, int], font_scale: float | None = None) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB copy with white ``text`` on a black box whose top-left corner is at
     ``top_left`` px (font size from the image size by default)."""
-    out = _check_image(image).copy()
+    out = check_image(image).copy()
     font_scale = font_scale or max(0.4, max(out.shape[:2]) / 1400)
     font_thick = max(1, round(font_scale * 2))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, font_thick)
