@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handpose.annotate import AnnotationStore, click_position, read_ground_truth, render_annotation
+from handpose.annotate import AnnotationStore, click_position, render_annotation
+from handpose.groundtruth import read_ground_truth
 from handpose.keypoints import NAMES, NUM_KEYPOINTS
 
 SHARED_GT = Path(__file__).resolve().parents[2] / "shared" / "photos" / "gt.json"
@@ -323,6 +324,9 @@ def test_annotation_tool_says_where_photos_go_and_offers_a_demo(tmp_path: Path) 
     button.click()
     note, tool = box.children
     assert "demo.png" in note.value and "WRIST" in tool.children[0].value
+    box = annotation_tool(empty, demo=demo)  # no demo_out: the clicks go to a fresh temporary folder
+    box.children[1].click()
+    assert "handpose_annotate_" in box.children[0].value and "WRIST" in box.children[1].children[0].value
     empty.mkdir()
     cv2.imwrite(str(empty / "mine.png"), np.zeros((30, 40, 3), np.uint8))
     tool = annotation_tool(empty, demo=demo)

@@ -79,13 +79,6 @@ def test_layout_sanity_rejects_tiny_and_non_hand_sizes():
     assert not detect.layout_is_plausible(kp2 + 200, kp3, 100, 100, min_side_px=8, min_inside=0.5)
 
 
-def test_check_image_errors():
-    with pytest.raises(ValueError, match="uint8"):
-        detect.check_image(np.zeros((4, 4, 3), np.float32))
-    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
-        detect.check_image(np.zeros((4, 4), np.uint8))
-
-
 def test_greyscale_and_contrast():
     grey = np.repeat(np.linspace(60, 120, 64 * 64).reshape(64, 64, 1), 3, axis=2).astype(np.uint8)
     assert detect.is_greyscale(grey)

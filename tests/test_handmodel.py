@@ -21,7 +21,6 @@ from handpose.handmodel import (
     installed_kind,
     load_hand_model,
     load_open_hand_arrays,
-    open_hand_path,
     pose_model,
     proportion_directions,
     rigid_transforms,

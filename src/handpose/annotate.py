@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from handpose.camera import continuous_to_centres, resize_pixels
-from handpose.groundtruth import GroundTruth, check_handedness, read_ground_truth  # noqa: F401 (notebooks)
+from handpose.groundtruth import check_handedness, read_ground_truth
 from handpose.io import write_atomic
 from handpose.keypoints import NAMES, NUM_KEYPOINTS
 

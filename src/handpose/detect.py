@@ -67,19 +67,6 @@ def _to_cv2(matrix: np.ndarray) -> np.ndarray:
     return np.concatenate([a, (t + a @ np.full(2, 0.5) - 0.5)[:, None]], axis=1)
 
 
-def check_image(image: np.ndarray) -> np.ndarray:
-    """Validate an ``(H, W, 3)`` uint8 RGB image and return it C-contiguous."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be (H, W, 3) RGB, got shape {image.shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, got {image.dtype}")
-    if min(image.shape[:2]) < 1:
-        raise ValueError(f"image is empty: shape {image.shape}")
-    return np.ascontiguousarray(image)
-
-
 def identity_view(image: np.ndarray) -> View:
     """The photo itself."""
     return View(image, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), "full")

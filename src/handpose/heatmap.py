@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from handpose.alignment import Registration, fit_scale_translation  # noqa: F401  (also imported from here by models/iccv21)
+from handpose.alignment import fit_scale_translation
 from handpose.camera import ArrayLike, _as_tensor, _like
 
 #: The ICCV 2021 network's registration mask uses ``exp(-d^2 / 3)``: ``2 sigma^2 = 3``.

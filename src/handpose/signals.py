@@ -26,8 +26,9 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from handpose.alignment import fit_scale_translation
-from handpose.detect import View, check_image, warp_view
 from handpose.anatomy import anatomical_plausibility
+from handpose.detect import View, warp_view
+from handpose.io import check_image
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.metrics import box_size, match_hands, pck
 from handpose.prediction import HandPrediction, Predictor

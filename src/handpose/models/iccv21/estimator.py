@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from handpose.heatmap import fit_scale_translation
+from handpose.alignment import fit_scale_translation
 from handpose.keypoints import MIDDLE_MCP, NUM_KEYPOINTS, WRIST
 from handpose.models.iccv21.checkpoint import CHECKPOINT_FILES, SOURCES, load_iccv21
 from handpose.models.iccv21.evidence import MIN_HAND_TYPE_PROB, MIN_PEAK_SCORE, hand_evidence, self_check_message

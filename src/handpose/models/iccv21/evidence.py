@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handpose.heatmap import fit_scale_translation
+from handpose.alignment import fit_scale_translation
 from handpose.keypoints import COURSE_FROM_INTERHAND, NUM_KEYPOINTS
 
 HEATMAP_PEAK = 255.0
