@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handpose.detect import check_image
+from handpose.io import check_image
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.metrics import Evaluation2D, evaluate_2d
 from handpose.models.mediapipe import MediaPipeEstimator, MediaPipeOptions, read_landmarks
