@@ -2,7 +2,6 @@
 duplicate merging and layout sanity checks, grey-photo contrast.
 
 The views the detector runs on, and their exact map back to the photo, are :mod:`handpose.views`.
-Boxes and keypoints here are in the photo's (or one view's) continuous pixels, as the views'.
 Everything is pure numpy / OpenCV on plain arrays; the detector itself lives in
 :mod:`handpose.models.mediapipe`.
 """

@@ -26,7 +26,7 @@ class View:
     Attributes:
         image: ``(h, w, 3)`` uint8 RGB, the view's pixels.
         matrix: ``(2, 3)`` ``[A | t]`` from photo to view continuous pixel coordinates, with ``A``
-            a scaled rotation (``A = s R``).
+            a scaled rotation (``A = s R``), mirrored (``A = s R F``) for a flipped view.
         name: short label of the view (e.g. ``"full"``, ``"rot90"``, ``"tile2x2:1"``).
     """
 
