@@ -169,7 +169,7 @@ class Composite:
 
 def _cutout(image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Square patch of 1.6 x the hand's box around a GT hand (black outside the photo) and its keypoints."""
-    from handpose.detect import square_crop_view
+    from handpose.views import square_crop_view
 
     pts = keypoints[visible]
     center = (pts.min(0) + pts.max(0)) / 2 + 0.5  # pixel centres -> continuous

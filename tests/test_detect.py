@@ -1,56 +1,8 @@
-"""Geometry of the multi-view detector: exact view transforms, tiles, IoU, duplicate merging."""
+"""Detection post-processing: IoU, duplicate merging, cut-off hands, layout sanity, person boxes."""
 import numpy as np
 import pytest
 
-from handpose import detect
-
-
-@pytest.fixture
-def image():
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
-
-
-@pytest.mark.parametrize("k", [0, 1, 2, 3])
-def test_rot90_view_maps_pixel_centres_exactly(image, k):
-    view = detect.rot90_view(image, k)
-    h, w = image.shape[:2]
-    rows, cols = np.mgrid[0:h, 0:w]
-    centres = np.stack([cols + 0.5, rows + 0.5], -1).reshape(-1, 2)
-    mapped = centres @ view.matrix[:, :2].T + view.matrix[:, 2]
-    j, i = np.floor(mapped).astype(int).T
-    np.testing.assert_array_equal(view.image[i, j], image.reshape(-1, 3))
-    np.testing.assert_allclose(view.to_photo(mapped), centres, atol=1e-9)
-
-
-def test_rotation_to_photo_undoes_the_view_turn(image):
-    view = detect.rot90_view(image, 1)  # (x, y) -> (y, W - x): a vector (1, 0) becomes (0, -1)
-    np.testing.assert_allclose(view.rotation_to_photo() @ np.array([0.0, -1.0, 2.0]), [1.0, 0.0, 2.0], atol=1e-12)
-
-
-def test_square_crop_view_round_trip_and_sampling():
-    image = np.zeros((100, 120, 3), np.uint8)
-    image[40:60, 50:70] = 255  # a white square centred at (60, 50)
-    view = detect.square_crop_view(image, np.array([60.0, 50.0]), side=40.0, out_size=80, angle_deg=30.0)
-    assert view.image.shape == (80, 80, 3)
-    assert view.image[40, 40].min() == 255 and view.image[2, 2].max() == 0
-    points = np.array([[10.0, 20.0], [60.0, 50.0], [119.0, 3.0]])
-    forward = points @ view.matrix[:, :2].T + view.matrix[:, 2]
-    np.testing.assert_allclose(view.to_photo(forward), points, atol=1e-9)
-    np.testing.assert_allclose(forward[1], [40.0, 40.0], atol=1e-9)
-
-
-def test_rotated_view_90_matches_rot90(image):
-    np.testing.assert_allclose(detect.rotated_view(image, 90.0).matrix, detect.rot90_view(image, 1).matrix, atol=1e-9)
-
-
-def test_tile_boxes_cover_with_overlap():
-    boxes = detect.tile_boxes(1000, 600, grid=2, overlap=0.25)
-    assert boxes.shape == (4, 4)
-    np.testing.assert_allclose(boxes[0], [0, 0, 571, 343])
-    np.testing.assert_allclose(boxes[3, 2:], [1000, 600])
-    with pytest.raises(ValueError):
-        detect.tile_boxes(10, 10, grid=0, overlap=0.1)
+from handpose import detect, views
 
 
 def test_box_iou_known_values():
@@ -89,50 +41,14 @@ def test_greyscale_and_contrast():
     assert enhanced.shape == grey.shape and np.ptp(enhanced) > np.ptp(grey)
 
 
-def test_tiles_of_side_cover_with_overlap():
-    boxes = detect.tiles_of_side(1280, 720, side=256, overlap=0.2)
-    assert np.all(boxes[:, 2:] - boxes[:, :2] == 256)
-    np.testing.assert_allclose(boxes.min(0)[:2], [0, 0])
-    np.testing.assert_allclose(boxes.max(0)[2:], [1280, 720])
-    xs = np.unique(boxes[:, 0])
-    assert np.all(np.diff(xs) <= 256 * 0.8 + 0.5)  # neighbours share at least 20 % of a tile
-    covered = np.zeros((720, 1280), bool)
-    for x1, y1, x2, y2 in boxes.astype(int):
-        covered[y1:y2, x1:x2] = True
-    assert covered.all()
-    np.testing.assert_allclose(detect.tiles_of_side(200, 100, side=256, overlap=0.2), [[0, 0, 200, 100]])
-    with pytest.raises(ValueError, match="overlap"):
-        detect.tiles_of_side(100, 100, side=50, overlap=1.0)
-
-
-def test_view_to_photo_inverts_a_general_similarity():
-    theta = np.deg2rad(33.0)
-    a = 1.7 * np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
-    view = detect.View(np.zeros((2, 2, 3), np.uint8), np.concatenate([a, [[5.0], [-3.0]]], axis=1), "v")
-    points = np.random.default_rng(4).uniform(-50, 50, (10, 2))
-    np.testing.assert_allclose(view.to_photo(points @ a.T + [5.0, -3.0]), points, atol=1e-9)
-
-
-@pytest.mark.parametrize("k", [1, 2, 3])
-def test_centres_to_photo_maps_pixel_indices_exactly(image, k):
-    # In the pixel-centre convention, pixel (row i, column j) sits at (j, i) in its image.
-    view = detect.rot90_view(image, k)
-    h, w = view.image.shape[:2]
-    rows, cols = np.mgrid[0:h, 0:w]
-    mapped = view.centres_to_photo(np.stack([cols, rows], -1).reshape(-1, 2))
-    j, i = np.round(mapped).astype(int).T
-    np.testing.assert_allclose(mapped, np.stack([j, i], -1), atol=1e-9)
-    np.testing.assert_array_equal(image[i, j], view.image.reshape(-1, 3))
-
-
 def test_touches_cut_edge_only_for_edges_inside_the_photo():
     image = np.zeros((100, 200, 3), np.uint8)
-    tile = detect.crop_view(image, np.array([0, 0, 120, 60]), "tile")  # inner edges: right, bottom
+    tile = views.crop_view(image, np.array([0, 0, 120, 60]), "tile")  # inner edges: right, bottom
     hand = np.random.default_rng(5).uniform(20, 40, (21, 2))
     assert not detect.touches_cut_edge(hand, tile, 200, 100, margin=2.0)
     assert detect.touches_cut_edge(hand + [119 - hand[:, 0].max(), 0], tile, 200, 100, margin=2.0)  # inner edge
     assert not detect.touches_cut_edge(hand - [hand[:, 0].min() - 0.5, 0], tile, 200, 100, margin=2.0)  # photo edge
-    full = detect.identity_view(image)
+    full = views.identity_view(image)
     assert not detect.touches_cut_edge(hand * [4.9, 2.4], full, 200, 100, margin=2.0)
 
 

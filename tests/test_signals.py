@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from handpose.camera import affine_on_centres, centres_to_continuous, continuous_to_centres
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.prediction import HandPrediction
 from handpose.signals import (
@@ -12,7 +11,6 @@ from handpose.signals import (
     Augmentation,
     SIGNALS,
     analyse_image,
-    augment,
     breakdown,
     compute_signals,
     distinctive_tags,
@@ -36,21 +34,6 @@ def test_fake_estimator_finds_the_blobs() -> None:
 
 
 # -- test-time augmentation ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("aug", DEFAULT_AUGMENTATIONS + (Augmentation("all", True, -15.0, 1.1),), ids=lambda a: a.name)
-def test_augment_maps_points_exactly(aug: Augmentation) -> None:
-    view = augment(blob_image(HAND), aug)
-    on_centres = affine_on_centres(view.matrix)  # the view's map acts on continuous coordinates
-    expected = HAND @ on_centres[:, :2].T + on_centres[:, 2]
-    assert np.abs(find_blobs(view.image) - expected).max() < 0.06
-    np.testing.assert_allclose(continuous_to_centres(view.to_photo(centres_to_continuous(expected))), HAND, atol=1e-9)
-
-
-def test_augment_canvas_holds_the_whole_photo() -> None:
-    view = augment(np.full((100, 200, 3), 255, np.uint8), Augmentation("r", angle_deg=90.0, scale=0.5))
-    assert view.image.shape[:2] == (100, 50)
-    assert view.image[2:-2, 2:-2].min() == 255
 
 
 def test_tta_spread_is_zero_for_a_consistent_estimator() -> None:

@@ -14,14 +14,11 @@ from handpose.sweeps import (
     brightness,
     contrast,
     desaturate,
-    flip,
     jpeg,
     occlude,
     perturb,
     robustness_sweep,
-    rotate,
     scale_hand,
-    transform_points,
 )
 
 from _synthetic import HAND, blob_image, blob_predictor, find_blobs, hand_from
@@ -30,49 +27,22 @@ from _synthetic import HAND, blob_image, blob_predictor, find_blobs, hand_from
 # -- geometry -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [lambda im: flip(im), lambda im: rotate(im, 37.0), lambda im: rotate(im, -90.0),
-                                  lambda im: scale_hand(im, HAND, 150.0), lambda im: scale_hand(im, HAND, 60.0)],
-                         ids=["flip", "rot37", "rot-90", "hand150", "hand60"])
-def test_geometric_perturbations_move_the_image_and_keypoints_together(make) -> None:
-    view = make(blob_image(HAND))
-    assert np.abs(find_blobs(view.image) - transform_points(HAND, view.matrix)).max() < 0.06
-
-
-def test_rotation_round_trip() -> None:
-    image = blob_image(HAND)
-    there = rotate(image, 25.0)
-    back = rotate(there.image, -25.0)
-    h, w = image.shape[:2]
-    offset = (np.array(back.image.shape[1::-1]) - [w, h]) / 2.0  # the canvas grew on each side
-    np.testing.assert_allclose(transform_points(transform_points(HAND, there.matrix), back.matrix), HAND + offset,
-                               atol=1e-9)
-    assert np.abs(find_blobs(back.image) - (HAND + offset)).max() < 0.1
-
-
-def test_rotation_matches_opencv() -> None:
-    # OpenCV's rotation about the centre, in pixel-centre coordinates, shifted to the new canvas.
-    image = np.zeros((60, 100, 3), np.uint8)
-    view = rotate(image, 30.0)
-    reference = cv2.getRotationMatrix2D((49.5, 29.5), 30.0, 1.0)
-    h2, w2 = view.image.shape[:2]
-    reference[:, 2] += [(w2 - 100) / 2.0, (h2 - 60) / 2.0]
-    pixel_centres = np.array([[0.0, 0.0], [99.0, 59.0], [10.0, 40.0]])
-    np.testing.assert_allclose(transform_points(pixel_centres, view.matrix),
-                               pixel_centres @ reference[:, :2].T + reference[:, 2], atol=1e-9)
+@pytest.mark.parametrize("size_px", [150.0, 60.0])
+def test_scale_hand_moves_the_image_and_keypoints_together(size_px) -> None:
+    view = scale_hand(blob_image(HAND), HAND, size_px)
+    assert np.abs(find_blobs(view.image) - view.centres_to_view(HAND)).max() < 0.06
 
 
 def test_scale_hand_sets_the_box_side_and_centres_the_hand() -> None:
     image = blob_image(HAND)
     view = scale_hand(image, HAND, 40.0)
-    moved = transform_points(HAND, view.matrix)
+    moved = view.centres_to_view(HAND)
     assert view.image.shape == image.shape
     assert box_size(moved[None])[0] == pytest.approx(40.0)
     np.testing.assert_allclose((moved.min(0) + moved.max(0)) / 2, [99.5, 109.5])  # ((W - 1) / 2, (H - 1) / 2)
 
 
-def test_transform_points_validation() -> None:
-    with pytest.raises(ValueError, match=r"\(2, 3\)"):
-        transform_points(HAND, np.eye(3))
+def test_scale_hand_validation() -> None:
     with pytest.raises(ValueError, match="positive"):
         scale_hand(blob_image(HAND), HAND, 0.0)
 

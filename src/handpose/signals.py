@@ -27,11 +27,11 @@ from scipy.stats import spearmanr
 
 from handpose.alignment import fit_scale_translation
 from handpose.anatomy import anatomical_plausibility
-from handpose.detect import View, warp_view
 from handpose.io import check_image
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.metrics import box_size, match_hands, pck
 from handpose.prediction import HandPrediction, Predictor
+from handpose.views import rotated_view
 
 
 # -- test-time augmentation -------------------------------------------------------------------
@@ -40,7 +40,8 @@ from handpose.prediction import HandPrediction, Predictor
 @dataclass(frozen=True)
 class Augmentation:
     """A similarity transform of the photo: optional mirror, then a turn of ``angle_deg``
-    (counter-clockwise as displayed) and a zoom by ``scale``, both about the photo centre."""
+    (counter-clockwise as displayed) and a zoom by ``scale``, both about the photo centre, on a
+    canvas that holds all of it (:func:`handpose.views.rotated_view`)."""
 
     name: str
     flip: bool = False
@@ -61,29 +62,6 @@ DEFAULT_AUGMENTATIONS: tuple[Augmentation, ...] = (
     Augmentation("scale0.8", scale=0.8),
     Augmentation("scale1.25", scale=1.25),
 )
-
-
-def augment(image: np.ndarray, aug: Augmentation) -> View:
-    """The photo transformed by ``aug`` on a canvas that holds all of it.
-
-    ``p' = s R (F p - c) + c'`` with ``F`` the mirror ``x -> W - x`` (when ``aug.flip``), ``c``
-    the photo centre, ``R`` the turn and ``c'`` the new canvas centre. A pure mirror is an exact
-    pixel permutation; anything else is resampled once (bilinear).
-    """
-    image = check_image(image)
-    h, w = image.shape[:2]
-    if aug.flip and aug.angle_deg == 0.0 and aug.scale == 1.0:
-        return View(np.ascontiguousarray(image[:, ::-1]), np.array([[-1.0, 0.0, w], [0.0, 1.0, 0.0]]), aug.name)
-    mirror = np.array([[-1.0, 0.0, w], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]) if aug.flip else np.eye(3)
-    theta = np.deg2rad(aug.angle_deg)
-    # Counter-clockwise on screen (y down) is a clockwise rotation of the coordinates.
-    rot = aug.scale * np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
-    corners = rot @ (np.array([[0, 0], [w, 0], [0, h], [w, h]], dtype=np.float64) - [w / 2, h / 2]).T
-    out_w, out_h = (int(np.ceil(v - 1e-6)) for v in np.ptp(corners, axis=1))  # 1e-6: cos(90 deg) != 0
-    similarity = np.eye(3)
-    similarity[:2, :2] = rot
-    similarity[:2, 2] = np.array([out_w, out_h]) / 2.0 - rot @ np.array([w, h]) / 2.0
-    return warp_view(image, (similarity @ mirror)[:2], (out_w, out_h), aug.name)
 
 
 @dataclass(frozen=True)
@@ -144,7 +122,7 @@ def tta_disagreement(image: np.ndarray, hands: Sequence[HandPrediction], predict
     reference = np.stack([hand.keypoints_2d for hand in hands])
     points[:, 0] = reference
     for a, aug in enumerate(augmentations):
-        view = augment(image, aug)
+        view = rotated_view(image, aug.angle_deg, aug.scale, aug.flip, aug.name)
         others = predict(view.image)
         if not others:
             continue

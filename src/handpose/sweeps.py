@@ -1,11 +1,11 @@
 """Robustness sweeps: perturb photos step by step and measure detection and keypoint error.
 
-Perturbations are pure functions of ``(H, W, 3)`` uint8 RGB images. Geometric ones return a
-:class:`~handpose.detect.View` whose ``matrix`` ``[A | t]`` maps photo pixels to the perturbed
-image's pixels exactly (``p' = A p + t``), so ground-truth keypoints follow with
-:func:`transform_points`. Keypoints use the package's pixel convention (integer pixel centres,
-:mod:`handpose.camera`); the views' matrices, like every :class:`~handpose.detect.View`'s, act on
-continuous coordinates (the photo spans ``[0, W] x [0, H]``) and :func:`transform_points` converts.
+Perturbations are pure functions of ``(H, W, 3)`` uint8 RGB images. Geometric ones are
+views (:class:`~handpose.views.View`: mirror :func:`~handpose.views.flip_view`, rotation
+:func:`~handpose.views.rotated_view`, hand size :func:`scale_hand`) whose ``matrix`` ``[A | t]``
+maps photo pixels to the perturbed image's pixels exactly, so ground-truth keypoints follow with
+:meth:`~handpose.views.View.centres_to_view`. Keypoints use the package's pixel convention (integer
+pixel centres, :mod:`handpose.camera`); the views' matrices act on continuous coordinates.
 
 :func:`robustness_sweep` runs any estimator (``predict(image) -> list[HandPrediction]``) over one
 perturbation kind at several strengths and returns a :class:`SweepResult` table of detection
@@ -20,47 +20,23 @@ from typing import Any
 import cv2
 import numpy as np
 
-from handpose.camera import affine_on_centres, centres_to_continuous
-from handpose.detect import View, rotated_view, warp_view
+from handpose.camera import centres_to_continuous
 from handpose.io import check_image, encode_jpeg
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.metrics import box_size, evaluate_2d
 from handpose.prediction import Predictor
+from handpose.views import View, centred_view, rotated_view
 
 
 # -- geometry ---------------------------------------------------------------------------------
-
-
-def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``(..., 2)`` pixel centres moved by a view's continuous-coordinate map ``[A | t]`` ``(2, 3)``:
-    ``u' = A u + t + A 0.5 - 0.5`` (:func:`handpose.camera.affine_on_centres`)."""
-    points = np.asarray(points, dtype=np.float64)
-    if points.shape[-1] != 2:
-        raise ValueError(f"points must be (..., 2), got {points.shape}")
-    on_centres = affine_on_centres(matrix)
-    return points @ on_centres[:, :2].T + on_centres[:, 2]
-
-
-def flip(image: np.ndarray) -> View:
-    """Horizontal mirror: ``x' = W - x`` in continuous coordinates (``u' = W - 1 - u`` on pixel
-    centres), ``y' = y`` (exact pixel permutation)."""
-    image = check_image(image)
-    w = image.shape[1]
-    return View(np.ascontiguousarray(image[:, ::-1]), np.array([[-1.0, 0.0, w], [0.0, 1.0, 0.0]]), "flip")
-
-
-def rotate(image: np.ndarray, angle_deg: float) -> View:
-    """In-plane rotation by ``angle_deg`` counter-clockwise (as displayed) about the photo centre,
-    on a canvas that holds the whole photo (corners filled with black)."""
-    return rotated_view(check_image(image), float(angle_deg))
 
 
 def scale_hand(image: np.ndarray, keypoints_2d: np.ndarray, size_px: float) -> View:
     """Resize the photo so the hand's larger box side is ``size_px``, hand centred on a canvas of the
     photo's size (padded with black when shrinking, cropped when enlarging).
 
-    ``p' = s (p - c) + (W, H) / 2`` (continuous coordinates) with ``s = size_px / side`` and ``c``
-    the centre of the box around ``keypoints_2d``.
+    ``p' = s (p - c) + (W, H) / 2`` (continuous coordinates, :func:`handpose.views.centred_view`)
+    with ``s = size_px / side`` and ``c`` the centre of the box around ``keypoints_2d``.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
@@ -78,9 +54,7 @@ def scale_hand(image: np.ndarray, keypoints_2d: np.ndarray, size_px: float) -> V
     h, w = image.shape[:2]
     flat = keypoints_2d.reshape(-1, 2)
     center = centres_to_continuous((np.nanmin(flat, axis=0) + np.nanmax(flat, axis=0)) / 2.0)
-    s = size_px / side
-    t = np.array([w, h]) / 2.0 - s * center
-    return warp_view(image, np.array([[s, 0.0, t[0]], [0.0, s, t[1]]]), (w, h), f"hand{size_px:g}px")
+    return centred_view(image, center, size_px / side, (w, h), name=f"hand{size_px:g}px")
 
 
 # -- occlusion and photometric perturbations ------------------------------------------------
@@ -199,7 +173,7 @@ class Kind:
 
 
 def _geometric(view: View, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return view.image, transform_points(gt, view.matrix)
+    return view.image, view.centres_to_view(gt)
 
 
 def _occlude_hands(image: np.ndarray, gt: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -210,8 +184,8 @@ def _occlude_hands(image: np.ndarray, gt: np.ndarray, fraction: float, seed: int
 
 #: The perturbation kinds by name.
 KINDS: dict[str, Kind] = {
-    "rotation": Kind(lambda im, gt, a, s: _geometric(rotate(im, a), gt), (0, 30, 60, 90, 135, 180),
-                     "in-plane rotation (degrees)", identity=0),
+    "rotation": Kind(lambda im, gt, a, s: _geometric(rotated_view(check_image(im), float(a)), gt),
+                     (0, 30, 60, 90, 135, 180), "in-plane rotation (degrees)", identity=0),
     "scale": Kind(lambda im, gt, px, s: _geometric(scale_hand(im, gt, px), gt), (16, 24, 32, 48, 96, 192),
                   "hand size (box side, pixels)", log=True),
     "occlusion": Kind(_occlude_hands, (0.0, 0.15, 0.3, 0.45, 0.6), "fraction of the hand box covered",

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from handpose.detect import rot90_view
+from handpose.views import rot90_view
 from handpose.keypoints import MIDDLE_MCP, TIPS, WRIST
 from handpose.models.mediapipe import MediaPipeEstimator, MediaPipeOptions
 from _synthetic import hand_silhouette
@@ -147,7 +147,7 @@ def test_nothing_is_downloaded(monkeypatch, hand_image):
 
 def test_outputs_are_in_pixel_centres(plain, hand_image):
     # The views work in continuous pixels (photo spans [0, W]); predict converts once: u = x - 0.5.
-    from handpose.detect import identity_view
+    from handpose.views import identity_view
 
     (inner,) = plain._run_view(identity_view(hand_image), 1, 0.5, 0.5)
     (hand,) = plain.predict(hand_image)

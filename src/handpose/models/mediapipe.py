@@ -3,7 +3,7 @@
 Plain ``Hands(static_image_mode=True)`` runs a palm detector on the whole photo, letterboxed to
 192 x 192, then a landmark network on each palm's crop. It misses small hands (full-body shots),
 grey or low-contrast photos and unusual in-plane rotations. :class:`MediaPipeEstimator` runs it on
-several *views* of the photo (:mod:`handpose.detect`), cheapest first, and stops as soon as it has
+several *views* of the photo (:mod:`handpose.views`), cheapest first, and stops as soon as it has
 enough confident hands:
 
 1. ``full``: the photo as is. Done when it has ``max_hands`` hands, or confident large hands.
@@ -49,7 +49,7 @@ All candidates are mapped back to the photo, filtered (keypoint-layout sanity, s
 
 Conventions:
     * ``keypoints_2d`` in photo pixels with integer pixel centres (the package's convention): the
-      views work in continuous pixels (:mod:`handpose.detect`) and the output is converted once,
+      views work in continuous pixels (:mod:`handpose.views`) and the output is converted once,
       ``u = x - 0.5`` (``u = x_norm W - 0.5`` for MediaPipe's normalised landmarks).
     * ``keypoints_3d`` are MediaPipe's world landmarks in millimetres, wrist at the origin, axes
       aligned with the photo's (x right, y down, z away from the camera); landmarks found in a
@@ -78,13 +78,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from handpose import detect
-from handpose.detect import View
+from handpose import detect, views
 from handpose.io import check_image
 from handpose.keypoints import WRIST
 from handpose.models import regions
 from handpose.models.native_stderr import silenced_native_stderr
 from handpose.prediction import HandPrediction
+from handpose.views import View
 
 # MediaPipe Pose landmark indices (person's left / right).
 _POSE_WRIST = {"left": 15, "right": 16}
@@ -427,7 +427,7 @@ class MediaPipeEstimator:
             x1, y1, x2, y2 = np.round(box)
             if min(x2 - x1, y2 - y1) < 32:
                 continue
-            pose = self._pose_in(detect.crop_view(image, np.array([x1, y1, x2, y2]), f"person{i}"))
+            pose = self._pose_in(views.crop_view(image, np.array([x1, y1, x2, y2]), f"person{i}"))
             if pose is not None:
                 people.append(pose)
         return people
@@ -439,7 +439,7 @@ class MediaPipeEstimator:
         more, while the found hands and these wrists leave hands to find, also on every other
         person of the selfie-segmentation mask (:meth:`_people`).
         """
-        first = self._pose_in(detect.identity_view(image))
+        first = self._pose_in(views.identity_view(image))
         out = [] if first is None else wrist_regions(first, found, self.options.pose_min_visibility)
         if (self.options.max_people and max(image.shape[:2]) >= self.options.tile_min_side
                 and len(found) + len(out) < self.options.max_hands):
@@ -489,21 +489,21 @@ class MediaPipeEstimator:
 
     def _tile_views(self, image: np.ndarray) -> list[View]:
         h, w = image.shape[:2]
-        views = []
+        tiles = []
         for grid in self.options.tile_grids:
-            for i, box in enumerate(detect.tile_boxes(w, h, grid, self.options.tile_overlap)):
-                views.append(detect.crop_view(image, box, f"tile{grid}x{grid}-{i}"))
-        return views
+            for i, box in enumerate(views.tile_boxes(w, h, grid, self.options.tile_overlap)):
+                tiles.append(views.crop_view(image, box, f"tile{grid}x{grid}-{i}"))
+        return tiles
 
     def _fine_tile_views(self, image: np.ndarray) -> list[View]:
         h, w = image.shape[:2]
         side = self.options.fine_tile_side
         if not side or max(h, w) < 3 * side:
             return []
-        boxes = detect.tiles_of_side(w, h, side, 0.2)
+        boxes = views.tiles_of_side(w, h, side, 0.2)
         if len(boxes) > self.options.fine_tile_max:
             return []
-        return [detect.crop_view(image, box, f"tile{side}-{i}") for i, box in enumerate(boxes)]
+        return [views.crop_view(image, box, f"tile{side}-{i}") for i, box in enumerate(boxes)]
 
     # -- public -------------------------------------------------------------------------------
 
@@ -563,13 +563,13 @@ class MediaPipeEstimator:
         h, w = image.shape[:2]
         longer = max(h, w)
         found = self._merge(self._verified(image, self._run_view(
-            detect.identity_view(image), o.max_hands, o.min_detection_confidence, o.min_score)), w, h)
+            views.identity_view(image), o.max_hands, o.min_detection_confidence, o.min_score)), w, h)
         views_run = 1 + len(found) * o.use_regions
 
-        def search(views: list[View], stop_at: int, confidence: float, min_score: float,
+        def search(to_run: list[View], stop_at: int, confidence: float, min_score: float,
                    as_regions: bool = False) -> None:
             nonlocal found, views_run
-            for view in views:
+            for view in to_run:
                 candidates = self._run_view(view, o.max_hands, confidence, min_score, (w, h),
                                             confidence if as_regions and o.use_regions else 0.5)
                 views_run += 1
@@ -586,8 +586,8 @@ class MediaPipeEstimator:
                     return
 
         if o.rescue and not found:
-            same = detect.identity_view(image).matrix
-            rescue = [View(image, same, "low-threshold")] + [detect.rot90_view(image, a // 90) for a in o.rotations]
+            same = views.identity_view(image).matrix
+            rescue = [View(image, same, "low-threshold")] + [views.rot90_view(image, a // 90) for a in o.rotations]
             if detect.is_greyscale(image):
                 rescue.insert(1, View(detect.enhance_contrast(image), same, "contrast"))
             search(rescue, 1, o.rescue_detection_confidence, o.min_rescue_score)

@@ -16,7 +16,7 @@ a good crop. This module runs that network (``hand_landmark_full.tflite``, shipp
 its video graphs), so ``landmarks -> re-crop -> landmarks`` refines a rough region and re-scores
 it (:meth:`LandmarkNetwork.refine`).
 
-Coordinates are continuous photo pixels like :mod:`handpose.detect` (the photo spans
+Coordinates are continuous photo pixels like :mod:`handpose.views` (the photo spans
 ``[0, W] x [0, H]``); the estimator converts to the package's pixel centres at its output.
 """
 from __future__ import annotations
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from handpose import detect
+from handpose import detect, views
 from handpose.anatomy import anatomical_plausibility
-from handpose.detect import View
 from handpose.keypoints import MIDDLE_MCP, WRIST
 from handpose.models.native_stderr import silenced_native_stderr
+from handpose.views import View
 
 #: Side of the landmark network's square input, pixels.
 INPUT_SIZE = 224
@@ -68,7 +68,7 @@ class Region:
 
     def view(self, image: np.ndarray, out_size: int = INPUT_SIZE, name: str = "region") -> View:
         """The region resampled upright into an ``out_size`` square (outside the photo is black)."""
-        return detect.square_crop_view(image, self.center, self.size, out_size, self.angle_deg, name)
+        return views.square_crop_view(image, self.center, self.size, out_size, self.angle_deg, name)
 
     def corners(self) -> np.ndarray:
         """``(4, 2)`` photo pixels of the crop's corners (top-left, top-right, bottom-right, bottom-left

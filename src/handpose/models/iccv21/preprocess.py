@@ -9,7 +9,7 @@ Two ways to get the 256 x 256 input (``cv2.warpAffine``, bilinear, black outside
 
 Transforms use OpenCV's pixel-centre convention (pixel ``i`` at coordinate ``i``), as the authors'
 code; :meth:`CropTransform.to_image` returns the project's continuous pixels (pixel ``i`` spans
-``[i, i + 1]``, see :mod:`handpose.detect`).
+``[i, i + 1]``, see :mod:`handpose.views`).
 """
 from __future__ import annotations
 
