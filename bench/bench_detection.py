@@ -51,7 +51,8 @@ import numpy as np
 from handpose.io import check_image
 from handpose.keypoints import NUM_KEYPOINTS
 from handpose.metrics import Evaluation2D, evaluate_2d
-from handpose.models.mediapipe import MediaPipeEstimator, MediaPipeOptions, read_landmarks
+from handpose.models.mediapipe import MediaPipeEstimator, MediaPipeOptions, open_graph, read_landmarks
+from handpose.models.native_stderr import silenced_native_stderr
 from handpose.prediction import HandPrediction
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "photos"
@@ -81,18 +82,22 @@ class PlainMediaPipe:
     def __init__(self, max_hands: int) -> None:
         import mediapipe as mp
 
-        self._hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=max_hands, model_complexity=1)
+        self._hands = open_graph(lambda: mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=max_hands,
+                                                                 model_complexity=1))
 
     def predict(self, image: np.ndarray) -> list[HandPrediction]:
         image = check_image(image)
         h, w = image.shape[:2]
-        hands = read_landmarks(self._hands.process(image), w, h)
+        with silenced_native_stderr():  # MediaPipe's C++ log lines, as in the project's estimator
+            result = self._hands.process(image)
+        hands = read_landmarks(result, w, h)
         # Continuous pixels -> the package's pixel centres, like the project's estimator.
         return [HandPrediction(**{**hand._asdict(), "keypoints_2d": hand.keypoints_2d - 0.5}, source="plain")
                 for hand in hands]
 
     def close(self) -> None:
-        self._hands.close()
+        with silenced_native_stderr():
+            self._hands.close()
 
 
 def load_photos(folder: Path) -> list[Photo]:
