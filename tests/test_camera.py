@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from handpose.camera import (
-    affine_on_centres,
     centres_to_continuous,
     continuous_to_centres,
     default_intrinsics,
@@ -292,24 +291,6 @@ def test_continuous_and_centre_coordinates_round_trip_and_keep_the_type():
     np.testing.assert_allclose(continuous_to_centres(np.array([[0.5, 0.5], [640.0, 480.0]])), [[0, 0], [639.5, 479.5]])
     np.testing.assert_allclose(continuous_to_centres(centres_to_continuous(uv)), uv)
     assert torch.is_tensor(centres_to_continuous(torch.zeros(2)))
-
-
-def test_affine_on_centres_is_what_opencv_warps_with():
-    w, h = 40, 30
-    flip = np.array([[-1.0, 0.0, w], [0.0, 1.0, 0.0]])  # x -> W - x on continuous coordinates
-    np.testing.assert_allclose(affine_on_centres(flip), [[-1, 0, w - 1], [0, 1, 0]])
-    image = np.random.default_rng(0).integers(0, 255, (h, w), dtype=np.uint8)
-    np.testing.assert_array_equal(cv2.warpAffine(image, affine_on_centres(flip), (w, h)), cv2.flip(image, 1))
-    # a turn and zoom: a blob at centre p lands at the centre-convention image of p
-    theta = np.deg2rad(25.0)
-    a = 1.3 * np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
-    matrix = np.concatenate([a, [[12.0], [-4.0]]], axis=1)
-    p = np.array([30.3, 27.6])
-    warped = cv2.warpAffine(_blob(p, (60, 60)), affine_on_centres(matrix), (90, 90), flags=cv2.INTER_LINEAR)
-    expected = continuous_to_centres(a @ centres_to_continuous(p) + matrix[:, 2])
-    np.testing.assert_allclose(_centroid(warped), expected, atol=0.02)
-    with pytest.raises(ValueError, match=r"\(2, 3\)"):
-        affine_on_centres(np.eye(3))
 
 
 @pytest.mark.parametrize("scale", [2.0, 0.5, 3.0])

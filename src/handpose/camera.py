@@ -13,7 +13,7 @@ Conventions:
   (``[0, W]``, pixel centres at ``+0.5``: MediaPipe's normalised landmarks times the size, click
   events, the detection views' matrices) convert at the boundary with
   :func:`continuous_to_centres` (``u = x - 0.5``), :func:`centres_to_continuous` and, for a
-  continuous affine map ``[A | t]``, :func:`affine_on_centres`.
+  continuous affine map ``[A | t]``, :func:`handpose.views.affine_on_centres`.
 - Intrinsics ``K = [[fx, skew, cx], [0, fy, cy], [0, 0, 1]]``; extrinsics map world to camera,
   ``x_cam = R X + t``.
 - Cameras are per point set: points are ``(..., N, 3)`` and ``K``, ``R``, ``t`` (``(..., 3, 3)``,
@@ -57,19 +57,6 @@ def continuous_to_centres(xy: ArrayLike) -> ArrayLike:
 def centres_to_continuous(uv: ArrayLike) -> ArrayLike:
     """Inverse of :func:`continuous_to_centres`: ``x = u + 0.5``, ``y = v + 0.5``."""
     return uv + 0.5
-
-
-def affine_on_centres(matrix: np.ndarray) -> np.ndarray:
-    """``(2, 3)`` affine map ``[A | t]`` between continuous pixel coordinates -> the same map on
-    integer-centre coordinates (what ``cv2.warpAffine`` takes).
-
-    With ``x = u + 0.5``: ``u' + 0.5 = A (u + 0.5) + t``  =>  ``u' = A u + (t + A 0.5 - 0.5)``.
-    """
-    matrix = np.asarray(matrix, dtype=np.float64)
-    if matrix.shape != (2, 3):
-        raise ValueError(f"matrix must be (2, 3), got {matrix.shape}")
-    a, t = matrix[:, :2], matrix[:, 2]
-    return np.concatenate([a, (t + a @ np.full(2, 0.5) - 0.5)[:, None]], axis=1)
 
 
 def supersampled_intrinsics(K: np.ndarray, s: int) -> np.ndarray:

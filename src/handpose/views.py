@@ -52,7 +52,7 @@ class View:
         points = np.asarray(points, dtype=np.float64)
         if points.shape[-1] != 2:
             raise ValueError(f"points must be (..., 2), got {points.shape}")
-        on_centres = _to_cv2(self.matrix)
+        on_centres = affine_on_centres(self.matrix)
         return points @ on_centres[:, :2].T + on_centres[:, 2]
 
     def rotation_to_photo(self) -> np.ndarray:
@@ -68,11 +68,16 @@ class View:
         return out
 
 
-def _to_cv2(matrix: np.ndarray) -> np.ndarray:
-    """Continuous-coordinate ``[A | t]`` -> OpenCV's pixel-centre convention.
+def affine_on_centres(matrix: np.ndarray) -> np.ndarray:
+    """``(2, 3)`` affine map ``[A | t]`` between continuous pixel coordinates -> the same map on
+    integer-centre coordinates (what ``cv2.warpAffine`` takes; :mod:`handpose.camera` states the
+    convention).
 
-    With ``p = i + 0.5``: ``i' + 0.5 = A (i + 0.5) + t``  =>  ``i' = A i + (t + A 0.5 - 0.5)``.
+    With ``x = u + 0.5``: ``u' + 0.5 = A (u + 0.5) + t``  =>  ``u' = A u + (t + A 0.5 - 0.5)``.
     """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.shape != (2, 3):
+        raise ValueError(f"matrix must be (2, 3), got {matrix.shape}")
     a, t = matrix[:, :2], matrix[:, 2]
     return np.concatenate([a, (t + a @ np.full(2, 0.5) - 0.5)[:, None]], axis=1)
 
@@ -120,7 +125,7 @@ def warp_view(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], name
     """
     matrix = np.asarray(matrix, dtype=np.float64).reshape(2, 3)
     interp = cv2.INTER_AREA if abs(np.linalg.det(matrix[:, :2])) < 1.0 else cv2.INTER_LINEAR
-    pixels = cv2.warpAffine(image, _to_cv2(matrix), size, flags=interp, borderMode=cv2.BORDER_CONSTANT)
+    pixels = cv2.warpAffine(image, affine_on_centres(matrix), size, flags=interp, borderMode=cv2.BORDER_CONSTANT)
     return View(pixels, matrix, name)
 
 
