@@ -8,6 +8,7 @@ import torch
 
 from handpose.camera import (
     centres_to_continuous,
+    check_intrinsics,
     continuous_to_centres,
     default_intrinsics,
     from_homogeneous,
@@ -110,6 +111,23 @@ def test_project_known_answer_catches_sign_and_axis_errors():
     R = cv2.Rodrigues(np.array([0.0, 0.0, np.pi / 2]))[0]  # x -> y
     uv = project(np.array([[1.0, 0.0, 0.0]]), Km, R, np.array([0.0, 0.0, 2.0]))
     np.testing.assert_allclose(uv, [[10.0, 200 * 1 / 2 + 20]], atol=1e-12)
+
+
+def test_check_intrinsics_known_answers():
+    K = intrinsics(500.0, 320.0, 240.0, fy=480.0)
+    np.testing.assert_array_equal(check_intrinsics(K), K)
+    assert check_intrinsics(np.stack([K, K])).shape == (2, 3, 3)  # batches pass
+    skewed = np.array(K, dtype=np.float64)
+    skewed[0, 1] = 2.0  # skew is allowed
+    check_intrinsics(skewed)
+    with pytest.raises(ValueError, match="transposed"):
+        check_intrinsics(np.asarray(K).T)
+    with pytest.raises(ValueError, match="focal"):
+        check_intrinsics(np.diag([0.0, 480.0, 1.0]))
+    with pytest.raises(ValueError, match="finite"):
+        check_intrinsics(np.full((3, 3), np.nan))
+    with pytest.raises(ValueError, match=r"\(\.\.\., 3, 3\)"):
+        check_intrinsics(np.eye(4))
 
 
 def test_transposed_or_malformed_K_is_rejected():

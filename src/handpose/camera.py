@@ -285,6 +285,22 @@ def perspective_to_weak(
 # ---------------------------------------------------------------------------------------------
 # Cameras of uncalibrated photos, and a rigid pose from 2D keypoints (numpy, one point set)
 # ---------------------------------------------------------------------------------------------
+def check_intrinsics(K: np.ndarray) -> np.ndarray:
+    """``K`` ``(..., 3, 3)`` as float64 if it is a pinhole intrinsic matrix, else a ``ValueError``.
+
+    Finite, positive focal lengths ``fx, fy``, and upper triangular with last row ``[0, 0, 1]``
+    (a transposed ``K``, with ``cx, cy`` in the last row, is the usual mistake).
+    """
+    Km = np.asarray(K, dtype=np.float64)
+    if Km.ndim < 2 or Km.shape[-2:] != (3, 3) or not np.all(np.isfinite(Km)):
+        raise ValueError(f"K must be a finite (..., 3, 3) intrinsic matrix, got shape {Km.shape}")
+    if np.any(Km[..., 0, 0] <= 0) or np.any(Km[..., 1, 1] <= 0):
+        raise ValueError("K must have positive focal lengths fx = K[0, 0] and fy = K[1, 1]")
+    if np.any(Km[..., [1, 2, 2, 2], [0, 0, 1, 2]] != [0.0, 0.0, 0.0, 1.0]):
+        raise ValueError("K must be upper triangular with last row [0, 0, 1] (is it transposed?)")
+    return Km
+
+
 def default_intrinsics(width: int, height: int, focal_35mm: float | None = None) -> np.ndarray:
     """Pinhole ``K (3, 3)`` for a photo without calibration, principal point at the centre.
 

@@ -69,7 +69,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from handpose.alignment import kabsch, scale_translation
-from handpose.camera import rotation_from_2d, translation_from_2d, translation_from_size
+from handpose.camera import check_intrinsics, rotation_from_2d, translation_from_2d, translation_from_size
 from handpose.handmodel import HandModel, load_hand_model
 from handpose.keypoints import NUM_KEYPOINTS, PALM_RIGID
 from handpose.prediction import HandPrediction
@@ -285,12 +285,10 @@ def _check_inputs(
         raise ValueError(f"keypoints_2d and keypoints_3d disagree on the number of hands: {sorted(batch)}")
     b = batch.pop()
     if K is not None:
-        K = np.asarray(K, dtype=np.float64)
+        K = check_intrinsics(K)
         K = np.broadcast_to(K, (b, 3, 3)).copy() if K.shape == (3, 3) else K
-        if K.shape != (b, 3, 3) or not np.all(np.isfinite(K)) or np.any(K[:, [0, 1], [0, 1]] <= 0):
-            raise ValueError(f"K must be (3, 3) or ({b}, 3, 3) with positive focal lengths, got {K.shape}")
-        if not np.allclose(K[:, 2], [0.0, 0.0, 1.0]) or np.any(K[:, 1, 0] != 0):
-            raise ValueError("K must be upper triangular with last row [0, 0, 1] (is it transposed?)")
+        if K.shape != (b, 3, 3):
+            raise ValueError(f"K must be (3, 3) or ({b}, 3, 3), got {K.shape}")
     conf = np.ones((b, NUM_KEYPOINTS)) if confidence is None else np.asarray(confidence, dtype=np.float64)
     conf = np.broadcast_to(conf, (b, NUM_KEYPOINTS)).copy() if conf.shape == (NUM_KEYPOINTS,) else conf
     if conf.shape != (b, NUM_KEYPOINTS) or not np.all(np.isfinite(conf)) or np.any(conf < 0):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
 
-from handpose.camera import project, resize_pixels
+from handpose.camera import check_intrinsics, project, resize_pixels
 from handpose.io import check_image, write_atomic
 from handpose.mesh import check_mesh, face_normals, vertex_normals
 
@@ -255,9 +255,9 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 
 
 def _check_K(K: np.ndarray) -> np.ndarray:
-    K = np.asarray(K, dtype=np.float64)
-    if K.shape != (3, 3) or not np.all(np.isfinite(K)):
-        raise ValueError(f"K must be a finite (3, 3) intrinsic matrix, got shape {K.shape}")
+    K = check_intrinsics(K)
+    if K.shape != (3, 3):
+        raise ValueError(f"K must be one (3, 3) intrinsic matrix, got shape {K.shape}")
     return K
 
 
