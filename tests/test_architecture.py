@@ -20,7 +20,7 @@ PACKAGE = SRC / "handpose"
 LAYERS: dict[str, int] = {
     "": 0,  # handpose/__init__.py
     "keypoints": 0, "camera": 0, "heatmap": 0, "rotations": 0, "paths": 0, "io": 0, "prediction": 0,
-    "sample": 0, "alignment": 0, "groundtruth": 0, "anatomy": 0, "mesh": 0, "views": 0,
+    "sample": 0, "alignment": 0, "groundtruth": 0, "anatomy": 0, "_arrays": 0, "mesh": 0, "views": 0,
     "models": 1, "detect": 1, "handmodel": 1, "setup_assets": 1,
     "fitting": 2, "losses": 2, "metrics": 2, "signals": 2, "sweeps": 2, "gestures": 2, "tracking": 2,
     "render": 3, "viz": 3, "plot3d": 3, "figures": 3,

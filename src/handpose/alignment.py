@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import torch
 
-from handpose.camera import ArrayLike, _as_tensor, _like, weak_perspective
+from handpose._arrays import ArrayLike, as_tensor, like
+from handpose.camera import weak_perspective
 
 if TYPE_CHECKING:
     from handpose.fitting import FitResult
@@ -98,7 +99,7 @@ class Registration:
         """``(B, J, 2|3)`` joints -> ``(B, J, 2)`` pixels ``s J_xy + T`` (type of ``params``)."""
         params = self.params
         if isinstance(params, torch.Tensor):
-            J = _like(joints, params)
+            J = like(joints, params)
         else:
             J = np.asarray(joints, dtype=params.dtype)
         if J.ndim != 3 or J.shape[0] != params.shape[0] or J.shape[-1] not in (2, 3):
@@ -147,8 +148,8 @@ def fit_scale_translation(
         :class:`Registration`, differentiable w.r.t. ``xyc`` and ``joints``; call ``.detach()`` on
         it to use ``s, T`` as constants (as the ICCV 2021 network does). Same type as ``xyc``.
     """
-    d, to_output = _as_tensor(xyc, "xyc", 3)
-    J = _like(joints, d)
+    d, to_output = as_tensor(xyc, "xyc", 3)
+    J = like(joints, d)
     if d.ndim != 3:
         raise ValueError(f"xyc must be (B, J, 3), got {tuple(d.shape)}")
     if J.ndim != 3 or J.shape[:2] != d.shape[:2] or J.shape[-1] not in (2, 3):

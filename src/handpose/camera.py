@@ -27,13 +27,13 @@ Conventions:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 import torch
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+from handpose._arrays import ArrayLike, as_tensor, like
 
 
 def intrinsics(f: float, cx: float, cy: float, fy: float | None = None) -> np.ndarray:
@@ -99,7 +99,7 @@ def project(
         ``z <= 0`` (on or behind the camera plane) have no image: they give ``NaN`` (with zero
         gradient), never a mirrored pixel.
     """
-    X, to_output = _as_tensor(points, "points", 3)
+    X, to_output = as_tensor(points, "points", 3)
     single = X.ndim == 1
     X = X[None] if single else X
     Km = _intrinsics_tensor(K, X)
@@ -139,12 +139,12 @@ def unproject(uv: ArrayLike, depth: ArrayLike | float, K: ArrayLike) -> ArrayLik
     Returns:
         ``(..., N, 3)`` camera-frame points ``z * (x_n, y_n, 1)``, same type as ``uv``.
     """
-    p, to_output = _as_tensor(uv, "uv", 2)
+    p, to_output = as_tensor(uv, "uv", 2)
     single = p.ndim == 1
     p = p[None] if single else p
     Km = _intrinsics_tensor(K, p)
     _broadcast([p.shape[:-2], Km.shape[:-2]], "unproject: batch shapes of uv[:-2] and K")
-    z = _like(depth, p)
+    z = like(depth, p)
     z = z[..., None] if single else z
     _broadcast([p.shape[:-1], z.shape], "unproject: depth and uv[:-1]")
     fx, skew, cx = Km[..., 0, 0, None], Km[..., 0, 1, None], Km[..., 0, 2, None]
@@ -159,7 +159,7 @@ def unproject(uv: ArrayLike, depth: ArrayLike | float, K: ArrayLike) -> ArrayLik
 
 def to_homogeneous(x: ArrayLike) -> ArrayLike:
     """``(..., D)`` -> ``(..., D + 1)``: append a coordinate equal to 1."""
-    v, to_output = _as_tensor(x, "x", None)
+    v, to_output = as_tensor(x, "x", None)
     return to_output(torch.cat([v, torch.ones_like(v[..., :1])], dim=-1))
 
 
@@ -168,7 +168,7 @@ def from_homogeneous(x: ArrayLike) -> ArrayLike:
 
     Points at infinity (``w = 0``) give ``inf``/``NaN`` by IEEE division; they have no finite image.
     """
-    v, to_output = _as_tensor(x, "x", None)
+    v, to_output = as_tensor(x, "x", None)
     if v.shape[-1] < 2:
         raise ValueError(f"x must be (..., D + 1) with D >= 1, got {tuple(v.shape)}")
     return to_output(v[..., :-1] / v[..., -1:])
@@ -180,7 +180,7 @@ def projection_matrix(K: ArrayLike, R: ArrayLike, t: ArrayLike) -> ArrayLike:
     ``from_homogeneous(to_homogeneous(X) @ P.T)`` equals :func:`project` ``(X, K, R, t)`` for points
     in front of the camera.
     """
-    Km, to_output = _as_tensor(K, "K", None)
+    Km, to_output = as_tensor(K, "K", None)
     Km = _intrinsics_tensor(Km, Km)
     Rm, tv = _rotation(R, Km), _translation(t, Km)
     shape = _broadcast([Km.shape[:-2], Rm.shape[:-2], tv.shape[:-1]], "K, R and t batch shapes")
@@ -199,12 +199,12 @@ def weak_perspective(points: ArrayLike, s: ArrayLike | float, t: ArrayLike) -> A
     Returns:
         ``(..., N, 2)`` pixels, same type as ``points``.
     """
-    X, to_output = _as_tensor(points, "points", None)
+    X, to_output = as_tensor(points, "points", None)
     if X.shape[-1] not in (2, 3):
         raise ValueError(f"points must be (..., N, 2|3), got {tuple(X.shape)}")
     single = X.ndim == 1
     X = X[None] if single else X
-    sv, tv = _like(s, X), _like(t, X)
+    sv, tv = like(s, X), like(t, X)
     if tv.ndim < 1 or tv.shape[-1] != 2:
         raise ValueError(f"t must be (..., 2), got {tuple(tv.shape)}")
     _broadcast([X.shape[:-2], sv.shape, tv.shape[:-1]], "weak_perspective: points[:-2], s, t")
@@ -243,8 +243,8 @@ def weak_to_perspective(
     Returns:
         ``(..., 3)`` translation ``T``, in the units of ``X``; same type as ``t``.
     """
-    tv, to_output = _as_tensor(t, "t", 2)
-    sv, fv, cxv, cyv = (_like(v, tv) for v in (s, f, cx, cy))
+    tv, to_output = as_tensor(t, "t", 2)
+    sv, fv, cxv, cyv = (like(v, tv) for v in (s, f, cx, cy))
     if not bool((sv > 0).all()):
         raise ValueError("weak-perspective scale s must be > 0")
     if not bool((fv > 0).all()):
@@ -271,8 +271,8 @@ def perspective_to_weak(
     Returns:
         :class:`WeakCamera` ``(s (...), t (..., 2))``, same type as ``transl``.
     """
-    T, to_output = _as_tensor(transl, "transl", 3)
-    fv, cxv, cyv = (_like(v, T) for v in (f, cx, cy))
+    T, to_output = as_tensor(transl, "transl", 3)
+    fv, cxv, cyv = (like(v, T) for v in (f, cx, cy))
     if not bool((T[..., 2] > 0).all()):
         raise ValueError("transl z must be > 0 (the object must be in front of the camera)")
     if not bool((fv > 0).all()):
@@ -374,38 +374,9 @@ def rotation_from_2d(points: np.ndarray, uv: np.ndarray, K: np.ndarray, weights:
     return cv2.Rodrigues(rvec)[0] if ok else np.eye(3)
 
 
-def _as_tensor(x: ArrayLike, name: str, last: int | None):
-    """Main argument as a float tensor, and the function converting results back to its type."""
-    if isinstance(x, torch.Tensor):
-        v = x if x.is_floating_point() else x.to(torch.get_default_dtype())
-        to_output = _identity
-    else:
-        a = np.asarray(x)
-        v = torch.from_numpy(a if np.issubdtype(a.dtype, np.floating) else a.astype(np.float64))
-        to_output = _to_numpy
-    if v.ndim < 1 or (last is not None and v.shape[-1] != last):
-        raise ValueError(f"{name} must be (..., {last or 'D'}), got shape {tuple(v.shape)}")
-    return v, to_output
-
-
-def _identity(x: torch.Tensor) -> torch.Tensor:
-    return x
-
-
-def _to_numpy(x: torch.Tensor) -> np.ndarray:
-    return x.detach().numpy()
-
-
-def _like(x: ArrayLike | float, ref: torch.Tensor) -> torch.Tensor:
-    """``x`` as a tensor with the dtype and device of ``ref`` (differentiable for tensors)."""
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=ref.dtype, device=ref.device)
-    return torch.as_tensor(np.asarray(x), dtype=ref.dtype, device=ref.device)
-
-
 def _intrinsics_tensor(K: ArrayLike, ref: torch.Tensor) -> torch.Tensor:
     """Validated ``(..., 3, 3)`` intrinsics as a tensor like ``ref``."""
-    Km = _like(K, ref)
+    Km = like(K, ref)
     if Km.ndim < 2 or Km.shape[-2:] != (3, 3):
         raise ValueError(f"K must be (..., 3, 3), got {tuple(Km.shape)}")
     lower = Km.detach()[..., [1, 2, 2, 2], [0, 0, 1, 2]]
@@ -415,14 +386,14 @@ def _intrinsics_tensor(K: ArrayLike, ref: torch.Tensor) -> torch.Tensor:
 
 
 def _rotation(R: ArrayLike, ref: torch.Tensor) -> torch.Tensor:
-    Rm = _like(R, ref)
+    Rm = like(R, ref)
     if Rm.ndim < 2 or Rm.shape[-2:] != (3, 3):
         raise ValueError(f"R must be (..., 3, 3), got {tuple(Rm.shape)}")
     return Rm
 
 
 def _translation(t: ArrayLike, ref: torch.Tensor) -> torch.Tensor:
-    tv = _like(t, ref)
+    tv = like(t, ref)
     if tv.ndim < 1 or tv.shape[-1] != 3:
         raise ValueError(f"t must be (..., 3), got {tuple(tv.shape)}")
     return tv

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from handpose.alignment import fit_scale_translation
-from handpose.camera import ArrayLike, _as_tensor, _like
+from handpose._arrays import ArrayLike, as_tensor, like
 
 #: The ICCV 2021 network's registration mask uses ``exp(-d^2 / 3)``: ``2 sigma^2 = 3``.
 ICCV21_SIGMA = math.sqrt(1.5)
@@ -37,7 +37,7 @@ def gaussian_heatmaps(
     Returns:
         ``(B, J, H, W)`` values in ``[0, 1]``, equal to 1 at a point on the integer grid.
     """
-    p, to_output = _as_tensor(points, "points", 2)
+    p, to_output = as_tensor(points, "points", 2)
     _check_size(height, "height")
     _check_size(width, "width")
     if not sigma > 0:
@@ -55,7 +55,7 @@ def argmax_2d(heatmaps: ArrayLike) -> ArrayLike:
         ``(B, J, 3)`` = ``(u, v, c)``: column ``u`` and row ``v`` of the first maximum in row-major
         order (as floats), and the maximum value ``c``. Not differentiable in ``u, v``.
     """
-    h, to_output = _as_tensor(heatmaps, "heatmaps", None)
+    h, to_output = as_tensor(heatmaps, "heatmaps", None)
     _check_grid(h)
     c, index = h.flatten(-2).max(dim=-1)
     width = h.shape[-1]
@@ -81,7 +81,7 @@ def soft_argmax_2d(heatmaps: ArrayLike, beta: float = 1.0) -> ArrayLike:
     Returns:
         ``(B, J, 2)`` = ``(u, v)`` in pixels.
     """
-    h, to_output = _as_tensor(heatmaps, "heatmaps", None)
+    h, to_output = as_tensor(heatmaps, "heatmaps", None)
     _check_grid(h)
     if not beta > 0:
         raise ValueError(f"beta must be > 0, got {beta}")
@@ -128,8 +128,8 @@ def register_heatmap(
     _check_size(output_size, "output_size")
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
-    d, to_output = _as_tensor(xyc, "xyc", 3)
-    J = _like(joints, d)
+    d, to_output = as_tensor(xyc, "xyc", 3)
+    J = like(joints, d)
     fit = fit_scale_translation(d, J)
     if detach_fit:
         fit = fit.detach()
