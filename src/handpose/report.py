@@ -29,6 +29,7 @@ import base64
 import copy
 import html
 import importlib.metadata
+import importlib.resources
 import importlib.util
 import math
 import os
@@ -82,59 +83,10 @@ _NETWORK_REFERENCE = re.compile(
 )
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
-# The nbconvert "lab" template with every network load replaced: no require.js (plotly.js defines
-# window.Plotly without it), MathJax 3 inline, no mermaid, no widget manager, print-friendly CSS.
-_TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block html_head_js_mathjax -%}
-<script>
-window.MathJax = {
-  tex: {inlineMath: [['$', '$'], ['\\(', '\\)']], displayMath: [['$$', '$$'], ['\\[', '\\]']],
-        processEscapes: true, processEnvironments: true, tags: 'ams'},
-  svg: {fontCache: 'global'},
-  options: {enableMenu: false, ignoreHtmlClass: 'jp-OutputArea-output|jp-CodeMirrorEditor',
-            processHtmlClass: 'jp-RenderedMarkdown'}
-};
-</script>
-<script>{{ resources.handpose_mathjax_js }}</script>
-{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-{%- block html_head_css -%}
-<style type="text/css">
-main { max-width: 1000px; margin: 0 auto; }
-.jp-RenderedImage img { max-width: 100%; height: auto; }
-.handpose-page-break { break-before: page; }
-@page { size: A4; margin: 12mm; }
-@media print {
-  .jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
-  .jp-OutputArea-output { overflow: visible !important; }
-  .jp-InputArea-editor pre, .jp-OutputArea-output pre { white-space: pre-wrap !important; overflow-wrap: anywhere; }
-  .jp-RenderedImage, .plotly-graph-div, img.handpose-snapshot { break-inside: avoid; }
-}
-</style>
-{%- endblock html_head_css -%}
-{%- block footer_js -%}
-<script>
-// Printing (page opened as ...html#print): WebGL canvases print blank, so every plotly figure is
-// replaced by a PNG snapshot of itself once the page has loaded.
-if (location.hash === '#print' && window.Plotly) {
-  window.addEventListener('load', function () {
-    document.querySelectorAll('.plotly-graph-div').forEach(function (gd) {
-      var size = gd._fullLayout || {width: 700, height: 500};
-      Plotly.toImage(gd, {format: 'png', width: size.width, height: size.height, scale: 2}).then(function (url) {
-        var img = document.createElement('img');
-        img.className = 'handpose-snapshot';
-        img.src = url;
-        img.style.width = size.width + 'px';
-        gd.parentNode.replaceChild(img, gd);
-      });
-    });
-  });
-}
-</script>
-{%- endblock footer_js -%}
-"""
+#: The nbconvert "lab" template with every network load replaced (package data: no require.js,
+#: since plotly.js defines window.Plotly without it; MathJax 3 inline; no mermaid, no widget
+#: manager; print-friendly CSS).
+TEMPLATE_FILE = "handpose.html.j2"
 
 
 class NotebookFailure(RuntimeError):
@@ -327,6 +279,10 @@ def network_references(page: str) -> list[str]:
     return [page[m.start():m.start() + 120] for m in _NETWORK_REFERENCE.finditer(page)]
 
 
+def _template() -> str:
+    return importlib.resources.files("handpose").joinpath("templates", TEMPLATE_FILE).read_text(encoding="utf-8")
+
+
 def export_html(nb: NotebookNode, title: str) -> str:
     """Self-contained HTML of an executed notebook (plotly.js and MathJax inline, no network loads).
 
@@ -334,8 +290,8 @@ def export_html(nb: NotebookNode, title: str) -> str:
         ValueError: the page would still load something from the network.
     """
     exporter = HTMLExporter(
-        template_name="lab", extra_loaders=[DictLoader({"handpose.html.j2": _TEMPLATE})],
-        template_file="handpose.html.j2",
+        template_name="lab", extra_loaders=[DictLoader({TEMPLATE_FILE: _template()})],
+        template_file=TEMPLATE_FILE,
     )
     nb = offline_notebook(nb)
     nb.metadata["title"] = title
