@@ -474,7 +474,22 @@ def test_demo_transform_is_top_left_resize() -> None:
     assert crop.shape == (256, 256, 3)
     np.testing.assert_allclose(crop[:120, :250], 200 / 255, atol=1e-6)  # 100 x 200 px * 1.28 = 128 x 256
     assert crop[140:].max() == 0.0  # black padding below, nothing above: top-left anchored
-    np.testing.assert_allclose(transform.to_image([[0.0, 0.0], [255.0, 127.0]]), [[0.5, 0.5], [255 / 1.28 + 0.5, 127 / 1.28 + 0.5]])
+    # pixel centres on both sides (the package's convention is OpenCV's): crop pixel 0 is photo pixel 0
+    np.testing.assert_allclose(transform.to_image([[0.0, 0.0], [255.0, 127.0]]), [[0.0, 0.0], [255 / 1.28, 127 / 1.28]])
+
+
+def test_crop_round_trip_keeps_pixel_centres() -> None:
+    """A blob centred on photo pixel centre ``p`` is warped into the crop by OpenCV; its centroid
+    mapped back with ``to_image`` is ``p`` again (a half-pixel convention slip fails this)."""
+    p = np.array([61.0, 47.0])
+    vs, us = np.mgrid[0:120, 0:160]
+    blob = np.exp(-((us - p[0]) ** 2 + (vs - p[1]) ** 2) / (2 * 4.0**2))
+    image = np.repeat((255 * blob).astype(np.uint8)[..., None], 3, axis=2)
+    transform = box_transform(np.array([[30.0, 20.0, 100.0, 80.0]]))
+    crop = crop_image(image, transform)[..., 0]
+    cv, cu = np.mgrid[0:crop.shape[0], 0:crop.shape[1]]
+    centroid = np.array([(crop * cu).sum(), (crop * cv).sum()]) / crop.sum()
+    np.testing.assert_allclose(transform.to_image(centroid[None])[0], p, atol=0.1)
 
 
 def test_box_transform_square_enlarged_centred() -> None:

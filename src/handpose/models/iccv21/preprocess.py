@@ -8,8 +8,8 @@ Two ways to get the 256 x 256 input (``cv2.warpAffine``, bilinear, black outside
   x1.25 and centred (InterHand2.6M's ``process_bbox`` + ``generate_patch_image``).
 
 Transforms use OpenCV's pixel-centre convention (pixel ``i`` at coordinate ``i``), as the authors'
-code; :meth:`CropTransform.to_image` returns the project's continuous pixels (pixel ``i`` spans
-``[i, i + 1]``, see :mod:`handpose.views`).
+code, which is also the package's convention (:mod:`handpose.camera`): boxes in and keypoints out
+need no conversion.
 """
 from __future__ import annotations
 
@@ -39,9 +39,9 @@ class CropTransform:
         return float(self.matrix[0, 0])
 
     def to_image(self, points: np.ndarray) -> np.ndarray:
-        """``(..., 2)`` crop pixels (OpenCV centres) -> photo pixels (continuous, +0.5)."""
+        """``(..., 2)`` crop pixels -> photo pixels (both pixel centres)."""
         points = np.asarray(points, dtype=np.float64)
-        return (points - self.matrix[:, 2]) / self.scale + 0.5
+        return (points - self.matrix[:, 2]) / self.scale
 
 
 def demo_transform(height: int, width: int, size: int = INPUT_SIZE) -> CropTransform:
@@ -53,7 +53,7 @@ def demo_transform(height: int, width: int, size: int = INPUT_SIZE) -> CropTrans
 
 
 def box_transform(boxes_xyxy: np.ndarray, size: int = INPUT_SIZE, enlarge: float = BOX_ENLARGE) -> CropTransform:
-    """Square crop around the union of ``boxes_xyxy`` ``(N, 4)`` (photo pixels, continuous).
+    """Square crop around the union of ``boxes_xyxy`` ``(N, 4)`` (photo pixels, pixel centres).
 
     The union box ``(x, y, w, h)`` is made square (``w = h = max(w, h)``) around its centre
     ``c``, enlarged by ``enlarge``, and mapped to the crop's centre: ``u = s (x - c) + size / 2``,
@@ -65,7 +65,7 @@ def box_transform(boxes_xyxy: np.ndarray, size: int = INPUT_SIZE, enlarge: float
     if not np.all(np.isfinite(boxes)) or np.any(boxes[:, 2:] <= boxes[:, :2]):
         raise ValueError(f"boxes must be finite [x1, y1, x2, y2] with x2 > x1 and y2 > y1, got {boxes.tolist()}")
     lo, hi = boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)
-    center = (lo + hi) / 2.0 - 0.5  # continuous -> OpenCV pixel centres
+    center = (lo + hi) / 2.0
     side = float((hi - lo).max()) * enlarge
     s = size / side
     return CropTransform(np.array([[s, 0.0, size / 2.0 - s * center[0]], [0.0, s, size / 2.0 - s * center[1]]]))
