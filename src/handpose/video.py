@@ -35,7 +35,6 @@ from handpose import io
 from handpose.camera import default_intrinsics
 from handpose.fitting import FitResult
 from handpose.gestures import HandGesture, classify
-from handpose.models.native_stderr import silenced_native_stderr
 from handpose.prediction import HandPrediction
 from handpose.tracking import HandTracker, TrackedHand
 
@@ -183,9 +182,9 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
 class HandDetector:
     """MediaPipe Hands for a stream of frames.
 
-    With ``tracking``, one graph in video mode (``static_image_mode=False``): MediaPipe crops each
-    frame around the previous frame's landmarks and runs its palm detector only when a hand is
-    lost. Without, the default estimator's ``full`` view on every frame (no rescue stages).
+    With ``tracking``, :class:`~handpose.models.mediapipe.MediaPipeTracker` (video mode: MediaPipe
+    crops each frame around the previous frame's landmarks and runs its palm detector only when a
+    hand is lost). Without, the default estimator's ``full`` view on every frame (no rescue stages).
 
     Args:
         tracking: seed each frame with the previous one.
@@ -196,34 +195,17 @@ class HandDetector:
 
     def __init__(self, tracking: bool = True, max_hands: int = 2, model_complexity: int = 1,
                  mirrored_input: bool = False) -> None:
-        from handpose.models.mediapipe import MediaPipeEstimator, MediaPipeOptions
+        from handpose.models.mediapipe import MediaPipeEstimator, MediaPipeOptions, MediaPipeTracker
 
         self.tracking = tracking
         self.options = MediaPipeOptions(max_hands=max_hands, model_complexity=model_complexity, rescue=False,
-                                        use_pose=False, tile_grids=(), mirrored_input=mirrored_input)
-        self._static = None if tracking else MediaPipeEstimator(self.options)
-        self._graph: Any = None
-
-    def _video_graph(self) -> Any:
-        if self._graph is None:
-            import mediapipe as mp
-
-            from handpose.models.mediapipe import open_graph
-
-            o = self.options
-            self._graph = open_graph(lambda: mp.solutions.hands.Hands(
-                static_image_mode=False, max_num_hands=o.max_hands, model_complexity=o.model_complexity,
-                min_detection_confidence=o.min_detection_confidence, min_tracking_confidence=0.5))
-        return self._graph
+                                        use_pose=False, tile_grids=(), fine_tile_side=0, use_regions=False,
+                                        mirrored_input=mirrored_input)
+        self.estimator = MediaPipeTracker(self.options) if tracking else MediaPipeEstimator(self.options)
 
     def close(self) -> None:
         """Release the MediaPipe graphs."""
-        if self._graph is not None:
-            with silenced_native_stderr():
-                self._graph.close()
-            self._graph = None
-        if self._static is not None:
-            self._static.close()
+        self.estimator.close()
 
     def __enter__(self) -> "HandDetector":
         return self
@@ -238,17 +220,7 @@ def detect_hands(detector: HandDetector, frame: np.ndarray, previous: list[Track
     The single place where a frame is searched: a region-of-interest search seeded by
     ``previous`` (their boxes) plugs in here. Today MediaPipe's video mode keeps its own seeds.
     """
-    if not detector.tracking:
-        return detector._static.predict(frame)
-    from handpose.models.mediapipe import read_landmarks
-
-    h, w = frame.shape[:2]
-    graph = detector._video_graph()
-    with silenced_native_stderr():
-        result = graph.process(np.ascontiguousarray(frame))
-    o = detector.options
-    return [HandPrediction(hand.keypoints_2d, hand.keypoints_3d, hand.handedness, hand.score, source="mediapipe:track")
-            for hand in read_landmarks(result, w, h, o.mirrored_input) if hand.score >= o.min_score][:o.max_hands]
+    return detector.estimator.predict(frame)
 
 
 # -- meshes: the one call to the fit ---------------------------------------------------------------

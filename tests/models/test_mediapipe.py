@@ -155,6 +155,37 @@ def test_outputs_are_in_pixel_centres(plain, hand_image):
     np.testing.assert_allclose(hand.box_xyxy, [*hand.keypoints_2d.min(0), *hand.keypoints_2d.max(0)], atol=1e-9)
 
 
+def test_tracker_outputs_are_in_pixel_centres(monkeypatch):
+    """Video mode reads MediaPipe's normalised landmarks as the estimator does: ``u = x W - 0.5``."""
+    from types import SimpleNamespace
+
+    from handpose.models.mediapipe import MediaPipeTracker
+
+    rng = np.random.default_rng(0)
+    norm = rng.uniform(0.2, 0.8, (21, 2))
+    point = lambda x, y: SimpleNamespace(x=x, y=y, z=0.0)  # noqa: E731
+    result = SimpleNamespace(
+        multi_hand_landmarks=[SimpleNamespace(landmark=[point(x, y) for x, y in norm])],
+        multi_hand_world_landmarks=[SimpleNamespace(landmark=[point(x / 10, y / 10) for x, y in norm])],
+        multi_handedness=[SimpleNamespace(classification=[SimpleNamespace(label="Left", score=0.9)])])
+    tracker = MediaPipeTracker(PLAIN)
+    monkeypatch.setattr(tracker, "_graph", SimpleNamespace(process=lambda frame: result, close=lambda: None))
+    (hand,) = tracker.predict(np.zeros((48, 64, 3), np.uint8))
+    np.testing.assert_allclose(hand.keypoints_2d, norm * [64, 48] - 0.5, atol=1e-12)
+    assert hand.handedness == "right" and hand.source == "mediapipe:track"
+
+
+def test_tracker_follows_a_hand_like_the_estimator(plain, reference, hand_image):
+    from handpose.models.mediapipe import MediaPipeTracker
+
+    with MediaPipeTracker(PLAIN) as tracker:
+        first, second = (tracker.predict(hand_image) for _ in range(2))
+    for hands in (first, second):
+        (hand,) = hands
+        assert hand.handedness == reference.handedness
+        assert np.abs(hand.keypoints_2d - reference.keypoints_2d).max() < 0.05 * np.ptp(reference.keypoints_2d, 0).max()
+
+
 def test_region_options_validation():
     with pytest.raises(ValueError, match="min_presence"):
         MediaPipeOptions(min_presence=1.5)

@@ -306,6 +306,12 @@ def open_graph(factory: Callable[[], Any]) -> Any:
     return graph
 
 
+def to_pixel_centres(hand: HandPrediction) -> HandPrediction:
+    """``hand`` from the continuous pixels MediaPipe and the views work in to the package's pixel
+    centres (:mod:`handpose.camera`): ``u = x - 0.5``, keypoints and box."""
+    return dataclasses.replace(hand, keypoints_2d=hand.keypoints_2d - 0.5, box_xyxy=hand.box_xyxy - 0.5)
+
+
 class MediaPipeEstimator:
     """Robust multi-view MediaPipe hand estimator; see the module docstring.
 
@@ -617,7 +623,54 @@ class MediaPipeEstimator:
         # Continuous pixels (photo spans [0, W]) -> the package's pixel centres: u = x - 0.5.
         out = []
         for hand in found[: o.max_hands]:
-            hand = dataclasses.replace(hand, keypoints_2d=hand.keypoints_2d - 0.5, box_xyxy=hand.box_xyxy - 0.5)
+            hand = to_pixel_centres(hand)
             hand.extras["views"] = views_run
             out.append(hand)
         return out
+
+
+class MediaPipeTracker:
+    """MediaPipe Hands in video mode, for consecutive frames: the graph crops each frame around the
+    previous frame's landmarks and runs its palm detector only when a hand is lost (MediaPipe's own
+    tracking; no rescue stages or region search). Outputs are in pixel centres like
+    :class:`MediaPipeEstimator`'s.
+
+    Uses ``options``' ``max_hands``, ``model_complexity``, ``min_detection_confidence``,
+    ``min_score`` and ``mirrored_input``.
+    """
+
+    name = "mediapipe:track"
+
+    def __init__(self, options: MediaPipeOptions | None = None) -> None:
+        self.options = options or MediaPipeOptions()
+        self._graph: Any = None
+
+    def __enter__(self) -> "MediaPipeTracker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the MediaPipe graph."""
+        if self._graph is not None:
+            with silenced_native_stderr():
+                self._graph.close()
+            self._graph = None
+
+    def predict(self, frame: np.ndarray) -> list[HandPrediction]:
+        """Hands in the next ``(H, W, 3)`` uint8 RGB frame, in MediaPipe's order."""
+        frame = check_image(frame)
+        o = self.options
+        if self._graph is None:
+            import mediapipe as mp
+
+            self._graph = open_graph(lambda: mp.solutions.hands.Hands(
+                static_image_mode=False, max_num_hands=o.max_hands, model_complexity=o.model_complexity,
+                min_detection_confidence=o.min_detection_confidence, min_tracking_confidence=0.5))
+        with silenced_native_stderr():
+            result = self._graph.process(frame)
+        h, w = frame.shape[:2]
+        hands = [HandPrediction(hand.keypoints_2d, hand.keypoints_3d, hand.handedness, hand.score, source=self.name)
+                 for hand in read_landmarks(result, w, h, o.mirrored_input) if hand.score >= o.min_score]
+        return [to_pixel_centres(hand) for hand in hands[:o.max_hands]]
