@@ -94,3 +94,15 @@ def hand_silhouette(size: int = 384, background: tuple[int, int, int] = (70, 90,
     skin = np.array([224.0, 172.0, 140.0]) * shade[..., None]
     alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 1.2)[..., None]
     return np.clip(canvas * (1 - alpha) + skin * alpha, 0, 255).astype(np.uint8)
+
+
+def intensity_centroid(image: np.ndarray) -> np.ndarray:
+    """Intensity centroid ``(u, v)`` of a grey image, in integer-centre pixel coordinates."""
+    vs, us = np.mgrid[0:image.shape[0], 0:image.shape[1]]
+    return np.array([(image * us).sum(), (image * vs).sum()]) / image.sum()
+
+
+def gaussian_blob(uv: np.ndarray, shape: tuple[int, int], sigma: float = 3.0) -> np.ndarray:
+    """``(H, W)`` float32 Gaussian of peak 1 centred on ``uv`` (pixel centres)."""
+    vs, us = np.mgrid[0:shape[0], 0:shape[1]]
+    return np.exp(-((us - uv[0]) ** 2 + (vs - uv[1]) ** 2) / (2 * sigma**2)).astype(np.float32)

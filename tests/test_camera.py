@@ -28,6 +28,8 @@ from handpose.camera import (
     WeakCamera,
 )
 
+from _synthetic import gaussian_blob, intensity_centroid
+
 
 def random_camera(rng: np.random.Generator):
     """A random (K, rvec, R, t) with fx != fy and an off-centre principal point."""
@@ -293,17 +295,6 @@ def test_weak_conversion_validation():
 # -- pixel convention ---------------------------------------------------------------------------
 
 
-def _centroid(image: np.ndarray) -> np.ndarray:
-    """Intensity centroid ``(u, v)`` of a grey image, in integer-centre pixel coordinates."""
-    vs, us = np.mgrid[0:image.shape[0], 0:image.shape[1]]
-    return np.array([(image * us).sum(), (image * vs).sum()]) / image.sum()
-
-
-def _blob(uv: np.ndarray, shape: tuple[int, int], sigma: float = 3.0) -> np.ndarray:
-    vs, us = np.mgrid[0:shape[0], 0:shape[1]]
-    return np.exp(-((us - uv[0]) ** 2 + (vs - uv[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
-
-
 def test_continuous_and_centre_coordinates_round_trip_and_keep_the_type():
     uv = np.array([[0.0, 0.0], [639.0, 479.0]])
     np.testing.assert_allclose(continuous_to_centres(np.array([[0.5, 0.5], [640.0, 480.0]])), [[0, 0], [639.5, 479.5]])
@@ -314,11 +305,11 @@ def test_continuous_and_centre_coordinates_round_trip_and_keep_the_type():
 @pytest.mark.parametrize("scale", [2.0, 0.5, 3.0])
 def test_resize_pixels_follows_opencv_resize(scale):
     p = np.array([41.3, 22.8])
-    image = _blob(p, (60, 80), sigma=4.0)
+    image = gaussian_blob(p, (60, 80), sigma=4.0)
     size = (round(80 * scale), round(60 * scale))
     resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA)
     moved = resize_pixels(p, size[0] / 80, size[1] / 60)
-    np.testing.assert_allclose(_centroid(resized), moved, atol=0.03)
+    np.testing.assert_allclose(intensity_centroid(resized), moved, atol=0.03)
     assert abs((p * scale - moved)[0]) > 0.2  # scaling the centres themselves would be off
     torch.testing.assert_close(resize_pixels(torch.tensor(p), 2.0, 2.0), torch.tensor(p * 2 + 0.5))
 

@@ -5,7 +5,7 @@ import pytest
 
 from handpose import views
 
-from _synthetic import HAND, blob_image, find_blobs
+from _synthetic import HAND, blob_image, find_blobs, gaussian_blob, intensity_centroid
 
 
 @pytest.fixture
@@ -153,17 +153,6 @@ def test_centres_to_view_validation(image) -> None:
         views.identity_view(image).centres_to_view(np.zeros((3, 3)))
 
 
-def _centroid(image: np.ndarray) -> np.ndarray:
-    """Intensity centroid ``(u, v)`` of a grey image, in integer-centre pixel coordinates."""
-    vs, us = np.mgrid[0:image.shape[0], 0:image.shape[1]]
-    return np.array([(image * us).sum(), (image * vs).sum()]) / image.sum()
-
-
-def _blob(uv: np.ndarray, shape: tuple[int, int], sigma: float = 3.0) -> np.ndarray:
-    vs, us = np.mgrid[0:shape[0], 0:shape[1]]
-    return np.exp(-((us - uv[0]) ** 2 + (vs - uv[1]) ** 2) / (2 * sigma**2)).astype(np.float32)
-
-
 def test_affine_on_centres_is_what_opencv_warps_with():
     w, h = 40, 30
     flip = np.array([[-1.0, 0.0, w], [0.0, 1.0, 0.0]])  # x -> W - x on continuous coordinates
@@ -175,8 +164,8 @@ def test_affine_on_centres_is_what_opencv_warps_with():
     a = 1.3 * np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
     matrix = np.concatenate([a, [[12.0], [-4.0]]], axis=1)
     p = np.array([30.3, 27.6])
-    warped = cv2.warpAffine(_blob(p, (60, 60)), views.affine_on_centres(matrix), (90, 90), flags=cv2.INTER_LINEAR)
+    warped = cv2.warpAffine(gaussian_blob(p, (60, 60)), views.affine_on_centres(matrix), (90, 90), flags=cv2.INTER_LINEAR)
     expected = a @ (p + 0.5) + matrix[:, 2] - 0.5  # through continuous coordinates and back
-    np.testing.assert_allclose(_centroid(warped), expected, atol=0.02)
+    np.testing.assert_allclose(intensity_centroid(warped), expected, atol=0.02)
     with pytest.raises(ValueError, match=r"\(2, 3\)"):
         views.affine_on_centres(np.eye(3))

@@ -50,6 +50,7 @@ from handpose.models.iccv21.network import (
 from handpose.models.iccv21.preprocess import box_transform, crop_image, demo_transform
 
 from conftest import make_fake_mano, write_fake_mano_pickle
+from _synthetic import gaussian_blob, intensity_centroid
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC_DIR = Path(os.environ.get("HANDPOSE_ICCV21_SPEC", REPO / ".." / "shared" / "iccv21"))
@@ -482,13 +483,10 @@ def test_crop_round_trip_keeps_pixel_centres() -> None:
     """A blob centred on photo pixel centre ``p`` is warped into the crop by OpenCV; its centroid
     mapped back with ``to_image`` is ``p`` again (a half-pixel convention slip fails this)."""
     p = np.array([61.0, 47.0])
-    vs, us = np.mgrid[0:120, 0:160]
-    blob = np.exp(-((us - p[0]) ** 2 + (vs - p[1]) ** 2) / (2 * 4.0**2))
+    blob = gaussian_blob(p, (120, 160), sigma=4.0)
     image = np.repeat((255 * blob).astype(np.uint8)[..., None], 3, axis=2)
     transform = box_transform(np.array([[30.0, 20.0, 100.0, 80.0]]))
-    crop = crop_image(image, transform)[..., 0]
-    cv, cu = np.mgrid[0:crop.shape[0], 0:crop.shape[1]]
-    centroid = np.array([(crop * cu).sum(), (crop * cv).sum()]) / crop.sum()
+    centroid = intensity_centroid(crop_image(image, transform)[..., 0])
     np.testing.assert_allclose(transform.to_image(centroid[None])[0], p, atol=0.1)
 
 
