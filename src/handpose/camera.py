@@ -114,16 +114,25 @@ def project(
         X = X @ Rm.mT
     if tv is not None:
         X = X + tv[..., None, :]
-    z = X[..., 2]
+    uv = pinhole(X, Km)
+    return to_output(uv[..., 0, :] if single else uv)
+
+
+def pinhole(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """``(..., N, 2)`` pixels of camera-frame ``(..., N, 3)`` points under ``K (..., 3, 3)``.
+
+    The projection of :func:`project` without its validation, for callers that check ``K`` once
+    and project many times (the fitting loop). Points with ``z <= 0`` give NaN with zero gradient.
+    """
+    z = points[..., 2]
     front = z > 0
     z = torch.where(front, z, torch.ones_like(z))
     # x_n = x / z, y_n = y / z;  u = fx x_n + skew y_n + cx;  v = fy y_n + cy
-    xn, yn = X[..., 0] / z, X[..., 1] / z
-    fx, skew, cx = Km[..., 0, 0, None], Km[..., 0, 1, None], Km[..., 0, 2, None]
-    fy, cy = Km[..., 1, 1, None], Km[..., 1, 2, None]
+    xn, yn = points[..., 0] / z, points[..., 1] / z
+    fx, skew, cx = K[..., 0, 0, None], K[..., 0, 1, None], K[..., 0, 2, None]
+    fy, cy = K[..., 1, 1, None], K[..., 1, 2, None]
     uv = torch.stack([fx * xn + skew * yn + cx, fy * yn + cy], dim=-1)
-    uv = torch.where(front[..., None], uv, torch.full_like(uv, float("nan")))
-    return to_output(uv[..., 0, :] if single else uv)
+    return torch.where(front[..., None], uv, torch.full_like(uv, float("nan")))
 
 
 def unproject(uv: ArrayLike, depth: ArrayLike | float, K: ArrayLike) -> ArrayLike:

@@ -69,7 +69,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from handpose.alignment import kabsch, scale_translation
-from handpose.camera import check_intrinsics, rotation_from_2d, translation_from_2d, translation_from_size
+from handpose.camera import check_intrinsics, pinhole, rotation_from_2d, translation_from_2d, translation_from_size
 from handpose.handmodel import HandModel, load_hand_model
 from handpose.keypoints import NUM_KEYPOINTS, PALM_RIGID
 from handpose.prediction import HandPrediction
@@ -507,7 +507,7 @@ class Objective:
         other = []
         error_2d = None
         if self.kp2 is not None:
-            error_2d = _pinhole(keypoints, self.K) - self.kp2
+            error_2d = pinhole(keypoints, self.K) - self.kp2
         if self.kp3 is not None:
             gap, _, _ = self._align(keypoints, w)
             scale = math.sqrt(self.weights.keypoints_3d) * self.size_ratio * w.sqrt()
@@ -581,7 +581,7 @@ class Objective:
         res2 = res3 = nan.copy()
         scale = np.ones(batch)
         if self.kp2 is not None:
-            res2 = np.linalg.norm(np64(_pinhole(out.keypoints, self.K) - self.kp2), axis=-1)
+            res2 = np.linalg.norm(np64(pinhole(out.keypoints, self.K) - self.kp2), axis=-1)
         if self.kp3 is not None:
             gap, s_inv, t_inv = (np64(x) for x in self._align(out.keypoints.to(torch.float64), self.conf))
             # reported the other way round, X ~ s Y + t with s = 1 / s', t = -t' / s': only for s' > 0
@@ -608,15 +608,6 @@ class Objective:
             iterations=steps,
             side=getattr(self.model, "side", ""),
         )
-
-
-def _pinhole(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """``(B, J, 2)`` px of camera-frame ``(B, J, 3)`` points under ``K (B, 3, 3)`` (validated once
-    by the fit): :func:`handpose.camera.project` without its per-call checks, NaN behind the
-    camera as there."""
-    x = points @ K.mT  # (fx X + skew Y + cx Z, fy Y + cy Z, Z)
-    z = x[..., 2:]
-    return torch.where(z > 0, x[..., :2] / torch.where(z > 0, z, torch.ones_like(z)), torch.nan)
 
 
 def _rms_size(points: torch.Tensor, w_norm: torch.Tensor) -> torch.Tensor:
