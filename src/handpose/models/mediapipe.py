@@ -454,15 +454,27 @@ class MediaPipeEstimator:
                         for region, tag in wrist_regions(pose, found, self.options.pose_min_visibility)]
         return out
 
-    def _pair_regions(self, hands: list[HandPrediction], width: int, height: int
+    def _pair_regions(self, hand: HandPrediction, width: int, height: int
                       ) -> list[tuple[regions.Region, str]]:
-        """Regions beside every found hand (the other hand of a pair), centres inside the photo."""
-        out = []
-        for hand in hands:
-            for region in regions.pair_regions(hand.keypoints_2d, self.options.pair_offset):
-                if 0 <= region.center[0] <= width and 0 <= region.center[1] <= height:
-                    out.append((region, "pair"))
-        return out
+        """Regions beside and on a found hand (the other hand of a pair), centres inside the photo."""
+        return [(region, "pair") for region in regions.pair_regions(hand.keypoints_2d, self.options.pair_offset)
+                if 0 <= region.center[0] <= width and 0 <= region.center[1] <= height]
+
+    def _pair_search(self, image: np.ndarray, anchors: list[HandPrediction], found: list[HandPrediction]
+                     ) -> tuple[list[HandPrediction], int]:
+        """The other hand of a pair beside and on every hand of ``anchors``
+        (:func:`handpose.models.regions.pair_regions`), then beside every hand this finds (a chain
+        of touching hands), until ``max_hands``; returns ``found`` and the network runs."""
+        h, w = image.shape[:2]
+        calls = 0
+        searched: set[int] = set()
+        while anchors and len(found) < self.options.max_hands:
+            searched.update(id(hand) for hand in anchors)
+            candidates = [item for anchor in anchors for item in self._pair_regions(anchor, w, h)]
+            found, runs = self._search_regions(image, candidates, found, self.options.max_hands)
+            calls += runs
+            anchors = [hand for hand in found if id(hand) not in searched]
+        return found, calls
 
     def _search_regions(self, image: np.ndarray, candidates: list[tuple[regions.Region, str]],
                         found: list[HandPrediction], stop_at: int) -> tuple[list[HandPrediction], int]:
@@ -605,7 +617,8 @@ class MediaPipeEstimator:
                 return
             anchors = [hand for hand in found if id(hand) not in searched_pairs]
             searched_pairs.update(id(hand) for hand in found)
-            found, calls = self._search_regions(image, self._pair_regions(anchors, w, h), found, o.max_hands)
+            found, calls = self._pair_search(image, anchors, found)
+            searched_pairs.update(id(hand) for hand in found)
             views_run += calls
 
         pair_search()
