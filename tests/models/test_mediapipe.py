@@ -1,4 +1,6 @@
 """The default estimator on images the tests draw (never real photos)."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -356,3 +358,110 @@ def test_fine_tile_hands_go_through_the_region_verifier(monkeypatch, hand_image)
     assert len(hands) == 1 and hands[0].source.startswith("landmarks:tile256-")
     assert np.all(hands[0].keypoints_2d >= [695, 295]) and np.all(hands[0].keypoints_2d <= [801, 401])
     assert 40 <= np.ptp(hands[0].keypoints_2d, axis=0).max() <= 96
+
+
+def _upright_hand_at(center_x: float, center_y: float) -> np.ndarray:
+    """The synthetic open hand (fingers up, ``upright_angle = 0``) moved so that its pair region's
+    centre is ``(center_x, center_y)``; returns ``(21, 2)`` keypoints and the region side."""
+    from _synthetic import HAND
+    from handpose.models import regions
+
+    r = regions.region_from_keypoints(HAND)
+    return HAND - r.center + [center_x, center_y], r.size
+
+
+def test_pair_regions_outside_the_photo_are_skipped():
+    # An upright hand whose region centre is half a step from the left edge: of its 12 pair
+    # regions, the 3 left of it (one and two steps beside, one step across) are outside; the
+    # rest lie on its column and one and two steps right.
+    from handpose.prediction import HandPrediction
+
+    side = _upright_hand_at(0.0, 0.0)[1]
+    step = 0.3 * side
+    kp, _ = _upright_hand_at(0.5 * step, 500.0)
+    hand = HandPrediction(kp, np.zeros((21, 3)), "right", 1.0)
+    with MediaPipeEstimator() as estimator:
+        kept = estimator._pair_regions(hand, 1000, 1000)
+    assert len(kept) == 9 and all(tag == "pair" for _, tag in kept)
+    assert all(0 <= region.center[0] <= 1000 for region, _ in kept)
+    columns = sorted({round(region.center[0] - 0.5 * step, 6) + 0.0 for region, _ in kept})
+    assert columns == pytest.approx([0.0, step, 2 * step])
+
+
+def test_pair_search_searches_beside_the_hands_it_finds(monkeypatch):
+    # A chain of touching hands: the hand found beside the first anchor becomes an anchor in
+    # turn; the search stops at max_hands.
+    from handpose.models import regions
+    from handpose.prediction import HandPrediction
+
+    first = HandPrediction(_upright_hand_at(300.0, 300.0)[0], np.zeros((21, 3)), "right", 1.0)
+    second = HandPrediction(_upright_hand_at(500.0, 300.0)[0], np.zeros((21, 3)), "left", 0.9)
+    third = HandPrediction(_upright_hand_at(700.0, 300.0)[0], np.zeros((21, 3)), "right", 0.9)
+    calls = []
+
+    def fake_search(image, candidates, found, stop_at):
+        calls.append([region for region, _ in candidates])
+        new = {1: [second], 2: [third]}.get(len(calls), [])
+        return found + new, len(candidates)
+
+    with MediaPipeEstimator(MediaPipeOptions(max_hands=3)) as estimator:
+        monkeypatch.setattr(estimator, "_search_regions", fake_search)
+        found, runs = estimator._pair_search(np.zeros((600, 1000, 3), np.uint8), [first], [first])
+    assert found == [first, second, third] and len(calls) == 2  # the third call would pass max_hands
+    for anchor, regions_searched in zip((first, second), calls):
+        expected = regions.pair_regions(anchor.keypoints_2d)
+        assert len(regions_searched) == len(expected)
+        np.testing.assert_allclose([r.center for r in regions_searched], [r.center for r in expected])
+    assert runs == sum(len(c) for c in calls)
+
+
+def _facing_pair(name: str, along: float, turn: float) -> tuple[np.ndarray, np.ndarray]:
+    """A committed demo photo of one hand on a plain backdrop with its mirror image pasted over it,
+    turned by ``turn`` degrees about its centre and moved ``along`` hand sides along its fingers:
+    the other hand of a pair reaching into it (fingers between fingers). Returns the photo and
+    the ``(2, 21, 2)`` ground truth (pixel centres, which OpenCV's warpAffine also uses)."""
+    import cv2
+    import json
+    from pathlib import Path
+
+    from handpose.io import load_image
+
+    folder = Path(__file__).resolve().parents[2] / "data" / "demo"
+    entry = next(e for e in json.loads((folder / "gt.json").read_text())["images"] if e["image"] == name)
+    image = load_image(folder / name)
+    kp = np.array(entry["hands"][0]["keypoints_2d"], dtype=np.float64)
+    h, w = image.shape[:2]
+    backdrop = np.median(np.concatenate([image[:4].reshape(-1, 3), image[:, :4].reshape(-1, 3)]), axis=0)
+    centre = (kp.min(0) + kp.max(0)) / 2
+    up = (kp[MIDDLE_MCP] - kp[WRIST]) / np.linalg.norm(kp[MIDDLE_MCP] - kp[WRIST])
+    flip = np.array([[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    mirrored_centre = flip[:2, :2] @ centre + flip[:2, 2]
+    turn_about = np.vstack([cv2.getRotationMatrix2D(tuple(mirrored_centre), turn, 1.0), [0.0, 0.0, 1.0]])
+    move = np.eye(3)
+    move[:2, 2] = centre + along * np.ptp(kp, axis=0).max() * up - mirrored_centre
+    affine = (move @ turn_about @ flip)[:2]
+    other = cv2.warpAffine(image, affine, (w, h), borderValue=tuple(float(v) for v in backdrop))
+    on = np.abs(other.astype(np.float64) - backdrop).sum(-1) > 40
+    on = cv2.morphologyEx(on.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
+    photo = image.copy()
+    photo[on] = other[on]
+    return photo, np.stack([kp, kp @ affine[:, :2].T + affine[:, 2]])
+
+
+@pytest.mark.parametrize("turn", [180.0, 150.0])
+def test_pair_search_finds_a_facing_hand_reaching_into_the_found_one(turn):
+    # The demo's open right hand and its mirror image (a left hand) coming from above, fingers
+    # between its fingers: the palm detector finds one; the pair regions on and along the found
+    # hand turned by a + 180 find the other (the 9 image-axis regions of before did not).
+    from handpose.metrics import match_hands
+
+    photo, gt = _facing_pair("01_palm_open.jpg", along=0.6, turn=turn)
+    options = MediaPipeOptions(use_pose=False, tile_grids=())
+    with MediaPipeEstimator(dataclasses.replace(options, use_regions=False)) as palms_only:
+        assert len(palms_only.predict(photo)) == 1
+    with MediaPipeEstimator(options) as estimator:
+        hands = estimator.predict(photo)
+    matches = match_hands(np.stack([hand.keypoints_2d for hand in hands]), gt)
+    assert len(hands) == 2 and len(matches.pairs) == 2
+    assert {hand.handedness for hand in hands} == {"left", "right"}
+    assert any(hand.source == "landmarks:pair" for hand in hands)

@@ -122,14 +122,70 @@ def test_mirrored_hand_flips_handedness(net, hand_image, reference):
                                atol=0.05 * np.ptp(reference.keypoints_2d, axis=0).max())
 
 
-def test_pair_regions_sit_one_offset_away(reference):
-    r = region_from_keypoints(reference.keypoints_2d)
-    pairs = pair_regions(reference.keypoints_2d, offset=0.3)
-    assert len(pairs) == 9
+def _rotated_hand(angle_deg: float) -> np.ndarray:
+    """The synthetic open hand (fingers up), turned so that ``upright_angle(middle MCP - wrist)`` is
+    ``angle_deg``."""
+    from _synthetic import HAND
+
+    theta = np.deg2rad(angle_deg)
+    # upright_angle(d) = atan2(d_x, -d_y): the "up" direction (0, -1) turned by +angle on screen.
+    rot = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]]).T
+    kp = (HAND - HAND[WRIST]) @ rot.T + [300.0, 300.0]
+    assert upright_angle(kp[MIDDLE_MCP] - kp[WRIST]) == pytest.approx(angle_deg)
+    return kp
+
+
+@pytest.mark.parametrize("angle", [30.0, -120.0])
+def test_pair_regions_known_offsets_and_turns(angle):
+    # Known answers written out: image-axis neighbours at -a / a, hand-axis ones at a + 180.
+    kp = _rotated_hand(angle)
+    r = region_from_keypoints(kp)
+    a, s = r.angle_deg, 0.3 * r.size
+    t = np.deg2rad(a)
+    up, across = np.array([np.sin(t), -np.cos(t)]), np.array([np.cos(t), np.sin(t)])
+    expected = [((0, 0), -a), ((0, 0), a + 180)]
+    for k in (1, -1):
+        expected += [((k * s, 0), -a), ((k * s, 0), a), ((2 * k * s, 0), -a), (tuple(k * s * across), a + 180)]
+        expected += [((0, k * s), a), (tuple(k * s * up), a + 180)]
+    pairs = pair_regions(kp, offset=0.3)
+    assert len(pairs) == len(expected) == 14
     assert all(p.size == pytest.approx(r.size) for p in pairs)
-    distances = sorted(np.linalg.norm(p.center - r.center) for p in pairs)
-    np.testing.assert_allclose(distances, [0.0] + [0.3 * r.size] * 6 + [0.6 * r.size] * 2, atol=1e-9)
-    assert any(p.angle_deg == pytest.approx(-r.angle_deg) and p.center[0] > r.center[0] for p in pairs)
+    left = set(range(len(pairs)))
+    for offset, turn in expected:  # one region each, same offset and turn (modulo 360 degrees)
+        hits = [i for i in left if np.allclose(pairs[i].center - r.center, offset, atol=1e-6)
+                and abs((pairs[i].angle_deg - turn + 180) % 360 - 180) < 1e-6]
+        assert len(hits) == 1, (offset, turn)
+        left.remove(hits[0])
+
+
+@pytest.mark.parametrize(("angle", "count"), [(0.0, 12), (90.0, 11), (5.0, 12), (45.0, 14)])
+def test_pair_regions_skip_repeats(angle, count):
+    # Upright (a = -a): the two turns beside the hand are one; level (a = 90): -a = a + 180 on the
+    # hand and along the fingers (which then lie left and right).
+    pairs = pair_regions(_rotated_hand(angle))
+    assert len(pairs) == count
+    side = pairs[0].size
+    for i, p in enumerate(pairs):
+        for q in pairs[i + 1:]:
+            assert (np.linalg.norm(p.center - q.center) >= 0.05 * side
+                    or abs((p.angle_deg - q.angle_deg + 180) % 360 - 180) >= 20)
+
+
+def test_pair_regions_in_hand_axes_turn_with_the_hand():
+    # The a + 180 regions (a hand facing the found one) turn with the hand about the region
+    # centre; the image-axis neighbours stay left / right / above / below.
+    r0 = region_from_keypoints(_rotated_hand(30.0))
+    r1 = region_from_keypoints(_rotated_hand(120.0))
+    facing = [[p.center - r.center for p in pair_regions(kp) if abs((p.angle_deg - r.angle_deg) % 360 - 180) < 1e-6]
+              for kp, r in ((_rotated_hand(30.0), r0), (_rotated_hand(120.0), r1))]
+    assert len(facing[0]) == len(facing[1]) == 5  # on the hand, across and along it
+    quarter = np.array([[0.0, -1.0], [1.0, 0.0]])  # the hand turned by 90 deg: (x, y) -> (-y, x)
+    np.testing.assert_allclose(sorted(map(tuple, np.round(np.array(facing[0]) @ quarter.T, 6))),
+                               sorted(map(tuple, np.round(np.array(facing[1]), 6))), atol=1e-6)
+    beside = [p.center - r1.center for p in pair_regions(_rotated_hand(120.0)) if p.angle_deg == pytest.approx(r1.angle_deg)]
+    np.testing.assert_allclose(sorted(map(tuple, np.round(beside, 6))),
+                               sorted([(0.3 * r1.size, 0.0), (-0.3 * r1.size, 0.0), (0.0, 0.3 * r1.size), (0.0, -0.3 * r1.size)]),
+                               atol=1e-6)
 
 
 def test_pair_search_finds_the_touching_mirror_hand(net, hand_image, reference):

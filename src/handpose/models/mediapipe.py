@@ -10,10 +10,12 @@ enough confident hands:
 2. ``rescue`` (only when nothing was found): a lower detection threshold, the photo turned by
    90 / 270 / 180 degrees, and a contrast-enhanced copy of grey photos; the first view that finds
    a hand ends this stage.
-3. ``pair`` (``use_regions``): the hand-landmark network run directly on 9 regions beside and on
-   every found hand (:func:`handpose.models.regions.pair_regions`): the other hand of a touching
-   or interacting pair, which the palm detector often misses. Repeated after every later stage
-   for the hands it found.
+3. ``pair`` (``use_regions``): the hand-landmark network run directly on up to 14 regions beside
+   and on every found hand (:func:`handpose.models.regions.pair_regions`: its neighbours left,
+   right, above and below, and a hand facing it, on it, across it and along its fingers): the
+   other hand of a touching or interacting pair, which the palm detector often misses. Hands it
+   finds are searched beside in turn (a chain of touching hands); repeated after every later
+   stage for the hands that stage found.
 4. ``person`` (when hands are missing or small): MediaPipe Pose (bundled, model complexity 1)
    finds a person; a region around each wrist not already explained by a found hand, sized from
    the forearm and shoulders and turned so that the forearm points up, goes to the landmark
@@ -223,7 +225,8 @@ class MediaPipeOptions:
             hand of touching pairs 74 % -> 79 % found, precision kept).
         max_plausibility_sure: the plausibility limit of sure region hands.
         pair_offset: the pair search looks this many region sides (about one hand width; a region
-            is about twice the hand) and twice as many away from a found hand.
+            is about twice the hand) and twice as many away from a found hand
+            (:func:`handpose.models.regions.pair_regions`).
         region_steps: re-crops (landmarks -> region -> landmarks) of a region hand.
         max_drift: a region hand whose last re-crop moved its keypoints more than this (mean
             distance / box side) is unstable and rejected.

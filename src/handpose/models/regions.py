@@ -246,8 +246,8 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
     """Where the other hand of a touching or interacting pair may be, beside or on a found hand.
 
     With ``r = region_from_keypoints(keypoints_2d)`` (about twice the hand's size, turned by
-    ``a = r.angle_deg``) and ``s = offset * r.size`` (about one hand width), 14 regions of ``r``'s
-    size, in this order:
+    ``a = r.angle_deg``) and ``s = offset * r.size`` (about one hand width), up to 14 regions of
+    ``r``'s size, in this order:
 
     * on the hand, turned by ``-a`` (its mirror image: crossed hands) and ``a + 180`` (a hand
       facing it: clasped, interlocked);
@@ -257,7 +257,9 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
     * ``s`` below and above turned by ``a`` (stacked hands) and ``s`` along the fingers, either way,
       turned by ``a + 180`` (fingers meeting fingers, or a hand held from below).
 
-    The landmark network's re-crops correct the rest of the turn and the size.
+    A region within 0.05 of a side and 20 degrees of an earlier one is dropped (for an upright
+    hand ``-a = a``; for a level one ``-a = a + 180``). The landmark network's re-crops correct the
+    rest of the turn and the size.
     """
     r = region_from_keypoints(keypoints_2d)
     a = r.angle_deg
@@ -274,7 +276,12 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
     for sign in (1, -1):
         out += [Region(r.center + [0.0, sign * step], r.size, a),
                 Region(r.center + sign * step * up, r.size, a + 180.0)]
-    return out
+    kept: list[Region] = []
+    for region in out:
+        if not any(np.linalg.norm(region.center - other.center) < 0.05 * r.size
+                   and abs((region.angle_deg - other.angle_deg + 180.0) % 360.0 - 180.0) < 20.0 for other in kept):
+            kept.append(region)
+    return kept
 
 
 def plausibility_failures(hand: RegionHand) -> float:
