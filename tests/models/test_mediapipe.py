@@ -371,9 +371,9 @@ def _upright_hand_at(center_x: float, center_y: float) -> np.ndarray:
 
 
 def test_pair_regions_outside_the_photo_are_skipped():
-    # An upright hand whose region centre is half a step from the left edge: of its 12 pair
-    # regions, the 3 left of it (one and two steps beside, one step across) are outside; the
-    # rest lie on its column and one and two steps right.
+    # An upright hand whose region centre is half a step from the left edge: of its 10 pair
+    # regions, the 2 left of it (one and two steps beside) are outside; the rest lie on its
+    # column and one and two steps right.
     from handpose.prediction import HandPrediction
 
     side = _upright_hand_at(0.0, 0.0)[1]
@@ -382,37 +382,40 @@ def test_pair_regions_outside_the_photo_are_skipped():
     hand = HandPrediction(kp, np.zeros((21, 3)), "right", 1.0)
     with MediaPipeEstimator() as estimator:
         kept = estimator._pair_regions(hand, 1000, 1000)
-    assert len(kept) == 9 and all(tag == "pair" for _, tag in kept)
+    assert len(kept) == 8 and all(tag == "pair" for _, tag in kept)
     assert all(0 <= region.center[0] <= 1000 for region, _ in kept)
     columns = sorted({round(region.center[0] - 0.5 * step, 6) + 0.0 for region, _ in kept})
     assert columns == pytest.approx([0.0, step, 2 * step])
 
 
-def test_pair_search_searches_beside_the_hands_it_finds(monkeypatch):
-    # A chain of touching hands: the hand found beside the first anchor becomes an anchor in
-    # turn; the search stops at max_hands.
+def test_pair_hands_overlapping_a_found_hand_are_re_readings(reference, hand_image):
+    # The hand itself as a region hand, next to a found copy of it shifted along the box's longer
+    # side so that their boxes overlap by IoU 0.51 while their keypoints are too far apart for
+    # the duplicate rules: with pair_max_iou 0.5 it is a re-reading and dropped; at 0.6 it is kept.
+    from handpose.detect import box_iou, keypoint_distance
     from handpose.models import regions
     from handpose.prediction import HandPrediction
 
-    first = HandPrediction(_upright_hand_at(300.0, 300.0)[0], np.zeros((21, 3)), "right", 1.0)
-    second = HandPrediction(_upright_hand_at(500.0, 300.0)[0], np.zeros((21, 3)), "left", 0.9)
-    third = HandPrediction(_upright_hand_at(700.0, 300.0)[0], np.zeros((21, 3)), "right", 0.9)
-    calls = []
-
-    def fake_search(image, candidates, found, stop_at):
-        calls.append([region for region, _ in candidates])
-        new = {1: [second], 2: [third]}.get(len(calls), [])
-        return found + new, len(candidates)
-
-    with MediaPipeEstimator(MediaPipeOptions(max_hands=3)) as estimator:
-        monkeypatch.setattr(estimator, "_search_regions", fake_search)
-        found, runs = estimator._pair_search(np.zeros((600, 1000, 3), np.uint8), [first], [first])
-    assert found == [first, second, third] and len(calls) == 2  # the third call would pass max_hands
-    for anchor, regions_searched in zip((first, second), calls):
-        expected = regions.pair_regions(anchor.keypoints_2d)
-        assert len(regions_searched) == len(expected)
-        np.testing.assert_allclose([r.center for r in regions_searched], [r.center for r in expected])
-    assert runs == sum(len(c) for c in calls)
+    region = regions.region_from_keypoints(reference.keypoints_2d + 0.5)  # continuous pixels
+    with MediaPipeEstimator() as estimator:
+        (alone,), _ = estimator._search_regions(hand_image, [(region, "pair")], [], 4)
+    kp = alone.keypoints_2d
+    sides = np.ptp(kp, axis=0)
+    axis = int(np.argmax(sides))
+    shift = np.zeros(2)
+    shift[axis] = sides[axis] * (1 - 0.51) / 1.51  # (s - d) / (s + d) = 0.51 for boxes of one size
+    found = HandPrediction(kp + shift, reference.keypoints_3d, "left", 0.99)
+    box = np.r_[kp.min(0), kp.max(0)]
+    assert box_iou(box, found.box_xyxy)[0, 0] == pytest.approx(0.51)
+    assert keypoint_distance(kp[None], found.keypoints_2d[None])[0, 0] > 0.32  # not the same hand by keypoints
+    kept = {}
+    for max_iou in (0.5, 0.6):
+        with MediaPipeEstimator() as estimator:
+            kept[max_iou], _ = estimator._search_regions(hand_image, [(region, "pair")], [found], 4, max_iou)
+    assert len(kept[0.6]) == 2 and kept[0.6][1].source == "landmarks:pair"
+    assert kept[0.5] == [found]
+    with pytest.raises(ValueError, match="pair_max_iou"):
+        MediaPipeOptions(pair_max_iou=1.5)
 
 
 def _facing_pair(name: str, along: float, turn: float) -> tuple[np.ndarray, np.ndarray]:

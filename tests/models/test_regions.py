@@ -142,13 +142,13 @@ def test_pair_regions_known_offsets_and_turns(angle):
     r = region_from_keypoints(kp)
     a, s = r.angle_deg, 0.3 * r.size
     t = np.deg2rad(a)
-    up, across = np.array([np.sin(t), -np.cos(t)]), np.array([np.cos(t), np.sin(t)])
+    up = np.array([np.sin(t), -np.cos(t)])  # the fingers' direction
     expected = [((0, 0), -a), ((0, 0), a + 180)]
     for k in (1, -1):
-        expected += [((k * s, 0), -a), ((k * s, 0), a), ((2 * k * s, 0), -a), (tuple(k * s * across), a + 180)]
+        expected += [((k * s, 0), -a), ((k * s, 0), a), ((2 * k * s, 0), -a)]
         expected += [((0, k * s), a), (tuple(k * s * up), a + 180)]
     pairs = pair_regions(kp, offset=0.3)
-    assert len(pairs) == len(expected) == 14
+    assert len(pairs) == len(expected) == 12
     assert all(p.size == pytest.approx(r.size) for p in pairs)
     left = set(range(len(pairs)))
     for offset, turn in expected:  # one region each, same offset and turn (modulo 360 degrees)
@@ -158,7 +158,7 @@ def test_pair_regions_known_offsets_and_turns(angle):
         left.remove(hits[0])
 
 
-@pytest.mark.parametrize(("angle", "count"), [(0.0, 12), (90.0, 11), (5.0, 12), (45.0, 14)])
+@pytest.mark.parametrize(("angle", "count"), [(0.0, 10), (90.0, 9), (5.0, 10), (45.0, 12)])
 def test_pair_regions_skip_repeats(angle, count):
     # Upright (a = -a): the two turns beside the hand are one; level (a = 90): -a = a + 180 on the
     # hand and along the fingers (which then lie left and right).
@@ -172,13 +172,13 @@ def test_pair_regions_skip_repeats(angle, count):
 
 
 def test_pair_regions_in_hand_axes_turn_with_the_hand():
-    # The a + 180 regions (a hand facing the found one) turn with the hand about the region
-    # centre; the image-axis neighbours stay left / right / above / below.
+    # The a + 180 regions (a hand facing the found one, on it and along its fingers) turn with
+    # the hand about the region centre; the image-axis neighbours stay left / right / above / below.
     r0 = region_from_keypoints(_rotated_hand(30.0))
     r1 = region_from_keypoints(_rotated_hand(120.0))
     facing = [[p.center - r.center for p in pair_regions(kp) if abs((p.angle_deg - r.angle_deg) % 360 - 180) < 1e-6]
               for kp, r in ((_rotated_hand(30.0), r0), (_rotated_hand(120.0), r1))]
-    assert len(facing[0]) == len(facing[1]) == 5  # on the hand, across and along it
+    assert len(facing[0]) == len(facing[1]) == 3  # on the hand and along it, either way
     quarter = np.array([[0.0, -1.0], [1.0, 0.0]])  # the hand turned by 90 deg: (x, y) -> (-y, x)
     np.testing.assert_allclose(sorted(map(tuple, np.round(np.array(facing[0]) @ quarter.T, 6))),
                                sorted(map(tuple, np.round(np.array(facing[1]), 6))), atol=1e-6)

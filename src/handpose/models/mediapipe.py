@@ -10,12 +10,13 @@ enough confident hands:
 2. ``rescue`` (only when nothing was found): a lower detection threshold, the photo turned by
    90 / 270 / 180 degrees, and a contrast-enhanced copy of grey photos; the first view that finds
    a hand ends this stage.
-3. ``pair`` (``use_regions``): the hand-landmark network run directly on up to 14 regions beside
+3. ``pair`` (``use_regions``): the hand-landmark network run directly on up to 12 regions beside
    and on every found hand (:func:`handpose.models.regions.pair_regions`: its neighbours left,
-   right, above and below, and a hand facing it, on it, across it and along its fingers): the
-   other hand of a touching or interacting pair, which the palm detector often misses. Hands it
-   finds are searched beside in turn (a chain of touching hands); repeated after every later
-   stage for the hands that stage found.
+   right, above and below, its mirror image on it, and a hand facing it, on it and along its
+   fingers): the
+   other hand of a touching or interacting pair, which the palm detector often misses; a hand
+   found there must not overlap a found hand by ``pair_max_iou``. Repeated after every later
+   stage for the hands found since.
 4. ``person`` (when hands are missing or small): MediaPipe Pose (bundled, model complexity 1)
    finds a person; a region around each wrist not already explained by a found hand, sized from
    the forearm and shoulders and turned so that the forearm points up, goes to the landmark
@@ -227,6 +228,10 @@ class MediaPipeOptions:
         pair_offset: the pair search looks this many region sides (about one hand width; a region
             is about twice the hand) and twice as many away from a found hand
             (:func:`handpose.models.regions.pair_regions`).
+        pair_max_iou: a pair hand whose box overlaps a found hand's by this IoU or more is a
+            re-reading of that hand (turned or mirrored), not its partner (composites: the
+            partners found overlap by IoU 0.4 at most, the re-readings by about 0.6, under
+            ``duplicate_iou``).
         region_steps: re-crops (landmarks -> region -> landmarks) of a region hand.
         max_drift: a region hand whose last re-crop moved its keypoints more than this (mean
             distance / box side) is unstable and rejected.
@@ -263,6 +268,7 @@ class MediaPipeOptions:
     sure_presence: float = 0.95
     max_plausibility_sure: float = 0.5
     pair_offset: float = 0.3
+    pair_max_iou: float = 0.5
     region_steps: int = 2
     max_drift: float = 0.15
 
@@ -276,7 +282,7 @@ class MediaPipeOptions:
         for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "min_rescue_score",
                      "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
                      "min_presence", "max_plausibility", "fine_tile_confidence", "person_min_fraction",
-                     "sure_presence", "max_plausibility_sure"):
+                     "sure_presence", "max_plausibility_sure", "pair_max_iou"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -463,30 +469,16 @@ class MediaPipeEstimator:
         return [(region, "pair") for region in regions.pair_regions(hand.keypoints_2d, self.options.pair_offset)
                 if 0 <= region.center[0] <= width and 0 <= region.center[1] <= height]
 
-    def _pair_search(self, image: np.ndarray, anchors: list[HandPrediction], found: list[HandPrediction]
-                     ) -> tuple[list[HandPrediction], int]:
-        """The other hand of a pair beside and on every hand of ``anchors``
-        (:func:`handpose.models.regions.pair_regions`), then beside every hand this finds (a chain
-        of touching hands), until ``max_hands``; returns ``found`` and the network runs."""
-        h, w = image.shape[:2]
-        calls = 0
-        searched: set[int] = set()
-        while anchors and len(found) < self.options.max_hands:
-            searched.update(id(hand) for hand in anchors)
-            candidates = [item for anchor in anchors for item in self._pair_regions(anchor, w, h)]
-            found, runs = self._search_regions(image, candidates, found, self.options.max_hands)
-            calls += runs
-            anchors = [hand for hand in found if id(hand) not in searched]
-        return found, calls
-
     def _search_regions(self, image: np.ndarray, candidates: list[tuple[regions.Region, str]],
-                        found: list[HandPrediction], stop_at: int) -> tuple[list[HandPrediction], int]:
+                        found: list[HandPrediction], stop_at: int, max_iou: float = 1.0
+                        ) -> tuple[list[HandPrediction], int]:
         """The landmark network on candidate regions; verified new hands merged into ``found``.
 
         Verifier: every re-crop scores ``min_presence``, the last re-crop is stable
         (``max_drift``), the hand is not one already found, its bones and joint angles are a
-        hand's (``max_plausibility``; ``max_plausibility_sure`` at ``sure_presence`` or more), and
-        :meth:`_merge`'s layout checks and duplicate suppression.
+        hand's (``max_plausibility``; ``max_plausibility_sure`` at ``sure_presence`` or more), its
+        box overlaps no found hand's by ``max_iou`` or more (IoU), and :meth:`_merge`'s layout
+        checks and duplicate suppression.
         """
         o = self.options
         h, w = image.shape[:2]
@@ -502,6 +494,9 @@ class MediaPipeEstimator:
             # A sure, stable hand whose 3D reading is off (foreshortened, partly hidden) may fail more.
             limit = o.max_plausibility_sure if hand.presence >= o.sure_presence else o.max_plausibility
             if regions.plausibility_failures(hand) > limit:
+                continue
+            box = np.r_[hand.keypoints_2d.min(0), hand.keypoints_2d.max(0)]
+            if found and np.any(detect.box_iou(box, np.stack([other.box_xyxy for other in found]))[0] >= max_iou):
                 continue
             new = HandPrediction(keypoints_2d=hand.keypoints_2d, keypoints_3d=hand.keypoints_3d,
                                  handedness=hand.handedness, score=hand.presence, source=f"landmarks:{tag}")
@@ -620,8 +615,8 @@ class MediaPipeEstimator:
                 return
             anchors = [hand for hand in found if id(hand) not in searched_pairs]
             searched_pairs.update(id(hand) for hand in found)
-            found, calls = self._pair_search(image, anchors, found)
-            searched_pairs.update(id(hand) for hand in found)
+            candidates = [item for anchor in anchors for item in self._pair_regions(anchor, w, h)]
+            found, calls = self._search_regions(image, candidates, found, o.max_hands, o.pair_max_iou)
             views_run += calls
 
         pair_search()

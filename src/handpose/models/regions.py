@@ -246,14 +246,13 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
     """Where the other hand of a touching or interacting pair may be, beside or on a found hand.
 
     With ``r = region_from_keypoints(keypoints_2d)`` (about twice the hand's size, turned by
-    ``a = r.angle_deg``) and ``s = offset * r.size`` (about one hand width), up to 14 regions of
+    ``a = r.angle_deg``) and ``s = offset * r.size`` (about one hand width), up to 12 regions of
     ``r``'s size, in this order:
 
     * on the hand, turned by ``-a`` (its mirror image: crossed hands) and ``a + 180`` (a hand
       facing it: clasped, interlocked);
     * ``s`` left and right (image axes) turned by ``-a`` and ``a`` (hands side by side), ``2 s``
-      left and right turned by ``-a`` (touching at the fingertips), and ``s`` across the hand
-      (its own axes) turned by ``a + 180``;
+      left and right turned by ``-a`` (touching at the fingertips);
     * ``s`` below and above turned by ``a`` (stacked hands) and ``s`` along the fingers, either way,
       turned by ``a + 180`` (fingers meeting fingers, or a hand held from below).
 
@@ -265,14 +264,12 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
     a = r.angle_deg
     theta = np.deg2rad(a)
     up = np.array([np.sin(theta), -np.cos(theta)])  # the crop's up (the fingers) in photo axes
-    across = np.array([np.cos(theta), np.sin(theta)])  # the crop's right in photo axes
     step = offset * r.size
     out = [Region(r.center, r.size, -a), Region(r.center, r.size, a + 180.0)]
     for sign in (1, -1):
         beside = r.center + [sign * step, 0.0]
         out += [Region(beside, r.size, -a), Region(beside, r.size, a),
-                Region(r.center + [2 * sign * step, 0.0], r.size, -a),
-                Region(r.center + sign * step * across, r.size, a + 180.0)]
+                Region(r.center + [2 * sign * step, 0.0], r.size, -a)]
     for sign in (1, -1):
         out += [Region(r.center + [0.0, sign * step], r.size, a),
                 Region(r.center + sign * step * up, r.size, a + 180.0)]
