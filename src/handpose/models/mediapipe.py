@@ -13,10 +13,9 @@ enough confident hands:
 3. ``pair`` (``use_regions``): the hand-landmark network run directly on up to 12 regions beside
    and on every found hand (:func:`handpose.models.regions.pair_regions`: its neighbours left,
    right, above and below, its mirror image on it, and a hand facing it, on it and along its
-   fingers): the
-   other hand of a touching or interacting pair, which the palm detector often misses; a hand
-   found there must not overlap a found hand by ``pair_max_iou``. Repeated after every later
-   stage for the hands found since.
+   fingers): the other hand of a touching or interacting pair, which the palm detector often
+   misses; a hand found there must not overlap a found hand by ``pair_max_iou`` (a re-reading of
+   it). Repeated after every later stage for the hands found since.
 4. ``person`` (when hands are missing or small): MediaPipe Pose (bundled, model complexity 1)
    finds a person; a region around each wrist not already explained by a found hand, sized from
    the forearm and shoulders and turned so that the forearm points up, goes to the landmark
