@@ -172,15 +172,17 @@ class Composite:
     labels: list[dict[str, str]]
 
 
-def _cutout(image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Square patch of 1.6 x the hand's box around a GT hand (black outside the photo) and its keypoints."""
+def _cutout(image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, angle_deg: float = 0.0
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Square patch of 1.6 x the hand's box around a GT hand (black outside the photo), turned by
+    ``angle_deg`` (counter-clockwise as displayed), and its keypoints."""
     from handpose.views import square_crop_view
 
     pts = keypoints[visible]
     center = (pts.min(0) + pts.max(0)) / 2 + 0.5  # pixel centres -> continuous
     side = 1.6 * max(float(np.ptp(pts, axis=0).max()), 8.0)
     out = int(round(side))
-    view = square_crop_view(image, center, side, out)
+    view = square_crop_view(image, center, side, out, angle_deg)
     return view.image, (keypoints + 0.5) @ view.matrix[:, :2].T + view.matrix[:, 2] - 0.5
 
 
@@ -276,6 +278,124 @@ def make_composites(photos: list[Photo], backgrounds: list[np.ndarray], seed: in
     return out
 
 
+def _gt_sources(photos: list[Photo]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, str]]:
+    """``(photo, keypoints, visible, folder)`` of every dataset-GT hand."""
+    from handpose.io import load_image
+
+    out = []
+    for photo in photos:
+        if photo.pseudo:
+            continue
+        image = load_image(photo.paths[0])
+        out += [(image, hand, vis, photo.paths[0].parent.name) for hand, vis in zip(photo.hands, photo.visible)]
+    return out
+
+
+def _occlude(canvas: np.ndarray, box: np.ndarray, backgrounds: list[np.ndarray], rng: np.random.Generator) -> None:
+    """Paste an object-like patch (a piece of another background, a flat rectangle or ellipse) over
+    20-45 % of ``box`` (``xyxy`` pixels) of ``canvas``, in place, from one of the box's sides."""
+    import cv2
+
+    x1, y1, x2, y2 = box
+    bw, bh = x2 - x1, y2 - y1
+    fraction = rng.uniform(0.2, 0.45)
+    # A band of the box along one side (an object held in front of the palm or the fingers), or a
+    # centred blob; its area is ``fraction`` of the box.
+    if rng.random() < 0.7:
+        side = rng.integers(4)
+        t = fraction
+        ox1, oy1, ox2, oy2 = [(x1, y1, x1 + t * bw, y2), (x2 - t * bw, y1, x2, y2),
+                              (x1, y1, x2, y1 + t * bh), (x1, y2 - t * bh, x2, y2)][side]
+    else:
+        r = np.sqrt(fraction)
+        cx, cy = rng.uniform(x1 + r * bw / 2, x2 - r * bw / 2), rng.uniform(y1 + r * bh / 2, y2 - r * bh / 2)
+        ox1, oy1, ox2, oy2 = cx - r * bw / 2, cy - r * bh / 2, cx + r * bw / 2, cy + r * bh / 2
+    h, w = canvas.shape[:2]
+    ox1, oy1 = int(np.clip(round(ox1), 0, w - 1)), int(np.clip(round(oy1), 0, h - 1))
+    ox2, oy2 = int(np.clip(round(ox2), ox1 + 1, w)), int(np.clip(round(oy2), oy1 + 1, h))
+    ph, pw = oy2 - oy1, ox2 - ox1
+    kind = rng.integers(3)
+    if kind == 0:  # a piece of another photo
+        other = backgrounds[rng.integers(len(backgrounds))]
+        y0, x0 = rng.integers(0, other.shape[0] - ph + 1), rng.integers(0, other.shape[1] - pw + 1)
+        patch = other[y0:y0 + ph, x0:x0 + pw]
+        mask = np.ones((ph, pw), bool)
+    else:  # a flat-coloured rectangle or ellipse (with a little shading)
+        colour = rng.integers(0, 256, 3)
+        shade = np.linspace(0.8, 1.1, pw)[None, :, None]
+        patch = np.clip(colour * shade * np.ones((ph, 1, 1)), 0, 255).astype(np.uint8)
+        mask = np.ones((ph, pw), bool)
+        if kind == 2:
+            ellipse = np.zeros((ph, pw), np.uint8)
+            cv2.ellipse(ellipse, (pw // 2, ph // 2), (max(pw // 2, 1), max(ph // 2, 1)), 0, 0, 360, 1, -1)
+            mask = ellipse.astype(bool)
+    region = canvas[oy1:oy2, ox1:ox2]
+    region[mask] = patch[mask]
+
+
+def make_hard_composites(photos: list[Photo], backgrounds: list[np.ndarray], seed: int = 1) -> list[Composite]:
+    """The ``occluded`` and ``edge`` hard cases (see the module docstring), one each per GT hand,
+    reproducible from ``seed`` (their own generator: the ``single`` / ``pair`` cases are unchanged)."""
+    from handpose.models.regions import upright_angle
+
+    rng = np.random.default_rng(seed)
+    out = []
+    sources = _gt_sources(photos)
+    for image, kp, vis, folder in sources:
+        patch, pkp = _cutout(image, kp, vis)
+        canvas = backgrounds[rng.integers(len(backgrounds))].copy()
+        h, w = canvas.shape[:2]
+        size = rng.uniform(150, 300)
+        top_left = rng.uniform([0, 0], [w - 1.6 * size, h - 1.6 * size])
+        hand = _paste(canvas, patch, pkp, size, top_left, mirror=bool(rng.integers(2)))
+        pts = hand[vis]
+        _occlude(canvas, np.r_[pts.min(0), pts.max(0)], backgrounds, rng)
+        out.append(Composite(canvas, hand[None], vis[None], [{"kind": "occluded", "size": "", "folder": folder}]))
+    for image, kp, vis, folder in sources:
+        background = backgrounds[rng.integers(len(backgrounds))]
+        h, w = background.shape[:2]
+        for _ in range(20):  # until 15 of the 21 joints lie inside (fingers curled back leave fewer)
+            canvas = background.copy()
+            edge = ("bottom", "left", "right")[rng.integers(3)]
+            inward = {"bottom": np.array([0.0, -1.0]), "left": np.array([1.0, 0.0]),
+                      "right": np.array([-1.0, 0.0])}[edge]
+            # Fingers (wrist -> middle MCP) turned to point inward, give or take 35 degrees.
+            size = rng.uniform(250, 450)
+            mirror = bool(rng.integers(2))  # _paste mirrors after the turn: aim at the mirrored direction
+            angle = upright_angle(kp[9] - kp[0]) - upright_angle(inward * [-1, 1] if mirror else inward) \
+                + rng.uniform(-35, 35)
+            patch, pkp = _cutout(image, kp, vis, angle)
+            # Paste at the origin, then shift so that the wrist lies 0-25 % of the hand beyond the edge.
+            probe = _paste(np.zeros_like(canvas), patch, pkp, size, np.zeros(2), mirror)
+            beyond = rng.uniform(0.0, 0.25) * size
+            if edge == "bottom":
+                shift = np.array([rng.uniform(0.15, 0.85) * w, h - 0.5 + beyond]) - probe[0]
+            else:
+                x = -0.5 - beyond if edge == "left" else w - 0.5 + beyond
+                shift = np.array([x, rng.uniform(0.35, 0.95) * h]) - probe[0]
+            hand = _paste(canvas, patch, pkp, size, np.round(shift), mirror)
+            inside = (hand[:, 0] >= -0.5) & (hand[:, 0] <= w - 0.5) & (hand[:, 1] >= -0.5) & (hand[:, 1] <= h - 0.5)
+            if np.sum(vis & inside) >= 15:
+                break
+        out.append(Composite(canvas, hand[None], (vis & inside)[None], [{"kind": "edge", "size": "", "folder": folder}]))
+    return out
+
+
+def negatives(backgrounds: list[np.ndarray], seed: int = 2) -> list[np.ndarray]:
+    """Hand-free photos: every background as is, and a random crop of each (half its sides)
+    resampled to 640 x 480, a close-up of the same scene."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    out = list(backgrounds)
+    for image in backgrounds:
+        h, w = image.shape[:2]
+        ch, cw = h // 2, min(w // 2, h * 2 // 3)
+        y0, x0 = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        out.append(cv2.resize(image[y0:y0 + ch, x0:x0 + cw], (640, 480), interpolation=cv2.INTER_LINEAR))
+    return out
+
+
 def composite_report(name: str, composites: list[Composite], predictions: list[list[HandPrediction]],
                      times_ms: list[float]) -> dict[str, float]:
     """Recall per category (kind, size, folder) and overall precision of one method; printed."""
@@ -292,7 +412,7 @@ def composite_report(name: str, composites: list[Composite], predictions: list[l
             hit = bool(k in m.pairs[:, 1])
             keys = [f"{label['kind']} {label['size']}" if label["kind"] == "single" else label["kind"],
                     label["kind"].split()[0], f"folder {label['folder']}"]
-            for key in keys:
+            for key in dict.fromkeys(keys):
                 found.setdefault(key, []).append(hit)
     rates = {key: float(np.mean(v)) for key, v in found.items()}
     rates["precision"] = n_matched / n_pred if n_pred else float("nan")
@@ -311,7 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overlays", type=Path, default=None, help="write GT (white) + prediction overlays here")
     parser.add_argument("--max-hands", type=int, default=MediaPipeOptions().max_hands)
     parser.add_argument("--no-composites", action="store_true", help="skip the hard-case composites")
+    parser.add_argument("--hard-only", action="store_true",
+                        help="of the composites, only the occluded / edge cases and the hand-free photos")
     parser.add_argument("--verbose", action="store_true", help="per-photo lines")
+    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                        help="override a MediaPipeOptions field of the project's detector (Python literal), "
+                             "e.g. --set scan=False; repeatable")
     args = parser.parse_args(argv)
     if not (args.photos / "gt.json").is_file():
         print(f"skipped: no gt.json in {args.photos}")
@@ -322,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.photos}: {n_main} photos with dataset GT ({n_hands} hands), "
           f"{len(photos) - n_main} with MediaPipe pseudo-GT (reported apart)")
     methods = [("plain", PlainMediaPipe(args.max_hands)),
-               ("project", MediaPipeEstimator(MediaPipeOptions(max_hands=args.max_hands)))]
+               ("project", MediaPipeEstimator(MediaPipeOptions(max_hands=args.max_hands, **overrides(args.set))))]
     print(f"{'method':<10}{'set':<8}{'recall':>8}{'precision':>11}{'PCK@0.2':>9}{'PCK found':>11}"
           f"{'median ms':>11}{'mean ms':>9}{'p95 ms':>8}")
     for name, method in methods:
@@ -347,15 +472,11 @@ def main(argv: list[str] | None = None) -> int:
     backgrounds = [] if args.no_composites else hand_free_backgrounds(photos, [method for _, method in methods])
     if not args.no_composites and not backgrounds:
         print("composites skipped: no photo of 600 px or more that is not mostly hands")
-    if backgrounds:
+    if backgrounds and not args.hard_only:
         composites = make_composites(photos, backgrounds)
         print(f"composites (in memory, never saved): {len(composites)} from {len(backgrounds)} hand-free backgrounds")
         for name, method in methods:
-            predictions, times_ms = [], []
-            for comp in composites:
-                start = time.perf_counter()
-                predictions.append(method.predict(comp.image))
-                times_ms.append((time.perf_counter() - start) * 1000.0)
+            predictions, times_ms = timed(method, [comp.image for comp in composites])
             composite_report(name, composites, predictions, times_ms)
             if args.overlays is not None:
                 from handpose.io import save_png_atomic
@@ -368,9 +489,57 @@ def main(argv: list[str] | None = None) -> int:
                             canvas = draw_keypoints(canvas, kp, color=(255, 255, 255), radius=2)
                         save_png_atomic(args.overlays / f"composites-{name}" / f"{k:03d}.png",
                                         draw_hands(canvas, hands))
+    if backgrounds:
+        hard = make_hard_composites(photos, backgrounds)
+        empty = negatives(backgrounds)
+        print(f"hard cases (in memory, never saved): {len(hard)} composites (occluded, edge); "
+              f"{len(empty)} hand-free photos (backgrounds and close-up crops of them)")
+        for name, method in methods:
+            predictions, times_ms = timed(method, [comp.image for comp in hard])
+            composite_report(name, hard, predictions, times_ms)
+            false, times_ms = timed(method, empty)
+            counts = [len(hands) for hands in false]
+            print(f"    hand-free photos: {sum(counts)} false hands on {sum(c > 0 for c in counts)} of {len(empty)} "
+                  f"photos ({sum(counts) / len(empty):.2f} per photo), median {statistics.median(times_ms):.0f} ms"
+                  + "".join(f"\n      photo {k}: {hand.source} score {hand.score:.2f} box {np.round(hand.box_xyxy)}"
+                            for k, hands in enumerate(false) for hand in hands))
+            if args.overlays is not None:
+                from handpose.io import save_png_atomic
+                from handpose.viz import draw_hands, draw_keypoints
+
+                for k, (comp, hands) in enumerate(zip(hard, predictions)):
+                    canvas = draw_keypoints(comp.image, np.where(comp.visible[0][:, None], comp.hands[0], np.nan),
+                                            color=(255, 255, 255), radius=2)
+                    save_png_atomic(args.overlays / f"hard-{name}" / f"{k:03d}.png", draw_hands(canvas, hands))
+                for k, (image, hands) in enumerate(zip(empty, false)):
+                    if hands:
+                        save_png_atomic(args.overlays / f"negatives-{name}" / f"{k:03d}.png", draw_hands(image, hands))
     for _, method in methods:
         method.close()
     return 0
+
+
+def overrides(settings: list[str]) -> dict[str, object]:
+    """``{"scan": False}`` from ``["scan=False"]`` (values are Python literals)."""
+    import ast
+
+    out = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {setting!r}: expected OPTION=VALUE, e.g. scan=False")
+        out[key.strip()] = ast.literal_eval(value.strip())
+    return out
+
+
+def timed(method, images: list[np.ndarray]) -> tuple[list[list[HandPrediction]], list[float]]:
+    """``method``'s predictions on ``images`` and milliseconds per image."""
+    predictions, times_ms = [], []
+    for image in images:
+        start = time.perf_counter()
+        predictions.append(method.predict(image))
+        times_ms.append((time.perf_counter() - start) * 1000.0)
+    return predictions, times_ms
 
 
 if __name__ == "__main__":

@@ -227,6 +227,14 @@ class MediaPipeOptions:
         region_steps: re-crops (landmarks -> region -> landmarks) of a region hand.
         max_drift: a region hand whose last re-crop moved its keypoints more than this (mean
             distance / box side) is unstable and rejected.
+        scan: run the region scan (``use_regions``): while fewer than two hands are found and no
+            found hand is small (a wide shot, which the tiles handle), the landmark network on a
+            coarse cover of the photo (:func:`handpose.models.regions.scan_regions`), for large
+            hands the palm detector misses (holding objects, entering from an edge, palm hidden).
+        scan_sizes: region sides of the scan, fractions of the photo's shorter side (regions are
+            about twice a hand's box: hands of about 0.2-0.45 of the shorter side).
+        scan_step: the scan's grid spacing, fraction of the region side.
+        scan_max_covered: scan regions covered more than this by a found hand's box are skipped.
     """
 
     max_hands: int = 4
@@ -262,6 +270,10 @@ class MediaPipeOptions:
     pair_offset: float = 0.3
     region_steps: int = 2
     max_drift: float = 0.15
+    scan: bool = True
+    scan_sizes: tuple[float, ...] = (0.4, 0.65)
+    scan_step: float = 0.6
+    scan_max_covered: float = 0.3
 
     def __post_init__(self) -> None:
         if self.max_people < 0:
@@ -289,6 +301,11 @@ class MediaPipeOptions:
             raise ValueError(f"region_steps must be >= 1 (re-crop and re-score), got {self.region_steps}")
         if not (self.pair_offset > 0 and self.max_drift > 0):
             raise ValueError(f"pair_offset and max_drift must be positive, got {self.pair_offset}, {self.max_drift}")
+        if not self.scan_sizes or any(not 0.0 < size <= 2.0 for size in self.scan_sizes):
+            raise ValueError(f"scan_sizes must be fractions of the shorter side in (0, 2], got {self.scan_sizes}")
+        if not 0.0 < self.scan_step <= 1.0 or not 0.0 <= self.scan_max_covered <= 1.0:
+            raise ValueError(f"scan_step must be in (0, 1] and scan_max_covered in [0, 1], "
+                             f"got {self.scan_step}, {self.scan_max_covered}")
 
 
 def open_graph(factory: Callable[[], Any]) -> Any:
@@ -615,6 +632,15 @@ class MediaPipeEstimator:
             pair_search()
         if o.tile_grids and longer >= o.tile_min_side and self._needs_more(found, longer):
             search(self._tile_views(image), o.max_hands, o.min_detection_confidence, o.min_score)
+            pair_search()
+        if (o.scan and o.use_regions and len(found) < min(2, o.max_hands)  # one person's hands at most
+                and not any(np.ptp(hand.keypoints_2d, axis=0).max() < o.small_hand_fraction * longer for hand in found)):
+            boxes = np.array([hand.box_xyxy for hand in found]).reshape(-1, 4)
+            scan = regions.scan_regions(w, h, o.scan_sizes, o.scan_step, found_boxes=boxes,
+                                        max_covered=o.scan_max_covered)
+            found, calls = self._search_regions(image, [(region, "scan") for region in scan], found,
+                                                min(2, o.max_hands))
+            views_run += calls
             pair_search()
         if (o.tile_grids and longer >= o.tile_min_side and len(found) < 2  # costly: one person's hands at most
                 and self._needs_more(found, longer)):

@@ -265,6 +265,64 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
     return regions
 
 
+def scan_regions(width: float, height: float, sizes: tuple[float, ...] = (0.4, 0.65), step: float = 0.6,
+                 margin: float = 0.15, found_boxes: np.ndarray | None = None, max_covered: float = 0.3
+                 ) -> list[Region]:
+    """A coarse cover of a ``width`` x ``height`` photo (continuous pixels) by regions where a large
+    hand the palm detector missed may be: hands holding objects, entering from an edge, palm hidden.
+
+    For every ``size`` (fraction of the photo's shorter side ``S``), square regions of side
+    ``s = size S`` sit on a grid whose centres run evenly from ``s/2 - margin s`` to
+    ``W - s/2 + margin s`` (and the same in y; a region may stick out of the photo by
+    ``margin s``, so that a hand cut by an edge can fill it), at most ``step s`` apart: every point
+    of the photo is within ``step s / 2`` of a centre along each axis, which the landmark network's
+    re-crop corrects (a hand off-centre by 0.15 of the region is found about as often as a centred
+    one). Turns: regions on the bottom, left or right edge of the grid are turned so that a hand
+    entering from that edge points up (bottom 0, left 90, right -90, bottom corners +-45 degrees:
+    egocentric hands come from the bottom and the sides, pointing inward); the others are upright
+    (0: raised hands, hands on objects seen from the front). The landmark network tolerates about
+    45 degrees of turn.
+
+    Regions a found hand explains are skipped: the region's centre lies in a box of
+    ``found_boxes`` (``(N, 4)`` ``xyxy`` continuous pixels) or more than ``max_covered`` of its
+    area does. Order: bottom edge, side edges, the rest; larger regions first within each.
+
+    Returns:
+        the regions, one call of the landmark network each.
+    """
+    if not (width > 0 and height > 0):
+        raise ValueError(f"width and height must be positive pixels, got {width} x {height}")
+    if not sizes or any(not 0.0 < size <= 2.0 for size in sizes):
+        raise ValueError(f"sizes must be fractions of the shorter side in (0, 2], got {sizes}")
+    if not 0.0 < step <= 1.0 or not 0.0 <= margin < 0.5:
+        raise ValueError(f"step must be in (0, 1] and margin in [0, 0.5), got {step}, {margin}")
+    boxes = np.zeros((0, 4)) if found_boxes is None else np.asarray(found_boxes, dtype=np.float64).reshape(-1, 4)
+    shorter = min(width, height)
+    ranked = []
+    for size in sorted(sizes, reverse=True):
+        side = size * shorter
+        axes = []
+        for extent in (width, height):
+            lo, hi = side / 2 - margin * side, extent - side / 2 + margin * side
+            n = 1 if hi <= lo else int(np.ceil((hi - lo) / (step * side) - 1e-9)) + 1
+            axes.append(np.linspace(lo, hi, n) if n > 1 else np.array([extent / 2]))
+        xs, ys = axes
+        for j, y in enumerate(ys):
+            for i, x in enumerate(xs):
+                center = np.array([x, y])
+                box = np.r_[center - side / 2, center + side / 2]
+                inside = np.all((boxes[:, :2] <= center) & (center <= boxes[:, 2:]), axis=1)
+                if np.any(inside) or np.any(detect.box_overlap_fraction(box, boxes) > max_covered):
+                    continue
+                # Inward direction from the grid edges the region is on (y down).
+                inward = np.array([float(len(xs) > 1 and i == 0) - float(len(xs) > 1 and i == len(xs) - 1),
+                                   -float(len(ys) > 1 and j == len(ys) - 1)])
+                angle = upright_angle(inward) if np.any(inward) else 0.0
+                rank = 0 if inward[1] < 0 else 1 if inward[0] else 2
+                ranked.append((rank, -side, Region(center, side, angle)))
+    return [region for _, _, region in sorted(ranked, key=lambda item: item[:2])]
+
+
 def plausibility_failures(hand: RegionHand) -> float:
     """Fraction of bones and joints of ``hand`` that fail :func:`handpose.anatomy.anatomical_plausibility`."""
     return float(anatomical_plausibility(hand.keypoints_3d[None], [hand.handedness]).score[0])
