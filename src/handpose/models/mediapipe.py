@@ -636,8 +636,10 @@ class MediaPipeEstimator:
         if (o.scan and o.use_regions and len(found) < min(2, o.max_hands)  # one person's hands at most
                 and not any(np.ptp(hand.keypoints_2d, axis=0).max() < o.small_hand_fraction * longer for hand in found)):
             boxes = np.array([hand.box_xyxy for hand in found]).reshape(-1, 4)
-            scan = regions.scan_regions(w, h, o.scan_sizes, o.scan_step, found_boxes=boxes,
-                                        max_covered=o.scan_max_covered)
+            # With a hand found, the other hand of the same person is about as large: its region size only.
+            sizes = o.scan_sizes if not found else (float(np.clip(
+                regions.region_from_keypoints(found[0].keypoints_2d).size / min(w, h), 0.25, 1.0)),)
+            scan = regions.scan_regions(w, h, sizes, o.scan_step, found_boxes=boxes, max_covered=o.scan_max_covered)
             found, calls = self._search_regions(image, [(region, "scan") for region in scan], found,
                                                 min(2, o.max_hands))
             views_run += calls

@@ -275,9 +275,10 @@ def scan_regions(width: float, height: float, sizes: tuple[float, ...] = (0.4, 0
     ``s = size S`` sit on a grid whose centres run evenly from ``s/2 - margin s`` to
     ``W - s/2 + margin s`` (and the same in y; a region may stick out of the photo by
     ``margin s``, so that a hand cut by an edge can fill it), at most ``step s`` apart: every point
-    of the photo is within ``step s / 2`` of a centre along each axis, which the landmark network's
-    re-crop corrects (a hand off-centre by 0.15 of the region is found about as often as a centred
-    one). Turns: regions on the bottom, left or right edge of the grid are turned so that a hand
+    of the photo lies in a region and, between the outermost centres, within ``step s / 2`` of a
+    centre along each axis, which the landmark network's re-crop corrects (measured on the dev
+    photos' GT hands: a hand off-centre by 0.15 of the region is found about as often as a
+    centred one, by 0.3 half as often). Turns: regions on the bottom, left or right edge of the grid are turned so that a hand
     entering from that edge points up (bottom 0, left 90, right -90, bottom corners +-45 degrees:
     egocentric hands come from the bottom and the sides, pointing inward); the others are upright
     (0: raised hands, hands on objects seen from the front). The landmark network tolerates about
