@@ -3,6 +3,7 @@
 Usage::
 
     .venv/bin/python bench/bench_detection.py [PHOTOS_DIR] [--overlays DIR] [--max-hands N] [--no-composites]
+        [--hard-only] [--set OPTION=VALUE ...]
 
 ``PHOTOS_DIR`` holds a ``gt.json`` (format of ``../shared/photos/gt.json``; default that folder,
 skipped cleanly when absent). Prints, per method, detection recall and precision, PCK@0.2 (a joint
@@ -23,6 +24,20 @@ Hard cases (issue 13), built at bench time in memory from the same photos and ne
   its box side is 40, 60, 90, 130 or 200 px, pasted at a random place into a background;
 * ``pair``: a GT hand and a mirrored GT hand (another person's other hand) of 120-160 px, the
   second pasted touching / overlapping the first (offset 0.45-0.7 of a hand side, random side).
+
+* ``occluded``: a GT hand of 150-300 px (mirrored or not) with an object-like patch (a piece of
+  another background, a flat rectangle or ellipse) pasted over 20-45 % of its box, along one side
+  or as a blob; keypoints kept (recall of the hand);
+* ``edge``: a GT hand of 250-450 px turned so that its fingers point inward (+-35 degrees) and
+  pasted with its wrist 0-25 % of the hand beyond the bottom, left or right edge (egocentric
+  hands; joints outside the photo are not scored, 15 of 21 at least inside);
+* hand-free photos: the backgrounds as they are and a close-up crop of each (640 x 480), scanned
+  for false hands (false hands per photo, each listed).
+
+The ``occluded`` and ``edge`` cases and the hand-free photos have their own random generators and
+are reported apart (``--hard-only`` runs only them), so the ``single`` / ``pair`` figures stay
+comparable across versions. ``--set OPTION=VALUE`` overrides an option of the project's detector
+(``--set scan=False``: the detector without its region scan).
 
 Backgrounds are the photos whose longer side is at least 600 px, with every hand (GT, plain
 MediaPipe's and the project's predictions) painted out by OpenCV's inpainting (photos that are

@@ -31,12 +31,22 @@ enough confident hands:
    starts: MediaPipe's re-crop of their keypoints and an upright square on their box
    (:func:`handpose.models.regions.box_region`; the first landmarks of a small hand are often
    turned wrong).
+6. ``scan`` (``use_regions`` and ``scan``; run after the grid tiles, before the fine tiles): while
+   fewer than two hands are found and none of them is small (a wide shot, which the tiles
+   handle), the landmark network on a coarse cover of the photo
+   (:func:`handpose.models.regions.scan_regions`): large hands the palm detector misses, holding
+   objects, partly covered or entering from an edge (egocentric photos). Squares of
+   ``scan_sizes`` of the shorter side (with a hand found, that hand's region size only: the other
+   hand of a person is about as large), ``scan_step`` apart, upright, or turned inward on the
+   bottom and side edges; regions a found hand explains are skipped; a region is dropped after
+   one network run when its presence is below ``min_presence / 2``, else verified like every
+   region hand. About 10-40 network runs (3-9 ms each) on a photo it scans.
 
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
 ``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped when a
 third of it lies in a whole hand's box (a cut copy of a hand another view holds whole); a hand
 mostly inside the box of one 1.5 times larger is dropped (fingers read as a small hand). Region
-hands (stages 3-4) pass a verifier: every re-crop scores a hand presence of at least
+hands (stages 3, 4 and 6) pass a verifier: every re-crop scores a hand presence of at least
 ``min_presence``, the last re-crop moves the keypoints less than ``max_drift``, the first answer
 is not a hand already found, and the bones and joint angles are a hand's
 (:func:`handpose.anatomy.anatomical_plausibility`, at most ``max_plausibility`` failing).
@@ -61,7 +71,8 @@ Conventions:
       exposes) for palm-detector hands, the hand-presence probability for region hands, in
       ``[0, 1]``.
     * ``source``: ``"mediapipe:<view>"``, e.g. ``"mediapipe:full"``, ``"mediapipe:rot90"``,
-      ``"mediapipe:tile2x2-3"``, ``"landmarks:pair"``, ``"landmarks:person-left"``.
+      ``"mediapipe:tile2x2-3"``, ``"landmarks:pair"``, ``"landmarks:person-left"``,
+      ``"landmarks:scan"``.
 
 Only models shipped in the wheel are used (palm detection full, hand landmark lite/full, pose
 landmark full, selfie segmentation landscape), the landmark network through ``ai-edge-litert``'s
@@ -212,7 +223,7 @@ class MediaPipeOptions:
         min_inside_fraction: hands with fewer keypoints inside the photo are rejected.
         mirrored_input: the photos are mirrored selfies (keep MediaPipe's labels as they are).
         use_regions: run the landmark network directly on candidate regions (pair search beside
-            every found hand, person wrists), see :mod:`handpose.models.regions`.
+            every found hand, person wrists, the scan), see :mod:`handpose.models.regions`.
         min_presence: a region hand is accepted when every re-crop scores at least this
             hand-presence probability; a palm-detector hand when its re-crop does.
         max_plausibility: a region hand is rejected when more than this fraction of its bones and
@@ -232,7 +243,8 @@ class MediaPipeOptions:
             coarse cover of the photo (:func:`handpose.models.regions.scan_regions`), for large
             hands the palm detector misses (holding objects, entering from an edge, palm hidden).
         scan_sizes: region sides of the scan, fractions of the photo's shorter side (regions are
-            about twice a hand's box: hands of about 0.2-0.45 of the shorter side).
+            about 1.5 times a hand's box: hands of about 0.25-0.5 of the shorter side) when no
+            hand is found; with one found, its region's size (clipped to 0.25-1.0) instead.
         scan_step: the scan's grid spacing, fraction of the region side.
         scan_max_covered: scan regions covered more than this by a found hand's box are skipped.
     """

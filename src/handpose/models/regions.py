@@ -14,7 +14,9 @@ a good crop. This module runs that network (``hand_landmark_full.tflite``, shipp
 
 :func:`region_from_keypoints` is MediaPipe's own landmarks -> next crop rule (the tracking loop of
 its video graphs), so ``landmarks -> re-crop -> landmarks`` refines a rough region and re-scores
-it (:meth:`LandmarkNetwork.refine`).
+it (:meth:`LandmarkNetwork.refine`). Candidate regions: beside a found hand
+(:func:`pair_regions`), on a hand's box (:func:`box_region`) and a coarse cover of the photo for
+large hands the palm detector misses (:func:`scan_regions`).
 
 Coordinates are continuous photo pixels like :mod:`handpose.views` (the photo spans
 ``[0, W] x [0, H]``); the estimator converts to the package's pixel centres at its output.
