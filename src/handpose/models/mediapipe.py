@@ -244,8 +244,13 @@ class MediaPipeOptions:
             hands the palm detector misses (holding objects, entering from an edge, palm hidden).
         scan_sizes: region sides of the scan, fractions of the photo's shorter side (regions are
             about 1.5 times a hand's box: hands of about 0.25-0.5 of the shorter side) when no
-            hand is found; with one found, its region's size (clipped to 0.25-1.0) instead.
+            hand is found (with one found, see ``scan_found_scales``).
         scan_step: the scan's grid spacing, fraction of the region side.
+        scan_found_scales: with a hand found, the scan's region sides are these multiples of
+            that hand's region (:func:`~handpose.models.regions.region_from_keypoints`), clipped to
+            0.25-1.0 of the shorter side, instead of ``scan_sizes``.
+        scan_margin: scan regions may stick out of the photo by this fraction of their side (a
+            hand cut by the edge, wrist outside, fills the region it would have whole).
         scan_max_covered: scan regions covered more than this by a found hand's box are skipped.
     """
 
@@ -285,6 +290,8 @@ class MediaPipeOptions:
     scan: bool = True
     scan_sizes: tuple[float, ...] = (0.4, 0.65)
     scan_step: float = 0.6
+    scan_margin: float = 0.15
+    scan_found_scales: tuple[float, ...] = (1.0,)
     scan_max_covered: float = 0.3
 
     def __post_init__(self) -> None:
@@ -313,11 +320,13 @@ class MediaPipeOptions:
             raise ValueError(f"region_steps must be >= 1 (re-crop and re-score), got {self.region_steps}")
         if not (self.pair_offset > 0 and self.max_drift > 0):
             raise ValueError(f"pair_offset and max_drift must be positive, got {self.pair_offset}, {self.max_drift}")
+        if not self.scan_found_scales or any(not k > 0 for k in self.scan_found_scales):
+            raise ValueError(f"scan_found_scales must be positive multiples, got {self.scan_found_scales}")
         if not self.scan_sizes or any(not 0.0 < size <= 2.0 for size in self.scan_sizes):
             raise ValueError(f"scan_sizes must be fractions of the shorter side in (0, 2], got {self.scan_sizes}")
-        if not 0.0 < self.scan_step <= 1.0 or not 0.0 <= self.scan_max_covered <= 1.0:
-            raise ValueError(f"scan_step must be in (0, 1] and scan_max_covered in [0, 1], "
-                             f"got {self.scan_step}, {self.scan_max_covered}")
+        if not (0.0 < self.scan_step <= 1.0 and 0.0 <= self.scan_margin < 0.5 and 0.0 <= self.scan_max_covered <= 1.0):
+            raise ValueError(f"scan_step must be in (0, 1], scan_margin in [0, 0.5) and scan_max_covered in [0, 1], "
+                             f"got {self.scan_step}, {self.scan_margin}, {self.scan_max_covered}")
 
 
 def open_graph(factory: Callable[[], Any]) -> Any:
@@ -649,9 +658,9 @@ class MediaPipeEstimator:
                 and not any(np.ptp(hand.keypoints_2d, axis=0).max() < o.small_hand_fraction * longer for hand in found)):
             boxes = np.array([hand.box_xyxy for hand in found]).reshape(-1, 4)
             # With a hand found, the other hand of the same person is about as large: its region size only.
-            sizes = o.scan_sizes if not found else (float(np.clip(
-                regions.region_from_keypoints(found[0].keypoints_2d).size / min(w, h), 0.25, 1.0)),)
-            scan = regions.scan_regions(w, h, sizes, o.scan_step, found_boxes=boxes, max_covered=o.scan_max_covered)
+            own = regions.region_from_keypoints(found[0].keypoints_2d).size / min(w, h) if found else 0.0
+            sizes = tuple(float(np.clip(k * own, 0.25, 1.0)) for k in o.scan_found_scales) if found else o.scan_sizes
+            scan = regions.scan_regions(w, h, sizes, o.scan_step, o.scan_margin, boxes, o.scan_max_covered)
             found, calls = self._search_regions(image, [(region, "scan") for region in scan], found,
                                                 min(2, o.max_hands))
             views_run += calls
