@@ -23,16 +23,19 @@ Hard cases (issue 13), built at bench time in memory from the same photos and ne
 * ``single``: every GT hand cut out (a square of 1.6 x its box, feathered edge), scaled so that
   its box side is 40, 60, 90, 130 or 200 px, pasted at a random place into a background;
 * ``pair``: a GT hand and a mirrored GT hand (another person's other hand) of 120-160 px, the
-  second pasted touching / overlapping the first (offset 0.45-0.7 of a hand side, random side).
-
+  second pasted touching / overlapping the first (offset 0.45-0.7 of a hand side, random side);
 * ``occluded``: a GT hand of 150-300 px (mirrored or not) with an object-like patch (a piece of
   another background, a flat rectangle or ellipse) pasted over 20-45 % of its box, along one side
   or as a blob; keypoints kept (recall of the hand);
 * ``edge``: a GT hand of 250-450 px turned so that its fingers point inward (+-35 degrees) and
   pasted with its wrist 0-25 % of the hand beyond the bottom, left or right edge (egocentric
-  hands; joints outside the photo are not scored, 15 of 21 at least inside);
+  hands; joints outside the photo are not scored, 15 labelled joints at least inside);
 * hand-free photos: the backgrounds as they are and a close-up crop of each (640 x 480), scanned
   for false hands (false hands per photo, each listed).
+
+``occluded`` and ``edge`` size a hand by its labelled joints (``_paste`` alone scales by all 21,
+and unlabelled joints may sit at (0, 0): the ``single`` sizes of such hands are smaller than their
+labels).
 
 The ``occluded`` and ``edge`` cases and the hand-free photos have their own random generators and
 are reported apart (``--hard-only`` runs only them), so the ``single`` / ``pair`` figures stay
@@ -348,28 +351,43 @@ def _occlude(canvas: np.ndarray, box: np.ndarray, backgrounds: list[np.ndarray],
     region[mask] = patch[mask]
 
 
-def make_hard_composites(photos: list[Photo], backgrounds: list[np.ndarray], seed: int = 1) -> list[Composite]:
-    """The ``occluded`` and ``edge`` hard cases (see the module docstring), one each per GT hand,
+def _all_joints_side(keypoints: np.ndarray, visible: np.ndarray, side: float) -> float:
+    """The box side of all ``keypoints`` that makes the box of the ``visible`` ones ``side`` px
+    (:func:`_paste` scales by all joints; unlabelled ones may sit at (0, 0))."""
+    return side * float(np.ptp(keypoints, axis=0).max()) / max(float(np.ptp(keypoints[visible], axis=0).max()), 1.0)
+
+
+def _finger_direction(keypoints: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """Wrist (or the labelled palm joints' mean) -> the labelled finger joints' mean, pixels."""
+    palm = visible & np.isin(np.arange(NUM_KEYPOINTS), [0, 1, 5, 9, 13, 17])
+    fingers = visible & (np.arange(NUM_KEYPOINTS) >= 6)
+    start = keypoints[0] if visible[0] else keypoints[palm].mean(0)
+    return keypoints[fingers].mean(0) - start
+
+
+def make_hard_composites(photos: list[Photo], backgrounds: list[np.ndarray], per_hand: int = 2, seed: int = 1
+                         ) -> list[Composite]:
+    """The ``occluded`` and ``edge`` hard cases (see the module docstring), ``per_hand`` each per GT hand,
     reproducible from ``seed`` (their own generator: the ``single`` / ``pair`` cases are unchanged)."""
     from handpose.models.regions import upright_angle
 
     rng = np.random.default_rng(seed)
     out = []
-    sources = _gt_sources(photos)
+    sources = _gt_sources(photos) * per_hand
     for image, kp, vis, folder in sources:
         patch, pkp = _cutout(image, kp, vis)
         canvas = backgrounds[rng.integers(len(backgrounds))].copy()
         h, w = canvas.shape[:2]
         size = rng.uniform(150, 300)
         top_left = rng.uniform([0, 0], [w - 1.6 * size, h - 1.6 * size])
-        hand = _paste(canvas, patch, pkp, size, top_left, mirror=bool(rng.integers(2)))
+        hand = _paste(canvas, patch, pkp, _all_joints_side(pkp, vis, size), top_left, mirror=bool(rng.integers(2)))
         pts = hand[vis]
         _occlude(canvas, np.r_[pts.min(0), pts.max(0)], backgrounds, rng)
         out.append(Composite(canvas, hand[None], vis[None], [{"kind": "occluded", "size": "", "folder": folder}]))
     for image, kp, vis, folder in sources:
         background = backgrounds[rng.integers(len(backgrounds))]
         h, w = background.shape[:2]
-        for _ in range(20):  # until 15 of the 21 joints lie inside (fingers curled back leave fewer)
+        for _ in range(20):  # until 15 labelled joints lie inside (fingers curled back leave fewer)
             canvas = background.copy()
             edge = ("bottom", "left", "right")[rng.integers(3)]
             inward = {"bottom": np.array([0.0, -1.0]), "left": np.array([1.0, 0.0]),
@@ -377,20 +395,23 @@ def make_hard_composites(photos: list[Photo], backgrounds: list[np.ndarray], see
             # Fingers (wrist -> middle MCP) turned to point inward, give or take 35 degrees.
             size = rng.uniform(250, 450)
             mirror = bool(rng.integers(2))  # _paste mirrors after the turn: aim at the mirrored direction
-            angle = upright_angle(kp[9] - kp[0]) - upright_angle(inward * [-1, 1] if mirror else inward) \
-                + rng.uniform(-35, 35)
+            angle = upright_angle(_finger_direction(kp, vis)) \
+                - upright_angle(inward * [-1, 1] if mirror else inward) + rng.uniform(-35, 35)
             patch, pkp = _cutout(image, kp, vis, angle)
-            # Paste at the origin, then shift so that the wrist lies 0-25 % of the hand beyond the edge.
-            probe = _paste(np.zeros_like(canvas), patch, pkp, size, np.zeros(2), mirror)
+            # Paste at the origin, then shift so that the hand's back end (its labelled joint furthest
+            # from the fingers' side: the wrist, mostly) lies 0-25 % of the hand beyond the edge.
+            full = _all_joints_side(pkp, vis, size)
+            probe = _paste(np.zeros_like(canvas), patch, pkp, full, np.zeros(2), mirror)
+            back = probe[vis][np.argmin(probe[vis] @ inward)]
             beyond = rng.uniform(0.0, 0.25) * size
             if edge == "bottom":
-                shift = np.array([rng.uniform(0.15, 0.85) * w, h - 0.5 + beyond]) - probe[0]
+                shift = np.array([rng.uniform(0.15, 0.85) * w, h - 0.5 + beyond]) - back
             else:
                 x = -0.5 - beyond if edge == "left" else w - 0.5 + beyond
-                shift = np.array([x, rng.uniform(0.35, 0.95) * h]) - probe[0]
-            hand = _paste(canvas, patch, pkp, size, np.round(shift), mirror)
+                shift = np.array([x, rng.uniform(0.35, 0.95) * h]) - back
+            hand = _paste(canvas, patch, pkp, full, np.round(shift), mirror)
             inside = (hand[:, 0] >= -0.5) & (hand[:, 0] <= w - 0.5) & (hand[:, 1] >= -0.5) & (hand[:, 1] <= h - 0.5)
-            if np.sum(vis & inside) >= 15:
+            if np.sum(vis & inside) >= min(15, vis.sum() - 2):
                 break
         out.append(Composite(canvas, hand[None], (vis & inside)[None], [{"kind": "edge", "size": "", "folder": folder}]))
     return out
