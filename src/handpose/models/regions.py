@@ -267,7 +267,7 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
     return regions
 
 
-def scan_regions(width: float, height: float, sizes: tuple[float, ...] = (0.4, 0.65), step: float = 0.6,
+def scan_regions(width: float, height: float, sizes: tuple[float, ...] = (0.5, 0.9), step: float = 0.6,
                  margin: float = 0.15, found_boxes: np.ndarray | None = None, max_covered: float = 0.3
                  ) -> list[Region]:
     """A coarse cover of a ``width`` x ``height`` photo (continuous pixels) by regions where a large
