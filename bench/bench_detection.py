@@ -413,7 +413,8 @@ def make_hard_composites(photos: list[Photo], backgrounds: list[np.ndarray], per
             inside = (hand[:, 0] >= -0.5) & (hand[:, 0] <= w - 0.5) & (hand[:, 1] >= -0.5) & (hand[:, 1] <= h - 0.5)
             if np.sum(vis & inside) >= min(15, vis.sum() - 2):
                 break
-        out.append(Composite(canvas, hand[None], (vis & inside)[None], [{"kind": "edge", "size": "", "folder": folder}]))
+        out.append(Composite(canvas, hand[None], (vis & inside)[None],
+                             [{"kind": "edge", "size": "", "folder": folder}]))
     return out
 
 

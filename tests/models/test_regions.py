@@ -226,17 +226,16 @@ def test_scan_regions_skip_what_a_found_hand_explains():
     assert 0 < len(scan) < len(every)
     for r in scan:
         assert not np.all((box[0, :2] <= r.center) & (r.center <= box[0, 2:]))
-        corners = np.r_[r.center - r.size / 2, r.center + r.size / 2]
-        lo, hi = np.maximum(corners[:2], box[0, :2]), np.minimum(corners[2:], box[0, 2:])
-        assert np.prod(np.clip(hi - lo, 0, None)) <= 0.3 * r.size ** 2 + 1e-6
+        assert _covered(r, box[0]) <= 0.3 + 1e-9
     # Every skipped region is one the box explains.
     kept = {(round(r.center[0], 6), round(r.center[1], 6), round(r.size, 6)) for r in scan}
     skipped = [r for r in every if (round(r.center[0], 6), round(r.center[1], 6), round(r.size, 6)) not in kept]
-    assert skipped and all(detect_overlap(r, box[0]) > 0.3 or np.all((box[0, :2] <= r.center) & (r.center <= box[0, 2:]))
+    assert skipped and all(_covered(r, box[0]) > 0.3 or np.all((box[0, :2] <= r.center) & (r.center <= box[0, 2:]))
                            for r in skipped)
 
 
-def detect_overlap(region, box):
+def _covered(region, box):
+    """Fraction of an upright region's square inside ``box`` (``xyxy``)."""
     corners = np.r_[region.center - region.size / 2, region.center + region.size / 2]
     lo, hi = np.maximum(corners[:2], box[:2]), np.minimum(corners[2:], box[2:])
     return np.prod(np.clip(hi - lo, 0, None)) / region.size ** 2

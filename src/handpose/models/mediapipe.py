@@ -40,8 +40,9 @@ enough confident hands:
    hand of a person is about as large), ``scan_step`` apart, upright, or turned inward on the
    bottom and side edges; regions a found hand explains are skipped; a region is dropped after
    one network run when its presence is below ``min_presence / 2``, else verified like every
-   region hand. At most 26 regions on a 640 x 480 photo, 32 on a 1280 x 720 one, one network
-   run each (3-9 ms) unless its presence is high enough to verify.
+   region hand. 26 regions on a 640 x 480 photo without hands (up to 36 beside a found hand),
+   32 on a 1280 x 720 one: one network run each (3-9 ms) unless its presence is high enough to
+   verify.
 
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
 ``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped when a
@@ -657,8 +658,9 @@ class MediaPipeEstimator:
         if o.tile_grids and longer >= o.tile_min_side and self._needs_more(found, longer):
             search(self._tile_views(image), o.max_hands, o.min_detection_confidence, o.min_score)
             pair_search()
-        if (o.scan and o.use_regions and len(found) < min(2, o.max_hands)  # one person's hands at most
-                and not any(np.ptp(hand.keypoints_2d, axis=0).max() < o.small_hand_fraction * longer for hand in found)):
+        # The scan: fewer than two hands (one person's), none small (a wide shot, which the tiles handle).
+        small = [np.ptp(hand.keypoints_2d, axis=0).max() < o.small_hand_fraction * longer for hand in found]
+        if o.scan and o.use_regions and len(found) < min(2, o.max_hands) and not any(small):
             boxes = np.array([hand.box_xyxy for hand in found]).reshape(-1, 4)
             # With a hand found, the other hand of the same person is about as large: its region size only.
             own = regions.region_from_keypoints(found[0].keypoints_2d).size / min(w, h) if found else 0.0

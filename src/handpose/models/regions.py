@@ -280,11 +280,11 @@ def scan_regions(width: float, height: float, sizes: tuple[float, ...] = (0.5, 0
     of the photo lies in a region and, between the outermost centres, within ``step s / 2`` of a
     centre along each axis, which the landmark network's re-crop corrects (measured on the dev
     photos' GT hands: a hand off-centre by 0.15 of the region is found about as often as a
-    centred one, by 0.3 half as often). Turns: regions on the bottom, left or right edge of the grid are turned so that a hand
-    entering from that edge points up (bottom 0, left 90, right -90, bottom corners +-45 degrees:
-    egocentric hands come from the bottom and the sides, pointing inward); the others are upright
-    (0: raised hands, hands on objects seen from the front). The landmark network tolerates about
-    45 degrees of turn.
+    centred one, by 0.3 half as often). Turns: regions on the bottom, left or right edge of the
+    grid are turned so that a hand entering from that edge points up (bottom 0, left 90, right -90,
+    bottom corners +-45 degrees: egocentric hands come from the bottom and the sides, pointing
+    inward); the others are upright (0: raised hands, hands on objects seen from the front). The
+    landmark network tolerates about 45 degrees of turn.
 
     Regions a found hand explains are skipped: the region's centre lies in a box of
     ``found_boxes`` (``(N, 4)`` ``xyxy`` continuous pixels) or more than ``max_covered`` of its
