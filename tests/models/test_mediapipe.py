@@ -388,6 +388,9 @@ def test_scan_finds_a_covered_hand_the_palm_detector_misses():
         hands = estimator.predict(photo)
     assert len(hands) == 1 and hands[0].source == "landmarks:scan"
     assert len(match_hands(hands[0].keypoints_2d[None], kp[None]).pairs) == 1
+    # A scan hand must be sure or show a palm wide enough: impossible limits reject it.
+    with MediaPipeEstimator(MediaPipeOptions(use_pose=False, scan_min_spread=5.0, sure_presence=1.0)) as strict:
+        assert strict.predict(photo) == []
 
 
 def test_scan_finds_no_hand_in_a_hand_free_photo():
@@ -417,3 +420,7 @@ def test_scan_options_validation():
         MediaPipeOptions(scan_sizes=())
     with pytest.raises(ValueError, match="scan_step"):
         MediaPipeOptions(scan_step=1.5)
+    with pytest.raises(ValueError, match="scan_min_spread"):
+        MediaPipeOptions(scan_min_spread=-0.1)
+    with pytest.raises(ValueError, match="scan_found_scales"):
+        MediaPipeOptions(scan_found_scales=(0.0,))

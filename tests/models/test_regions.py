@@ -248,3 +248,20 @@ def test_scan_regions_validation():
         regions.scan_regions(100, 100, sizes=(0.0,))
     with pytest.raises(ValueError, match="step"):
         regions.scan_regions(100, 100, step=0.0)
+
+
+def test_palm_spread_known_values_and_invariance(reference):
+    kp = np.zeros((21, 2))
+    kp[9], kp[5], kp[17] = [0.0, -10.0], [-4.0, -10.0], [4.0, -7.0]
+    assert regions.palm_spread(kp) == pytest.approx(np.hypot(8.0, 3.0) / 10.0)
+    edge_on = kp.copy()
+    edge_on[17] = edge_on[5]
+    assert regions.palm_spread(edge_on) == pytest.approx(0.0)
+    # Scale and in-plane rotation leave it unchanged.
+    theta = np.deg2rad(70.0)
+    turn = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    hand = reference.keypoints_2d
+    assert regions.palm_spread(3.0 * hand @ turn.T + 5.0) == pytest.approx(regions.palm_spread(hand))
+    assert regions.palm_spread(hand) > 0.3  # the drawn hand's palm faces the camera
+    with pytest.raises(ValueError, match="21, 2"):
+        regions.palm_spread(np.zeros((5, 2)))

@@ -256,6 +256,10 @@ class MediaPipeOptions:
         scan_margin: scan regions may stick out of the photo by this fraction of their side (a
             hand cut by the edge, wrist outside, fills the region it would have whole).
         scan_max_covered: scan regions covered more than this by a found hand's box are skipped.
+        scan_min_spread: a scan hand below ``sure_presence`` whose palm is narrower than this
+            (:func:`handpose.models.regions.palm_spread`, width over length) is rejected: a forearm
+            read as a hand seen edge-on (dev photos: a forearm at 0.18; scan hands that were
+            hands 0.42-1.07).
     """
 
     max_hands: int = 4
@@ -297,6 +301,7 @@ class MediaPipeOptions:
     scan_margin: float = 0.15
     scan_found_scales: tuple[float, ...] = (1.0,)
     scan_max_covered: float = 0.3
+    scan_min_spread: float = 0.3
 
     def __post_init__(self) -> None:
         if self.max_people < 0:
@@ -328,9 +333,11 @@ class MediaPipeOptions:
             raise ValueError(f"scan_found_scales must be positive multiples, got {self.scan_found_scales}")
         if not self.scan_sizes or any(not 0.0 < size <= 2.0 for size in self.scan_sizes):
             raise ValueError(f"scan_sizes must be fractions of the shorter side in (0, 2], got {self.scan_sizes}")
-        if not (0.0 < self.scan_step <= 1.0 and 0.0 <= self.scan_margin < 0.5 and 0.0 <= self.scan_max_covered <= 1.0):
-            raise ValueError(f"scan_step must be in (0, 1], scan_margin in [0, 0.5) and scan_max_covered in [0, 1], "
-                             f"got {self.scan_step}, {self.scan_margin}, {self.scan_max_covered}")
+        if not (0.0 < self.scan_step <= 1.0 and 0.0 <= self.scan_margin < 0.5 and 0.0 <= self.scan_max_covered <= 1.0
+                and self.scan_min_spread >= 0.0):
+            raise ValueError(f"scan_step must be in (0, 1], scan_margin in [0, 0.5), scan_max_covered in [0, 1] and "
+                             f"scan_min_spread >= 0, got {self.scan_step}, {self.scan_margin}, "
+                             f"{self.scan_max_covered}, {self.scan_min_spread}")
 
 
 def open_graph(factory: Callable[[], Any]) -> Any:
@@ -507,13 +514,15 @@ class MediaPipeEstimator:
         return out
 
     def _search_regions(self, image: np.ndarray, candidates: list[tuple[regions.Region, str]],
-                        found: list[HandPrediction], stop_at: int) -> tuple[list[HandPrediction], int]:
+                        found: list[HandPrediction], stop_at: int,
+                        accept: Callable[[regions.RegionHand], bool] | None = None
+                        ) -> tuple[list[HandPrediction], int]:
         """The landmark network on candidate regions; verified new hands merged into ``found``.
 
         Verifier: every re-crop scores ``min_presence``, the last re-crop is stable
         (``max_drift``), the hand is not one already found, its bones and joint angles are a
-        hand's (``max_plausibility``; ``max_plausibility_sure`` at ``sure_presence`` or more), and
-        :meth:`_merge`'s layout checks and duplicate suppression.
+        hand's (``max_plausibility``; ``max_plausibility_sure`` at ``sure_presence`` or more),
+        ``accept(hand)`` when given, and :meth:`_merge`'s layout checks and duplicate suppression.
         """
         o = self.options
         h, w = image.shape[:2]
@@ -528,7 +537,7 @@ class MediaPipeEstimator:
                 continue
             # A sure, stable hand whose 3D reading is off (foreshortened, partly hidden) may fail more.
             limit = o.max_plausibility_sure if hand.presence >= o.sure_presence else o.max_plausibility
-            if regions.plausibility_failures(hand) > limit:
+            if regions.plausibility_failures(hand) > limit or (accept is not None and not accept(hand)):
                 continue
             new = HandPrediction(keypoints_2d=hand.keypoints_2d, keypoints_3d=hand.keypoints_3d,
                                  handedness=hand.handedness, score=hand.presence, source=f"landmarks:{tag}")
@@ -666,8 +675,12 @@ class MediaPipeEstimator:
             own = regions.region_from_keypoints(found[0].keypoints_2d).size / min(w, h) if found else 0.0
             sizes = tuple(float(np.clip(k * own, 0.25, 1.0)) for k in o.scan_found_scales) if found else o.scan_sizes
             scan = regions.scan_regions(w, h, sizes, o.scan_step, o.scan_margin, boxes, o.scan_max_covered)
+            # Nothing but the landmark network vouches for a scan hand: one seen edge-on must be sure.
+            def wide_or_sure(hand: regions.RegionHand) -> bool:
+                return hand.presence >= o.sure_presence or regions.palm_spread(hand.keypoints_2d) >= o.scan_min_spread
+
             found, calls = self._search_regions(image, [(region, "scan") for region in scan], found,
-                                                min(2, o.max_hands))
+                                                min(2, o.max_hands), wide_or_sure)
             views_run += calls
             pair_search()
         if (o.tile_grids and longer >= o.tile_min_side and len(found) < 2  # costly: one person's hands at most

@@ -30,7 +30,7 @@ import numpy as np
 
 from handpose import detect, views
 from handpose.anatomy import anatomical_plausibility
-from handpose.keypoints import MIDDLE_MCP, WRIST
+from handpose.keypoints import FINGERS, MIDDLE_MCP, WRIST
 from handpose.models.native_stderr import silenced_native_stderr
 from handpose.views import View
 
@@ -324,6 +324,17 @@ def scan_regions(width: float, height: float, sizes: tuple[float, ...] = (0.5, 0
                 rank = 0 if inward[1] < 0 else 1 if inward[0] else 2
                 ranked.append((rank, -side, Region(center, side, angle)))
     return [region for _, _, region in sorted(ranked, key=lambda item: item[:2])]
+
+
+def palm_spread(keypoints_2d: np.ndarray) -> float:
+    """Width over length of a hand's palm in the photo: ``|index MCP - pinky MCP| / |wrist - middle
+    MCP|`` of ``(21, 2)`` pixels. About 0.5-1 for a palm or a back seen from the front; near 0 for a
+    hand seen edge-on, and for a forearm or a stick read as one."""
+    kp = np.asarray(keypoints_2d, dtype=np.float64)
+    if kp.shape != (21, 2):
+        raise ValueError(f"keypoints_2d must be (21, 2), got {kp.shape}")
+    index_mcp, pinky_mcp = FINGERS["index"][0], FINGERS["pinky"][0]
+    return float(np.linalg.norm(kp[index_mcp] - kp[pinky_mcp]) / max(np.linalg.norm(kp[MIDDLE_MCP] - kp[WRIST]), 1e-9))
 
 
 def plausibility_failures(hand: RegionHand) -> float:
