@@ -412,7 +412,8 @@ def test_scan_finds_no_hand_in_a_hand_free_photo():
         calls = estimator._network().calls
     assert hands == []
     # The scan did run on every region of its cover.
-    assert calls >= len(regions.scan_regions(w, h))
+    o = MediaPipeOptions()
+    assert calls >= len(regions.scan_regions(w, h, o.scan_sizes, o.scan_step, o.scan_margin, turns=o.scan_turns))
 
 
 def test_scan_options_validation():
@@ -424,3 +425,5 @@ def test_scan_options_validation():
         MediaPipeOptions(scan_min_spread=-0.1)
     with pytest.raises(ValueError, match="scan_found_scales"):
         MediaPipeOptions(scan_found_scales=(0.0,))
+    with pytest.raises(ValueError, match="scan_turns"):
+        MediaPipeOptions(scan_turns=())

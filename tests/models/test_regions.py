@@ -201,7 +201,7 @@ def test_scan_regions_cover_the_photo_at_every_size():
 
 def test_scan_regions_turn_edge_regions_inward():
     w, h = 640.0, 480.0
-    scan = regions.scan_regions(w, h, sizes=(0.4,))
+    scan = regions.scan_regions(w, h, sizes=(0.4,), turns=(0.0,))
     centres = np.array([r.center for r in scan])
     lo, hi = centres.min(0), centres.max(0)
     for r in scan:
@@ -216,6 +216,13 @@ def test_scan_regions_turn_edge_regions_inward():
     assert scan[0].center[1] == pytest.approx(hi[1])
     ranks = [0 if r.center[1] == pytest.approx(hi[1]) else 1 if r.angle_deg else 2 for r in scan]
     assert ranks == sorted(ranks)
+    # Regions away from the edges are tried at every turn asked for, the edge ones inward only.
+    turned = regions.scan_regions(w, h, sizes=(0.4,), turns=(0.0, 90.0, -90.0))
+    inner = [r for r in scan if r.angle_deg == 0.0 and r.center[1] != pytest.approx(hi[1])]
+    assert len(turned) == len(scan) + 2 * len(inner)
+    for r in inner:
+        angles = sorted(t.angle_deg for t in turned if np.allclose(t.center, r.center))
+        assert angles == [-90.0, 0.0, 90.0]
 
 
 def test_scan_regions_skip_what_a_found_hand_explains():
@@ -248,6 +255,8 @@ def test_scan_regions_validation():
         regions.scan_regions(100, 100, sizes=(0.0,))
     with pytest.raises(ValueError, match="step"):
         regions.scan_regions(100, 100, step=0.0)
+    with pytest.raises(ValueError, match="turns"):
+        regions.scan_regions(100, 100, turns=())
 
 
 def test_palm_spread_known_values_and_invariance(reference):

@@ -37,12 +37,12 @@ enough confident hands:
    (:func:`handpose.models.regions.scan_regions`): large hands the palm detector misses, holding
    objects, partly covered or entering from an edge (egocentric photos). Squares of
    ``scan_sizes`` of the shorter side (with a hand found, that hand's region size only: the other
-   hand of a person is about as large), ``scan_step`` apart, upright, or turned inward on the
-   bottom and side edges; regions a found hand explains are skipped; a region is dropped after
-   one network run when its presence is below ``min_presence / 2``, else verified like every
-   region hand. 26 regions on a 640 x 480 photo without hands (up to 36 beside a found hand),
-   32 on a 1280 x 720 one: one network run each (3-9 ms) unless its presence is high enough to
-   verify.
+   hand of a person is about as large), ``scan_step`` apart, at ``scan_turns``, or turned inward
+   on the bottom and side edges; regions a found hand explains are skipped; a region is dropped
+   after one network run when its presence is below ``min_presence / 2``, else verified like
+   every region hand, and must also be sure or show a wide palm (``scan_min_spread``). 46 regions
+   on a 640 x 480 photo without hands, 60 on a 1280 x 720 one, fewer beside a found hand: one
+   network run each (3-9 ms) unless its presence is high enough to verify.
 
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
 ``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped when a
@@ -247,8 +247,9 @@ class MediaPipeOptions:
         scan_sizes: region sides of the scan, fractions of the photo's shorter side, when no hand
             is found (with one found, see ``scan_found_scales``). A hand is found from regions of
             about 1.5-2 times its box: 0.5 and 0.9 reach hands of about 0.25-0.6 of the shorter
-            side (hard cases of the detection bench: (0.4, 0.65) found 23 of 38 covered and 36 of
-            38 edge hands with 47 regions on a 1280 x 720 photo, (0.5, 0.9) 25 and 36 with 32).
+            side (hard cases of the detection bench, upright ``scan_turns``: (0.4, 0.65) found 23
+            of 38 covered and 36 of 38 edge hands with 47 regions on a 1280 x 720 photo,
+            (0.5, 0.9) 25 and 36 with 32).
         scan_step: the scan's grid spacing, fraction of the region side.
         scan_found_scales: with a hand found, the scan's region sides are these multiples of
             that hand's region (:func:`~handpose.models.regions.region_from_keypoints`), clipped to
@@ -256,6 +257,10 @@ class MediaPipeOptions:
         scan_margin: scan regions may stick out of the photo by this fraction of their side (a
             hand cut by the edge, wrist outside, fills the region it would have whole).
         scan_max_covered: scan regions covered more than this by a found hand's box are skipped.
+        scan_turns: turns (degrees) of the scan's regions away from the photo's edges (those on
+            the bottom and side edges are turned inward). Hard cases of the detection bench:
+            upright only found 25 of 38 covered hands, with quarter turns either way 29, in 30 and
+            50 network runs on a 1280 px hand-free photo; a half turn more added nothing.
         scan_min_spread: a scan hand below ``sure_presence`` whose palm is narrower than this
             (:func:`handpose.models.regions.palm_spread`, width over length) is rejected: a forearm
             read as a hand seen edge-on (dev photos: a forearm at 0.18; scan hands that were
@@ -302,6 +307,7 @@ class MediaPipeOptions:
     scan_found_scales: tuple[float, ...] = (1.0,)
     scan_max_covered: float = 0.3
     scan_min_spread: float = 0.3
+    scan_turns: tuple[float, ...] = (0.0, 90.0, -90.0)
 
     def __post_init__(self) -> None:
         if self.max_people < 0:
@@ -329,6 +335,8 @@ class MediaPipeOptions:
             raise ValueError(f"region_steps must be >= 1 (re-crop and re-score), got {self.region_steps}")
         if not (self.pair_offset > 0 and self.max_drift > 0):
             raise ValueError(f"pair_offset and max_drift must be positive, got {self.pair_offset}, {self.max_drift}")
+        if not self.scan_turns:
+            raise ValueError("scan_turns must hold at least one angle in degrees, e.g. (0.0,)")
         if not self.scan_found_scales or any(not k > 0 for k in self.scan_found_scales):
             raise ValueError(f"scan_found_scales must be positive multiples, got {self.scan_found_scales}")
         if not self.scan_sizes or any(not 0.0 < size <= 2.0 for size in self.scan_sizes):
@@ -674,7 +682,8 @@ class MediaPipeEstimator:
             # With a hand found, the other hand of the same person is about as large: its region size only.
             own = regions.region_from_keypoints(found[0].keypoints_2d).size / min(w, h) if found else 0.0
             sizes = tuple(float(np.clip(k * own, 0.25, 1.0)) for k in o.scan_found_scales) if found else o.scan_sizes
-            scan = regions.scan_regions(w, h, sizes, o.scan_step, o.scan_margin, boxes, o.scan_max_covered)
+            scan = regions.scan_regions(w, h, sizes, o.scan_step, o.scan_margin, boxes, o.scan_max_covered,
+                                        o.scan_turns)
             # Nothing but the landmark network vouches for a scan hand: one seen edge-on must be sure.
             def wide_or_sure(hand: regions.RegionHand) -> bool:
                 return hand.presence >= o.sure_presence or regions.palm_spread(hand.keypoints_2d) >= o.scan_min_spread

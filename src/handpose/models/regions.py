@@ -268,8 +268,8 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
 
 
 def scan_regions(width: float, height: float, sizes: tuple[float, ...] = (0.5, 0.9), step: float = 0.6,
-                 margin: float = 0.15, found_boxes: np.ndarray | None = None, max_covered: float = 0.3
-                 ) -> list[Region]:
+                 margin: float = 0.15, found_boxes: np.ndarray | None = None, max_covered: float = 0.3,
+                 turns: tuple[float, ...] = (0.0, 90.0, -90.0)) -> list[Region]:
     """A coarse cover of a ``width`` x ``height`` photo (continuous pixels) by regions where a large
     hand the palm detector missed may be: hands holding objects, entering from an edge, palm hidden.
 
@@ -283,8 +283,9 @@ def scan_regions(width: float, height: float, sizes: tuple[float, ...] = (0.5, 0
     centred one, by 0.3 half as often). Turns: regions on the bottom, left or right edge of the
     grid are turned so that a hand entering from that edge points up (bottom 0, left 90, right -90,
     bottom corners +-45 degrees: egocentric hands come from the bottom and the sides, pointing
-    inward); the others are upright (0: raised hands, hands on objects seen from the front). The
-    landmark network tolerates about 45 degrees of turn.
+    inward); the others are turned by each of ``turns`` (degrees; by default upright and a quarter
+    turn either way: raised hands, hands on objects pointing sideways). The landmark network
+    tolerates about 45 degrees of turn.
 
     Regions a found hand explains are skipped: the region's centre lies in a box of
     ``found_boxes`` (``(N, 4)`` ``xyxy`` continuous pixels) or more than ``max_covered`` of its
@@ -299,6 +300,8 @@ def scan_regions(width: float, height: float, sizes: tuple[float, ...] = (0.5, 0
         raise ValueError(f"sizes must be fractions of the shorter side in (0, 2], got {sizes}")
     if not 0.0 < step <= 1.0 or not 0.0 <= margin < 0.5:
         raise ValueError(f"step must be in (0, 1] and margin in [0, 0.5), got {step}, {margin}")
+    if not turns:
+        raise ValueError("turns must hold at least one angle (degrees)")
     boxes = np.zeros((0, 4)) if found_boxes is None else np.asarray(found_boxes, dtype=np.float64).reshape(-1, 4)
     shorter = min(width, height)
     ranked = []
@@ -320,9 +323,9 @@ def scan_regions(width: float, height: float, sizes: tuple[float, ...] = (0.5, 0
                 # Inward direction from the grid edges the region is on (y down).
                 inward = np.array([float(len(xs) > 1 and i == 0) - float(len(xs) > 1 and i == len(xs) - 1),
                                    -float(len(ys) > 1 and j == len(ys) - 1)])
-                angle = upright_angle(inward) if np.any(inward) else 0.0
                 rank = 0 if inward[1] < 0 else 1 if inward[0] else 2
-                ranked.append((rank, -side, Region(center, side, angle)))
+                for angle in [upright_angle(inward)] if np.any(inward) else turns:
+                    ranked.append((rank, -side, Region(center, side, float(angle))))
     return [region for _, _, region in sorted(ranked, key=lambda item: item[:2])]
 
 
