@@ -552,6 +552,13 @@ class MediaPipeEstimator:
             found = self._merge(found + [new], w, h)
         return found, net.calls - calls
 
+    def _wide_or_sure(self, hand: regions.RegionHand) -> bool:
+        """A scan hand, which nothing but the landmark network vouches for, is sure
+        (``sure_presence``) or shows a palm at least ``scan_min_spread`` wide, not edge-on (a
+        forearm is read as an edge-on hand)."""
+        return (hand.presence >= self.options.sure_presence
+                or regions.palm_spread(hand.keypoints_2d) >= self.options.scan_min_spread)
+
     def _tile_views(self, image: np.ndarray) -> list[View]:
         h, w = image.shape[:2]
         tiles = []
@@ -684,12 +691,8 @@ class MediaPipeEstimator:
             sizes = tuple(float(np.clip(k * own, 0.25, 1.0)) for k in o.scan_found_scales) if found else o.scan_sizes
             scan = regions.scan_regions(w, h, sizes, o.scan_step, o.scan_margin, boxes, o.scan_max_covered,
                                         o.scan_turns)
-            # Nothing but the landmark network vouches for a scan hand: one seen edge-on must be sure.
-            def wide_or_sure(hand: regions.RegionHand) -> bool:
-                return hand.presence >= o.sure_presence or regions.palm_spread(hand.keypoints_2d) >= o.scan_min_spread
-
             found, calls = self._search_regions(image, [(region, "scan") for region in scan], found,
-                                                min(2, o.max_hands), wide_or_sure)
+                                                min(2, o.max_hands), self._wide_or_sure)
             views_run += calls
             pair_search()
         if (o.tile_grids and longer >= o.tile_min_side and len(found) < 2  # costly: one person's hands at most

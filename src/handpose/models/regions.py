@@ -336,8 +336,8 @@ def palm_spread(keypoints_2d: np.ndarray) -> float:
     kp = np.asarray(keypoints_2d, dtype=np.float64)
     if kp.shape != (21, 2):
         raise ValueError(f"keypoints_2d must be (21, 2), got {kp.shape}")
-    index_mcp, pinky_mcp = FINGERS["index"][0], FINGERS["pinky"][0]
-    return float(np.linalg.norm(kp[index_mcp] - kp[pinky_mcp]) / max(np.linalg.norm(kp[MIDDLE_MCP] - kp[WRIST]), 1e-9))
+    width = np.linalg.norm(kp[FINGERS["index"][0]] - kp[FINGERS["pinky"][0]])
+    return float(width / max(np.linalg.norm(kp[MIDDLE_MCP] - kp[WRIST]), 1e-9))
 
 
 def plausibility_failures(hand: RegionHand) -> float:
