@@ -475,6 +475,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a MediaPipeOptions field of the project's detector (Python literal), "
                              "e.g. --set scan=False; repeatable")
     args = parser.parse_args(argv)
+    try:
+        options = MediaPipeOptions(max_hands=args.max_hands, **overrides(args.set))
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
     if not (args.photos / "gt.json").is_file():
         print(f"skipped: no gt.json in {args.photos}")
         return 0
@@ -484,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.photos}: {n_main} photos with dataset GT ({n_hands} hands), "
           f"{len(photos) - n_main} with MediaPipe pseudo-GT (reported apart)")
     methods = [("plain", PlainMediaPipe(args.max_hands)),
-               ("project", MediaPipeEstimator(MediaPipeOptions(max_hands=args.max_hands, **overrides(args.set))))]
+               ("project", MediaPipeEstimator(options))]
     print(f"{'method':<10}{'set':<8}{'recall':>8}{'precision':>11}{'PCK@0.2':>9}{'PCK found':>11}"
           f"{'median ms':>11}{'mean ms':>9}{'p95 ms':>8}")
     for name, method in methods:
@@ -559,13 +563,20 @@ def main(argv: list[str] | None = None) -> int:
 def overrides(settings: list[str]) -> dict[str, object]:
     """``{"scan": False}`` from ``["scan=False"]`` (values are Python literals)."""
     import ast
+    import dataclasses
 
     out = {}
     for setting in settings:
         key, sep, value = setting.partition("=")
         if not sep:
-            raise SystemExit(f"--set {setting!r}: expected OPTION=VALUE, e.g. scan=False")
-        out[key.strip()] = ast.literal_eval(value.strip())
+            raise ValueError(f"--set {setting!r}: expected OPTION=VALUE, e.g. scan=False")
+        key = key.strip()
+        if key not in {field.name for field in dataclasses.fields(MediaPipeOptions)}:
+            raise ValueError(f"--set {setting!r}: MediaPipeOptions has no option {key!r}")
+        try:
+            out[key] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise ValueError(f"--set {setting!r}: the value must be a Python literal, e.g. False, 0.5, (0.5, 0.9)") from None
     return out
 
 
