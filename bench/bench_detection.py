@@ -3,6 +3,7 @@
 Usage::
 
     .venv/bin/python bench/bench_detection.py [PHOTOS_DIR] [--overlays DIR] [--max-hands N] [--no-composites]
+        [--hard-only] [--set OPTION=VALUE ...]
 
 ``PHOTOS_DIR`` holds a ``gt.json`` (format of ``../shared/photos/gt.json``; default that folder,
 skipped cleanly when absent). Prints, per method, detection recall and precision, PCK@0.2 (a joint
@@ -22,7 +23,24 @@ Hard cases (issue 13), built at bench time in memory from the same photos and ne
 * ``single``: every GT hand cut out (a square of 1.6 x its box, feathered edge), scaled so that
   its box side is 40, 60, 90, 130 or 200 px, pasted at a random place into a background;
 * ``pair``: a GT hand and a mirrored GT hand (another person's other hand) of 120-160 px, the
-  second pasted touching / overlapping the first (offset 0.45-0.7 of a hand side, random side).
+  second pasted touching / overlapping the first (offset 0.45-0.7 of a hand side, random side);
+* ``occluded``: a GT hand of 150-300 px (mirrored or not) with an object-like patch (a piece of
+  another background, a flat rectangle or ellipse) pasted over 20-45 % of its box, along one side
+  or as a blob; keypoints kept (recall of the hand);
+* ``edge``: a GT hand of 250-450 px turned so that its fingers point inward (+-35 degrees) and
+  pasted with its wrist 0-25 % of the hand beyond the bottom, left or right edge (egocentric
+  hands; joints outside the photo are not scored, 15 labelled joints at least inside);
+* hand-free photos: the backgrounds as they are and a close-up crop of each (640 x 480), scanned
+  for false hands (false hands per photo, each listed).
+
+``occluded`` and ``edge`` size a hand by its labelled joints (``_paste`` alone scales by all 21,
+and unlabelled joints may sit at (0, 0): the ``single`` sizes of such hands are smaller than their
+labels).
+
+The ``occluded`` and ``edge`` cases and the hand-free photos have their own random generators and
+are reported apart (``--hard-only`` runs only them), so the ``single`` / ``pair`` figures stay
+comparable across versions. ``--set OPTION=VALUE`` overrides an option of the project's detector
+(``--set scan=False``: the detector without its region scan).
 
 Backgrounds are the photos whose longer side is at least 600 px, with every hand (GT, plain
 MediaPipe's and the project's predictions) painted out by OpenCV's inpainting (photos that are
@@ -190,28 +208,31 @@ class Composite:
     labels: list[dict[str, str]]
 
 
-def _cutout(image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Square patch of 1.6 x the hand's box around a GT hand (black outside the photo) and its keypoints."""
+def _cutout(image: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, angle_deg: float = 0.0
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Square patch of 1.6 x the hand's box around a GT hand (black outside the photo), turned by
+    ``angle_deg`` (counter-clockwise as displayed), and its keypoints."""
     from handpose.views import square_crop_view
 
     pts = keypoints[visible]
     center = (pts.min(0) + pts.max(0)) / 2 + 0.5  # pixel centres -> continuous
     side = 1.6 * max(float(np.ptp(pts, axis=0).max()), 8.0)
     out = int(round(side))
-    view = square_crop_view(image, center, side, out)
+    view = square_crop_view(image, center, side, out, angle_deg)
     return view.image, (keypoints + 0.5) @ view.matrix[:, :2].T + view.matrix[:, 2] - 0.5
 
 
-def _paste(canvas: np.ndarray, patch: np.ndarray, keypoints: np.ndarray, hand_px: float, top_left: np.ndarray,
-           mirror: bool) -> np.ndarray:
-    """Paste ``patch`` (scaled so that the hand's box side is ``hand_px``) with a feathered round mask;
-    returns the keypoints in canvas pixels."""
+def _paste(canvas: np.ndarray, patch: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, hand_px: float,
+           top_left: np.ndarray, mirror: bool) -> np.ndarray:
+    """Paste ``patch`` (scaled so that the box side of the hand's ``visible`` keypoints is ``hand_px``;
+    unlabelled ones may sit anywhere, e.g. at (0, 0)) with a feathered round mask; returns the
+    keypoints in canvas pixels."""
     import cv2
 
     if mirror:
         patch = np.ascontiguousarray(patch[:, ::-1])
         keypoints = keypoints * [-1, 1] + [patch.shape[1] - 1, 0]
-    scale = hand_px / max(float(np.ptp(keypoints, axis=0).max()), 1.0)
+    scale = hand_px / max(float(np.ptp(keypoints[visible], axis=0).max()), 1.0)
     size = max(int(round(patch.shape[0] * scale)), 4)
     scale = size / patch.shape[0]
     small = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
@@ -275,7 +296,7 @@ def make_composites(photos: list[Photo], backgrounds: list[np.ndarray], seed: in
             h, w = canvas.shape[:2]
             side = 1.6 * size
             top_left = rng.uniform([0, 0], [w - side, h - side])
-            hand = _paste(canvas, patch, kp, size, top_left, mirror=False)
+            hand = _paste(canvas, patch, kp, vis, size, top_left, mirror=False)
             out.append(Composite(canvas, hand[None], vis[None],
                                  [{"kind": "single", "size": f"{size}px", "folder": folder}]))
     for i, (patch, kp, vis, folder) in enumerate(sources):
@@ -285,9 +306,9 @@ def make_composites(photos: list[Photo], backgrounds: list[np.ndarray], seed: in
         h, w = canvas.shape[:2]
         size = rng.uniform(120, 160)
         top_left = rng.uniform([0.25 * w, 0.2 * h], [0.6 * w, 0.6 * h])
-        first = _paste(canvas, patch, kp, size, top_left, mirror=False)
+        first = _paste(canvas, patch, kp, vis, size, top_left, mirror=False)
         offset = rng.uniform(0.45, 0.7) * size * rng.choice([-1, 1])
-        second = _paste(canvas, patch2, kp2, size, top_left + [offset, rng.uniform(-0.3, 0.3) * size], mirror=True)
+        second = _paste(canvas, patch2, kp2, vis2, size, top_left + [offset, rng.uniform(-0.3, 0.3) * size], mirror=True)
         out.append(Composite(canvas, np.stack([first, second]), np.stack([vis, vis2]),
                              [{"kind": "pair first", "size": "pair", "folder": folder},
                               {"kind": "pair second", "size": "pair", "folder": folder2}]))
@@ -353,22 +374,143 @@ def _plain_background(rng: np.random.Generator, shape: tuple[int, int], dark: bo
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
+def _gt_sources(photos: list[Photo]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, str]]:
+    """``(photo, keypoints, visible, folder)`` of every dataset-GT hand."""
+    from handpose.io import load_image
+
+    out = []
+    for photo in photos:
+        if photo.pseudo:
+            continue
+        image = load_image(photo.paths[0])
+        out += [(image, hand, vis, photo.paths[0].parent.name) for hand, vis in zip(photo.hands, photo.visible)]
+    return out
+
+
+def _occlude(canvas: np.ndarray, box: np.ndarray, backgrounds: list[np.ndarray], rng: np.random.Generator) -> None:
+    """Paste an object-like patch (a piece of another background, a flat rectangle or ellipse) over
+    20-45 % of ``box`` (``xyxy`` pixels) of ``canvas``, in place, from one of the box's sides."""
+    import cv2
+
+    x1, y1, x2, y2 = box
+    bw, bh = x2 - x1, y2 - y1
+    fraction = rng.uniform(0.2, 0.45)
+    # A band of the box along one side (an object held in front of the palm or the fingers), or a
+    # centred blob; its area is ``fraction`` of the box.
+    if rng.random() < 0.7:
+        side = rng.integers(4)
+        t = fraction
+        ox1, oy1, ox2, oy2 = [(x1, y1, x1 + t * bw, y2), (x2 - t * bw, y1, x2, y2),
+                              (x1, y1, x2, y1 + t * bh), (x1, y2 - t * bh, x2, y2)][side]
+    else:
+        r = np.sqrt(fraction)
+        cx, cy = rng.uniform(x1 + r * bw / 2, x2 - r * bw / 2), rng.uniform(y1 + r * bh / 2, y2 - r * bh / 2)
+        ox1, oy1, ox2, oy2 = cx - r * bw / 2, cy - r * bh / 2, cx + r * bw / 2, cy + r * bh / 2
+    h, w = canvas.shape[:2]
+    ox1, oy1 = int(np.clip(round(ox1), 0, w - 1)), int(np.clip(round(oy1), 0, h - 1))
+    ox2, oy2 = int(np.clip(round(ox2), ox1 + 1, w)), int(np.clip(round(oy2), oy1 + 1, h))
+    ph, pw = oy2 - oy1, ox2 - ox1
+    kind = rng.integers(3)
+    if kind == 0:  # a piece of another photo
+        other = backgrounds[rng.integers(len(backgrounds))]
+        y0, x0 = rng.integers(0, other.shape[0] - ph + 1), rng.integers(0, other.shape[1] - pw + 1)
+        patch = other[y0:y0 + ph, x0:x0 + pw]
+        mask = np.ones((ph, pw), bool)
+    else:  # a flat-coloured rectangle or ellipse (with a little shading)
+        colour = rng.integers(0, 256, 3)
+        shade = np.linspace(0.8, 1.1, pw)[None, :, None]
+        patch = np.clip(colour * shade * np.ones((ph, 1, 1)), 0, 255).astype(np.uint8)
+        mask = np.ones((ph, pw), bool)
+        if kind == 2:
+            ellipse = np.zeros((ph, pw), np.uint8)
+            cv2.ellipse(ellipse, (pw // 2, ph // 2), (max(pw // 2, 1), max(ph // 2, 1)), 0, 0, 360, 1, -1)
+            mask = ellipse.astype(bool)
+    region = canvas[oy1:oy2, ox1:ox2]
+    region[mask] = patch[mask]
+
+
+def _finger_direction(keypoints: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """Wrist (or the labelled palm joints' mean) -> the labelled finger joints' mean, pixels."""
+    palm = visible & np.isin(np.arange(NUM_KEYPOINTS), [0, 1, 5, 9, 13, 17])
+    fingers = visible & (np.arange(NUM_KEYPOINTS) >= 6)
+    start = keypoints[0] if visible[0] else keypoints[palm].mean(0)
+    return keypoints[fingers].mean(0) - start
+
+
+def make_hard_composites(photos: list[Photo], backgrounds: list[np.ndarray], per_hand: int = 2, seed: int = 1
+                         ) -> list[Composite]:
+    """The ``occluded`` and ``edge`` hard cases (see the module docstring), ``per_hand`` each per GT hand,
+    reproducible from ``seed`` (their own generator: the ``single`` / ``pair`` cases are unchanged)."""
+    from handpose.models.regions import upright_angle
+
+    rng = np.random.default_rng(seed)
+    out = []
+    sources = _gt_sources(photos) * per_hand
+    for image, kp, vis, folder in sources:
+        patch, pkp = _cutout(image, kp, vis)
+        canvas = backgrounds[rng.integers(len(backgrounds))].copy()
+        h, w = canvas.shape[:2]
+        size = rng.uniform(150, 300)
+        top_left = rng.uniform([0, 0], [w - 1.6 * size, h - 1.6 * size])
+        hand = _paste(canvas, patch, pkp, vis, size, top_left, mirror=bool(rng.integers(2)))
+        pts = hand[vis]
+        _occlude(canvas, np.r_[pts.min(0), pts.max(0)], backgrounds, rng)
+        out.append(Composite(canvas, hand[None], vis[None], [{"kind": "occluded", "size": "", "folder": folder}]))
+    for image, kp, vis, folder in sources:
+        background = backgrounds[rng.integers(len(backgrounds))]
+        h, w = background.shape[:2]
+        for _ in range(20):  # until 15 labelled joints lie inside (fingers curled back leave fewer)
+            canvas = background.copy()
+            edge = ("bottom", "left", "right")[rng.integers(3)]
+            inward = {"bottom": np.array([0.0, -1.0]), "left": np.array([1.0, 0.0]),
+                      "right": np.array([-1.0, 0.0])}[edge]
+            # Fingers (wrist -> middle MCP) turned to point inward, give or take 35 degrees.
+            size = rng.uniform(250, 450)
+            mirror = bool(rng.integers(2))  # _paste mirrors after the turn: aim at the mirrored direction
+            angle = upright_angle(_finger_direction(kp, vis)) \
+                - upright_angle(inward * [-1, 1] if mirror else inward) + rng.uniform(-35, 35)
+            patch, pkp = _cutout(image, kp, vis, angle)
+            # Paste at the origin, then shift so that the hand's back end (its labelled joint furthest
+            # from the fingers' side: the wrist, mostly) lies 0-25 % of the hand beyond the edge.
+            probe = _paste(np.zeros_like(canvas), patch, pkp, vis, size, np.zeros(2), mirror)
+            back = probe[vis][np.argmin(probe[vis] @ inward)]
+            beyond = rng.uniform(0.0, 0.25) * size
+            if edge == "bottom":
+                shift = np.array([rng.uniform(0.15, 0.85) * w, h - 0.5 + beyond]) - back
+            else:
+                x = -0.5 - beyond if edge == "left" else w - 0.5 + beyond
+                shift = np.array([x, rng.uniform(0.35, 0.95) * h]) - back
+            hand = _paste(canvas, patch, pkp, vis, size, np.round(shift), mirror)
+            inside = (hand[:, 0] >= -0.5) & (hand[:, 0] <= w - 0.5) & (hand[:, 1] >= -0.5) & (hand[:, 1] <= h - 0.5)
+            if np.sum(vis & inside) >= min(15, vis.sum() - 2):
+                break
+        out.append(Composite(canvas, hand[None], (vis & inside)[None],
+                             [{"kind": "edge", "size": "", "folder": folder}]))
+    return out
+
+
+def negatives(backgrounds: list[np.ndarray], seed: int = 2) -> list[np.ndarray]:
+    """Hand-free photos: every background as is, and a random crop of each (half its sides)
+    resampled to 640 x 480, a close-up of the same scene."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    out = list(backgrounds)
+    for image in backgrounds:
+        h, w = image.shape[:2]
+        ch, cw = h // 2, min(w // 2, h * 2 // 3)
+        y0, x0 = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        out.append(cv2.resize(image[y0:y0 + ch, x0:x0 + cw], (640, 480), interpolation=cv2.INTER_LINEAR))
+    return out
+
+
 def make_interacting(photos: list[Photo], backgrounds: list[np.ndarray], seed: int = 1) -> list[Composite]:
     """The ``interacting`` close-ups (see the module docstring), reproducible from ``seed``; an rng of
     their own, so the other composites stay the same."""
     import cv2
 
-    from handpose.io import load_image
-
     rng = np.random.default_rng(seed)
-    sources = []
-    for photo in photos:
-        if photo.pseudo:
-            continue
-        image = load_image(photo.paths[0])
-        for hand, vis in zip(photo.hands, photo.visible):
-            patch, kp = _cutout(image, hand, vis)
-            sources.append((patch, kp, vis, photo.paths[0].parent.name))
+    sources = [(*_cutout(image, kp, vis), vis, folder) for image, kp, vis, folder in _gt_sources(photos)]
     out = []
     for i, (patch, kp, vis, folder) in enumerate(sources):
         for _ in range(INTERACTING_PER_HAND):
@@ -419,7 +561,7 @@ def composite_report(name: str, composites: list[Composite], predictions: list[l
             keys = [f"{label['kind']} {label['size']}" if label["kind"] == "single" else label["kind"],
                     label["kind"].split()[0], f"folder {label['folder']}"]
             keys += [f"{label['kind'].split()[0]} on {label['background']}"] if "background" in label else []
-            for key in keys:
+            for key in dict.fromkeys(keys):
                 found.setdefault(key, []).append(hit)
     rates = {key: float(np.mean(v)) for key, v in found.items()}
     rates["precision"] = n_matched / n_pred if n_pred else float("nan")
@@ -438,8 +580,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overlays", type=Path, default=None, help="write GT (white) + prediction overlays here")
     parser.add_argument("--max-hands", type=int, default=MediaPipeOptions().max_hands)
     parser.add_argument("--no-composites", action="store_true", help="skip the hard-case composites")
+    parser.add_argument("--hard-only", action="store_true",
+                        help="of the composites, only the occluded / edge cases and the hand-free photos")
     parser.add_argument("--verbose", action="store_true", help="per-photo lines")
+    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                        help="override a MediaPipeOptions field of the project's detector (Python literal), "
+                             "e.g. --set scan=False; repeatable")
     args = parser.parse_args(argv)
+    try:
+        options = MediaPipeOptions(max_hands=args.max_hands, **overrides(args.set))
+    except (ValueError, TypeError) as error:
+        parser.error(str(error))
     if not (args.photos / "gt.json").is_file():
         print(f"skipped: no gt.json in {args.photos}")
         return 0
@@ -449,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.photos}: {n_main} photos with dataset GT ({n_hands} hands), "
           f"{len(photos) - n_main} with MediaPipe pseudo-GT (reported apart)")
     methods = [("plain", PlainMediaPipe(args.max_hands)),
-               ("project", MediaPipeEstimator(MediaPipeOptions(max_hands=args.max_hands)))]
+               ("project", MediaPipeEstimator(options))]
     print(f"{'method':<10}{'set':<8}{'recall':>8}{'precision':>11}{'PCK@0.2':>9}{'PCK found':>11}"
           f"{'median ms':>11}{'mean ms':>9}{'p95 ms':>8}")
     for name, method in methods:
@@ -475,16 +626,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_composites and not backgrounds:
         print("composites skipped: no photo of 600 px or more that is not mostly hands")
     if backgrounds:
-        sets = [("composites", make_composites(photos, backgrounds)),
-                ("interacting", make_interacting(photos, backgrounds))]
+        sets = [] if args.hard_only else [("composites", make_composites(photos, backgrounds)),
+                                          ("interacting", make_interacting(photos, backgrounds))]
+        sets.append(("hard", make_hard_composites(photos, backgrounds)))
         for title, composites in sets:
             print(f"{title} (in memory, never saved): {len(composites)} from {len(backgrounds)} hand-free backgrounds")
             for name, method in methods:
-                predictions, times_ms = [], []
-                for comp in composites:
-                    start = time.perf_counter()
-                    predictions.append(method.predict(comp.image))
-                    times_ms.append((time.perf_counter() - start) * 1000.0)
+                predictions, times_ms = timed(method, [comp.image for comp in composites])
                 composite_report(name, composites, predictions, times_ms)
                 if args.overlays is not None:
                     from handpose.io import save_png_atomic
@@ -498,9 +646,55 @@ def main(argv: list[str] | None = None) -> int:
                                                         color=(255, 255, 255), radius=2)
                             save_png_atomic(args.overlays / f"{title}-{name}" / f"{k:03d}.png",
                                             draw_hands(canvas, hands))
+        empty = negatives(backgrounds)
+        print(f"hand-free photos (in memory, never saved): {len(empty)} (backgrounds and close-up crops of them)")
+        for name, method in methods:
+            false, times_ms = timed(method, empty)
+            counts = [len(hands) for hands in false]
+            print(f"  {name}: {sum(counts)} false hands on {sum(c > 0 for c in counts)} of {len(empty)} "
+                  f"photos ({sum(counts) / len(empty):.2f} per photo), median {statistics.median(times_ms):.0f} ms"
+                  + "".join(f"\n      photo {k}: {hand.source} score {hand.score:.2f} box {np.round(hand.box_xyxy)}"
+                            for k, hands in enumerate(false) for hand in hands))
+            if args.overlays is not None:
+                from handpose.io import save_png_atomic
+                from handpose.viz import draw_hands
+
+                for k, (image, hands) in enumerate(zip(empty, false)):
+                    if hands:
+                        save_png_atomic(args.overlays / f"negatives-{name}" / f"{k:03d}.png", draw_hands(image, hands))
     for _, method in methods:
         method.close()
     return 0
+
+
+def overrides(settings: list[str]) -> dict[str, object]:
+    """``{"scan": False}`` from ``["scan=False"]`` (values are Python literals)."""
+    import ast
+    import dataclasses
+
+    out = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep:
+            raise ValueError(f"--set {setting!r}: expected OPTION=VALUE, e.g. scan=False")
+        key = key.strip()
+        if key not in {field.name for field in dataclasses.fields(MediaPipeOptions)}:
+            raise ValueError(f"--set {setting!r}: MediaPipeOptions has no option {key!r}")
+        try:
+            out[key] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise ValueError(f"--set {setting!r}: the value must be a Python literal, e.g. False, 0.5, (0.5, 0.9)") from None
+    return out
+
+
+def timed(method, images: list[np.ndarray]) -> tuple[list[list[HandPrediction]], list[float]]:
+    """``method``'s predictions on ``images`` and milliseconds per image."""
+    predictions, times_ms = [], []
+    for image in images:
+        start = time.perf_counter()
+        predictions.append(method.predict(image))
+        times_ms.append((time.perf_counter() - start) * 1000.0)
+    return predictions, times_ms
 
 
 if __name__ == "__main__":

@@ -418,12 +418,8 @@ def test_pair_hands_overlapping_a_found_hand_are_re_readings(reference, hand_ima
         MediaPipeOptions(pair_max_iou=1.5)
 
 
-def _facing_pair(name: str, along: float, turn: float) -> tuple[np.ndarray, np.ndarray]:
-    """A committed demo photo of one hand on a plain backdrop with its mirror image pasted over it,
-    turned by ``turn`` degrees about its centre and moved ``along`` hand sides along its fingers:
-    the other hand of a pair reaching into it (fingers between fingers). Returns the photo and
-    the ``(2, 21, 2)`` ground truth (pixel centres, which OpenCV's warpAffine also uses)."""
-    import cv2
+def _demo_hand(name):
+    """A committed rendered demo image and its one GT hand ``(21, 2)`` (pixel centres)."""
     import json
     from pathlib import Path
 
@@ -431,8 +427,76 @@ def _facing_pair(name: str, along: float, turn: float) -> tuple[np.ndarray, np.n
 
     folder = Path(__file__).resolve().parents[2] / "data" / "demo"
     entry = next(e for e in json.loads((folder / "gt.json").read_text())["images"] if e["image"] == name)
-    image = load_image(folder / name)
-    kp = np.array(entry["hands"][0]["keypoints_2d"], dtype=np.float64)
+    return load_image(folder / name), np.array(entry["hands"][0]["keypoints_2d"])
+
+
+def test_scan_finds_a_covered_hand_the_palm_detector_misses():
+    # A demo hand cropped large (about 0.45 of the photo) with a flat patch over its palm, as an
+    # object held in front of it: the palm detector finds nothing, the scan finds the hand.
+    from handpose.metrics import match_hands
+
+    image, gt = _demo_hand("05_back_count2.jpg")
+    side = int(2.2 * np.ptp(gt, axis=0).max())
+    x0, y0 = np.clip((gt.min(0) + gt.max(0)) / 2 - side / 2, 0, None).astype(int)
+    photo, kp = image[y0:y0 + side, x0:x0 + side].copy(), gt - [x0, y0]
+    palm, r = kp[[0, 5, 9, 13, 17]].mean(0), 0.2 * np.ptp(kp, axis=0).max()
+    (a0, b0), (a1, b1) = (palm - r).astype(int), (palm + r).astype(int)
+    photo[b0:b1, a0:a1] = (90, 110, 160)
+    with MediaPipeEstimator(MediaPipeOptions(use_pose=False, scan=False)) as without:
+        assert without.predict(photo) == []
+    with MediaPipeEstimator(MediaPipeOptions(use_pose=False)) as estimator:
+        hands = estimator.predict(photo)
+    assert len(hands) == 1 and hands[0].source == "landmarks:scan"
+    assert len(match_hands(hands[0].keypoints_2d[None], kp[None]).pairs) == 1
+    # A scan hand must be sure or show a palm wide enough: impossible limits reject it.
+    with MediaPipeEstimator(MediaPipeOptions(use_pose=False, scan_min_spread=5.0, sure_presence=1.0)) as strict:
+        assert strict.predict(photo) == []
+
+
+def test_scan_finds_no_hand_in_a_hand_free_photo():
+    # The same demo scene with the hand painted out, plus skin-coloured face- and forearm-like shapes.
+    import cv2
+
+    from handpose.models import regions
+
+    image, gt = _demo_hand("05_back_count2.jpg")
+    mask = np.zeros(image.shape[:2], np.uint8)
+    (x1, y1), (x2, y2) = gt.min(0) - 0.4 * np.ptp(gt, axis=0), gt.max(0) + 0.4 * np.ptp(gt, axis=0)
+    cv2.rectangle(mask, (int(x1), int(y1)), (int(x2), int(y2)), 255, -1)
+    photo = cv2.inpaint(image, mask, 5, cv2.INPAINT_TELEA)
+    h, w = photo.shape[:2]
+    cv2.ellipse(photo, (w // 4, h // 3), (w // 10, h // 7), 0, 0, 360, (205, 160, 135), -1)
+    cv2.line(photo, (w // 2, h), (3 * w // 4, h // 2), (195, 150, 125), max(w // 14, 4))
+    with MediaPipeEstimator(MediaPipeOptions(use_pose=False)) as estimator:
+        hands = estimator.predict(photo)
+        calls = estimator._network().calls
+    assert hands == []
+    # The scan did run on every region of its cover.
+    o = MediaPipeOptions()
+    assert calls >= len(regions.scan_regions(w, h, o.scan_sizes, o.scan_step, o.scan_margin, turns=o.scan_turns))
+
+
+def test_scan_options_validation():
+    with pytest.raises(ValueError, match="scan_sizes"):
+        MediaPipeOptions(scan_sizes=())
+    with pytest.raises(ValueError, match="scan_step"):
+        MediaPipeOptions(scan_step=1.5)
+    with pytest.raises(ValueError, match="scan_min_spread"):
+        MediaPipeOptions(scan_min_spread=-0.1)
+    with pytest.raises(ValueError, match="scan_found_scales"):
+        MediaPipeOptions(scan_found_scales=(0.0,))
+    with pytest.raises(ValueError, match="scan_turns"):
+        MediaPipeOptions(scan_turns=())
+
+
+def _facing_pair(name: str, along: float, turn: float) -> tuple[np.ndarray, np.ndarray]:
+    """A committed demo photo of one hand on a plain backdrop with its mirror image pasted over it,
+    turned by ``turn`` degrees about its centre and moved ``along`` hand sides along its fingers:
+    the other hand of a pair reaching into it (fingers between fingers). Returns the photo and
+    the ``(2, 21, 2)`` ground truth (pixel centres, which OpenCV's warpAffine also uses)."""
+    import cv2
+
+    image, kp = _demo_hand(name)
     h, w = image.shape[:2]
     backdrop = np.median(np.concatenate([image[:4].reshape(-1, 3), image[:, :4].reshape(-1, 3)]), axis=0)
     centre = (kp.min(0) + kp.max(0)) / 2

@@ -234,3 +234,99 @@ def test_box_region_is_an_upright_square_on_the_box():
     assert region.size == pytest.approx(120.0) and region.angle_deg == 0.0  # 2 x the longer side (60)
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         regions.box_region(np.zeros((21, 3)))
+
+
+def test_scan_regions_cover_the_photo_at_every_size():
+    w, h, step = 640.0, 480.0, 0.6
+    scan = regions.scan_regions(w, h, sizes=(0.4, 0.65), step=step, margin=0.15)
+    for size in (0.4, 0.65):
+        side = size * h
+        centres = np.array([r.center for r in scan if r.size == pytest.approx(side)])
+        assert len(centres) > 1
+        # Every point of the photo lies in a region, and between the outermost centres within
+        # step * side / 2 of a centre along each axis ...
+        grid = np.stack(np.meshgrid(np.linspace(0, w, 41), np.linspace(0, h, 31)), -1).reshape(-1, 2)
+        gap = np.abs(grid[:, None] - centres[None]).max(-1).min(1)
+        assert gap.max() <= side / 2
+        inner = np.all((grid >= centres.min(0)) & (grid <= centres.max(0)), axis=1)
+        assert inner.sum() > len(grid) / 4 and gap[inner].max() <= step * side / 2 + 1e-6
+        # ... and no region sticks out of the photo by more than the margin.
+        assert centres.min() >= side / 2 - 0.15 * side - 1e-6
+        assert np.all(centres.max(0) <= [w - side / 2 + 0.15 * side + 1e-6, h - side / 2 + 0.15 * side + 1e-6])
+
+
+def test_scan_regions_turn_edge_regions_inward():
+    w, h = 640.0, 480.0
+    scan = regions.scan_regions(w, h, sizes=(0.4,), turns=(0.0,))
+    centres = np.array([r.center for r in scan])
+    lo, hi = centres.min(0), centres.max(0)
+    for r in scan:
+        left, right = r.center[0] == pytest.approx(lo[0]), r.center[0] == pytest.approx(hi[0])
+        bottom = r.center[1] == pytest.approx(hi[1])
+        expected = {(True, False, True): 45.0, (False, True, True): -45.0, (True, False, False): 90.0,
+                    (False, True, False): -90.0}.get((left, right, bottom), 0.0)
+        assert r.angle_deg == pytest.approx(expected), (r.center, r.angle_deg)
+    # A hand entering from the left points right: the left regions turn that direction up.
+    assert any(r.angle_deg == pytest.approx(upright_angle([1.0, 0.0])) for r in scan)
+    # Bottom-edge regions come first (egocentric hands), then the side edges.
+    assert scan[0].center[1] == pytest.approx(hi[1])
+    ranks = [0 if r.center[1] == pytest.approx(hi[1]) else 1 if r.angle_deg else 2 for r in scan]
+    assert ranks == sorted(ranks)
+    # Regions away from the edges are tried at every turn asked for, the edge ones inward only.
+    turned = regions.scan_regions(w, h, sizes=(0.4,), turns=(0.0, 90.0, -90.0))
+    inner = [r for r in scan if r.angle_deg == 0.0 and r.center[1] != pytest.approx(hi[1])]
+    assert len(turned) == len(scan) + 2 * len(inner)
+    for r in inner:
+        angles = sorted(t.angle_deg for t in turned if np.allclose(t.center, r.center))
+        assert angles == [-90.0, 0.0, 90.0]
+
+
+def test_scan_regions_skip_what_a_found_hand_explains():
+    w, h = 640.0, 480.0
+    every = regions.scan_regions(w, h)
+    box = np.array([[200.0, 150.0, 400.0, 350.0]])
+    scan = regions.scan_regions(w, h, found_boxes=box, max_covered=0.3)
+    assert 0 < len(scan) < len(every)
+    for r in scan:
+        assert not np.all((box[0, :2] <= r.center) & (r.center <= box[0, 2:]))
+        assert _covered(r, box[0]) <= 0.3 + 1e-9
+    # Every skipped region is one the box explains.
+    kept = {(round(r.center[0], 6), round(r.center[1], 6), round(r.size, 6)) for r in scan}
+    skipped = [r for r in every if (round(r.center[0], 6), round(r.center[1], 6), round(r.size, 6)) not in kept]
+    assert skipped and all(_covered(r, box[0]) > 0.3 or np.all((box[0, :2] <= r.center) & (r.center <= box[0, 2:]))
+                           for r in skipped)
+
+
+def _covered(region, box):
+    """Fraction of an upright region's square inside ``box`` (``xyxy``)."""
+    corners = np.r_[region.center - region.size / 2, region.center + region.size / 2]
+    lo, hi = np.maximum(corners[:2], box[:2]), np.minimum(corners[2:], box[2:])
+    return np.prod(np.clip(hi - lo, 0, None)) / region.size ** 2
+
+
+def test_scan_regions_validation():
+    with pytest.raises(ValueError, match="width and height"):
+        regions.scan_regions(0, 100)
+    with pytest.raises(ValueError, match="sizes"):
+        regions.scan_regions(100, 100, sizes=(0.0,))
+    with pytest.raises(ValueError, match="step"):
+        regions.scan_regions(100, 100, step=0.0)
+    with pytest.raises(ValueError, match="turns"):
+        regions.scan_regions(100, 100, turns=())
+
+
+def test_palm_spread_known_values_and_invariance(reference):
+    kp = np.zeros((21, 2))
+    kp[9], kp[5], kp[17] = [0.0, -10.0], [-4.0, -10.0], [4.0, -7.0]
+    assert regions.palm_spread(kp) == pytest.approx(np.hypot(8.0, 3.0) / 10.0)
+    edge_on = kp.copy()
+    edge_on[17] = edge_on[5]
+    assert regions.palm_spread(edge_on) == pytest.approx(0.0)
+    # Scale and in-plane rotation leave it unchanged.
+    theta = np.deg2rad(70.0)
+    turn = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    hand = reference.keypoints_2d
+    assert regions.palm_spread(3.0 * hand @ turn.T + 5.0) == pytest.approx(regions.palm_spread(hand))
+    assert regions.palm_spread(hand) > 0.3  # the drawn hand's palm faces the camera
+    with pytest.raises(ValueError, match="21, 2"):
+        regions.palm_spread(np.zeros((5, 2)))

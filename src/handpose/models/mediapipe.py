@@ -33,12 +33,24 @@ enough confident hands:
    starts: MediaPipe's re-crop of their keypoints and an upright square on their box
    (:func:`handpose.models.regions.box_region`; the first landmarks of a small hand are often
    turned wrong).
+6. ``scan`` (``use_regions`` and ``scan``; run after the grid tiles, before the fine tiles): while
+   fewer than two hands are found and none of them is small (a wide shot, which the tiles
+   handle), the landmark network on a coarse cover of the photo
+   (:func:`handpose.models.regions.scan_regions`): large hands the palm detector misses, holding
+   objects, partly covered or entering from an edge (egocentric photos). Squares of
+   ``scan_sizes`` of the shorter side (with a hand found, that hand's region size only: the other
+   hand of a person is about as large), ``scan_step`` apart, at ``scan_turns``, or turned inward
+   on the bottom and side edges; regions a found hand explains are skipped; a region is dropped
+   after one network run when its presence is below ``min_presence / 2``, else verified like
+   every region hand, and must also be sure or show a wide palm (``scan_min_spread``). 46 regions
+   on a 640 x 480 photo without hands, 60 on a 1280 x 720 one, fewer beside a found hand: one
+   network run each (3-9 ms) unless its presence is high enough to verify.
 
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
 ``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped when a
 third of it lies in a whole hand's box (a cut copy of a hand another view holds whole); a hand
 mostly inside the box of one 1.5 times larger is dropped (fingers read as a small hand). Region
-hands (stages 3-4) pass a verifier: every re-crop scores a hand presence of at least
+hands (stages 3, 4 and 6) pass a verifier: every re-crop scores a hand presence of at least
 ``min_presence``, the last re-crop moves the keypoints less than ``max_drift``, the first answer
 is not a hand already found, and the bones and joint angles are a hand's
 (:func:`handpose.anatomy.anatomical_plausibility`, at most ``max_plausibility`` failing).
@@ -63,7 +75,8 @@ Conventions:
       exposes) for palm-detector hands, the hand-presence probability for region hands, in
       ``[0, 1]``.
     * ``source``: ``"mediapipe:<view>"``, e.g. ``"mediapipe:full"``, ``"mediapipe:rot90"``,
-      ``"mediapipe:tile2x2-3"``, ``"landmarks:pair"``, ``"landmarks:person-left"``.
+      ``"mediapipe:tile2x2-3"``, ``"landmarks:pair"``, ``"landmarks:person-left"``,
+      ``"landmarks:scan"``.
 
 Only models shipped in the wheel are used (palm detection full, hand landmark lite/full, pose
 landmark full, selfie segmentation landscape), the landmark network through ``ai-edge-litert``'s
@@ -214,7 +227,7 @@ class MediaPipeOptions:
         min_inside_fraction: hands with fewer keypoints inside the photo are rejected.
         mirrored_input: the photos are mirrored selfies (keep MediaPipe's labels as they are).
         use_regions: run the landmark network directly on candidate regions (pair search beside
-            every found hand, person wrists), see :mod:`handpose.models.regions`.
+            every found hand, person wrists, the scan), see :mod:`handpose.models.regions`.
         min_presence: a region hand is accepted when every re-crop scores at least this
             hand-presence probability; a palm-detector hand when its re-crop does.
         max_plausibility: a region hand is rejected when more than this fraction of its bones and
@@ -234,6 +247,31 @@ class MediaPipeOptions:
         region_steps: re-crops (landmarks -> region -> landmarks) of a region hand.
         max_drift: a region hand whose last re-crop moved its keypoints more than this (mean
             distance / box side) is unstable and rejected.
+        scan: run the region scan (``use_regions``): while fewer than two hands are found and no
+            found hand is small (a wide shot, which the tiles handle), the landmark network on a
+            coarse cover of the photo (:func:`handpose.models.regions.scan_regions`), for large
+            hands the palm detector misses (holding objects, entering from an edge, palm hidden).
+        scan_sizes: region sides of the scan, fractions of the photo's shorter side, when no hand
+            is found (with one found, see ``scan_found_scales``). A hand is found from regions of
+            about 1.5-2 times its box: 0.5 and 0.9 reach hands of about 0.25-0.6 of the shorter
+            side (hard cases of the detection bench, upright ``scan_turns``: (0.4, 0.65) found 23
+            of 38 covered and 36 of 38 edge hands with 47 regions on a 1280 x 720 photo,
+            (0.5, 0.9) 25 and 36 with 32).
+        scan_step: the scan's grid spacing, fraction of the region side.
+        scan_found_scales: with a hand found, the scan's region sides are these multiples of
+            that hand's region (:func:`~handpose.models.regions.region_from_keypoints`), clipped to
+            0.25-1.0 of the shorter side, instead of ``scan_sizes``.
+        scan_margin: scan regions may stick out of the photo by this fraction of their side (a
+            hand cut by the edge, wrist outside, fills the region it would have whole).
+        scan_max_covered: scan regions covered more than this by a found hand's box are skipped.
+        scan_turns: turns (degrees) of the scan's regions away from the photo's edges (those on
+            the bottom and side edges are turned inward). Hard cases of the detection bench:
+            upright only found 25 of 38 covered hands, with quarter turns either way 29, in 30 and
+            50 network runs on a 1280 px hand-free photo; a half turn more added nothing.
+        scan_min_spread: a scan hand below ``sure_presence`` whose palm is narrower than this
+            (:func:`handpose.models.regions.palm_spread`, width over length) is rejected: a forearm
+            read as a hand seen edge-on (dev photos: a forearm at 0.18; scan hands that were
+            hands 0.42-1.07).
     """
 
     max_hands: int = 4
@@ -270,6 +308,14 @@ class MediaPipeOptions:
     pair_max_iou: float = 0.5
     region_steps: int = 2
     max_drift: float = 0.15
+    scan: bool = True
+    scan_sizes: tuple[float, ...] = (0.5, 0.9)
+    scan_step: float = 0.6
+    scan_margin: float = 0.15
+    scan_found_scales: tuple[float, ...] = (1.0,)
+    scan_max_covered: float = 0.3
+    scan_min_spread: float = 0.3
+    scan_turns: tuple[float, ...] = (0.0, 90.0, -90.0)
 
     def __post_init__(self) -> None:
         if self.max_people < 0:
@@ -297,6 +343,17 @@ class MediaPipeOptions:
             raise ValueError(f"region_steps must be >= 1 (re-crop and re-score), got {self.region_steps}")
         if not (self.pair_offset > 0 and self.max_drift > 0):
             raise ValueError(f"pair_offset and max_drift must be positive, got {self.pair_offset}, {self.max_drift}")
+        if not self.scan_turns:
+            raise ValueError("scan_turns must hold at least one angle in degrees, e.g. (0.0,)")
+        if not self.scan_found_scales or any(not k > 0 for k in self.scan_found_scales):
+            raise ValueError(f"scan_found_scales must be positive multiples, got {self.scan_found_scales}")
+        if not self.scan_sizes or any(not 0.0 < size <= 2.0 for size in self.scan_sizes):
+            raise ValueError(f"scan_sizes must be fractions of the shorter side in (0, 2], got {self.scan_sizes}")
+        if not (0.0 < self.scan_step <= 1.0 and 0.0 <= self.scan_margin < 0.5 and 0.0 <= self.scan_max_covered <= 1.0
+                and self.scan_min_spread >= 0.0):
+            raise ValueError(f"scan_step must be in (0, 1], scan_margin in [0, 0.5), scan_max_covered in [0, 1] and "
+                             f"scan_min_spread >= 0, got {self.scan_step}, {self.scan_margin}, "
+                             f"{self.scan_max_covered}, {self.scan_min_spread}")
 
 
 def open_graph(factory: Callable[[], Any]) -> Any:
@@ -469,15 +526,16 @@ class MediaPipeEstimator:
                 if 0 <= region.center[0] <= width and 0 <= region.center[1] <= height]
 
     def _search_regions(self, image: np.ndarray, candidates: list[tuple[regions.Region, str]],
-                        found: list[HandPrediction], stop_at: int, max_iou: float = 1.0
+                        found: list[HandPrediction], stop_at: int, max_iou: float = 1.0,
+                        accept: Callable[[regions.RegionHand], bool] | None = None
                         ) -> tuple[list[HandPrediction], int]:
         """The landmark network on candidate regions; verified new hands merged into ``found``.
 
         Verifier: every re-crop scores ``min_presence``, the last re-crop is stable
         (``max_drift``), the hand is not one already found, its bones and joint angles are a
         hand's (``max_plausibility``; ``max_plausibility_sure`` at ``sure_presence`` or more), its
-        box overlaps no found hand's by ``max_iou`` or more (IoU), and :meth:`_merge`'s layout
-        checks and duplicate suppression.
+        box overlaps no found hand's by ``max_iou`` or more (IoU), ``accept(hand)`` when given, and
+        :meth:`_merge`'s layout checks and duplicate suppression.
         """
         o = self.options
         h, w = image.shape[:2]
@@ -492,7 +550,7 @@ class MediaPipeEstimator:
                 continue
             # A sure, stable hand whose 3D reading is off (foreshortened, partly hidden) may fail more.
             limit = o.max_plausibility_sure if hand.presence >= o.sure_presence else o.max_plausibility
-            if regions.plausibility_failures(hand) > limit:
+            if regions.plausibility_failures(hand) > limit or (accept is not None and not accept(hand)):
                 continue
             box = np.r_[hand.keypoints_2d.min(0), hand.keypoints_2d.max(0)]
             if found and np.any(detect.box_iou(box, np.stack([other.box_xyxy for other in found]))[0] >= max_iou):
@@ -501,6 +559,13 @@ class MediaPipeEstimator:
                                  handedness=hand.handedness, score=hand.presence, source=f"landmarks:{tag}")
             found = self._merge(found + [new], w, h)
         return found, net.calls - calls
+
+    def _wide_or_sure(self, hand: regions.RegionHand) -> bool:
+        """A scan hand, which nothing but the landmark network vouches for, is sure
+        (``sure_presence``) or shows a palm at least ``scan_min_spread`` wide, not edge-on (a
+        forearm is read as an edge-on hand)."""
+        return (hand.presence >= self.options.sure_presence
+                or regions.palm_spread(hand.keypoints_2d) >= self.options.scan_min_spread)
 
     def _tile_views(self, image: np.ndarray) -> list[View]:
         h, w = image.shape[:2]
@@ -625,6 +690,19 @@ class MediaPipeEstimator:
             pair_search()
         if o.tile_grids and longer >= o.tile_min_side and self._needs_more(found, longer):
             search(self._tile_views(image), o.max_hands, o.min_detection_confidence, o.min_score)
+            pair_search()
+        # The scan: fewer than two hands (one person's), none small (a wide shot, which the tiles handle).
+        small = [np.ptp(hand.keypoints_2d, axis=0).max() < o.small_hand_fraction * longer for hand in found]
+        if o.scan and o.use_regions and len(found) < min(2, o.max_hands) and not any(small):
+            boxes = np.array([hand.box_xyxy for hand in found]).reshape(-1, 4)
+            # With a hand found, the other hand of the same person is about as large: its region size only.
+            own = regions.region_from_keypoints(found[0].keypoints_2d).size / min(w, h) if found else 0.0
+            sizes = tuple(float(np.clip(k * own, 0.25, 1.0)) for k in o.scan_found_scales) if found else o.scan_sizes
+            scan = regions.scan_regions(w, h, sizes, o.scan_step, o.scan_margin, boxes, o.scan_max_covered,
+                                        o.scan_turns)
+            found, calls = self._search_regions(image, [(region, "scan") for region in scan], found,
+                                                min(2, o.max_hands), accept=self._wide_or_sure)
+            views_run += calls
             pair_search()
         if (o.tile_grids and longer >= o.tile_min_side and len(found) < 2  # costly: one person's hands at most
                 and self._needs_more(found, longer)):

@@ -14,7 +14,9 @@ a good crop. This module runs that network (``hand_landmark_full.tflite``, shipp
 
 :func:`region_from_keypoints` is MediaPipe's own landmarks -> next crop rule (the tracking loop of
 its video graphs), so ``landmarks -> re-crop -> landmarks`` refines a rough region and re-scores
-it (:meth:`LandmarkNetwork.refine`).
+it (:meth:`LandmarkNetwork.refine`). Candidate regions: beside a found hand
+(:func:`pair_regions`), on a hand's box (:func:`box_region`) and a coarse cover of the photo for
+large hands the palm detector misses (:func:`scan_regions`).
 
 Coordinates are continuous photo pixels like :mod:`handpose.views` (the photo spans
 ``[0, W] x [0, H]``); the estimator converts to the package's pixel centres at its output.
@@ -28,7 +30,7 @@ import numpy as np
 
 from handpose import detect, views
 from handpose.anatomy import anatomical_plausibility
-from handpose.keypoints import MIDDLE_MCP, WRIST
+from handpose.keypoints import FINGERS, MIDDLE_MCP, WRIST
 from handpose.models.native_stderr import silenced_native_stderr
 from handpose.views import View
 
@@ -279,6 +281,79 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
                    and abs((region.angle_deg - other.angle_deg + 180.0) % 360.0 - 180.0) < 20.0 for other in kept):
             kept.append(region)
     return kept
+
+
+def scan_regions(width: float, height: float, sizes: tuple[float, ...] = (0.5, 0.9), step: float = 0.6,
+                 margin: float = 0.15, found_boxes: np.ndarray | None = None, max_covered: float = 0.3,
+                 turns: tuple[float, ...] = (0.0, 90.0, -90.0)) -> list[Region]:
+    """A coarse cover of a ``width`` x ``height`` photo (continuous pixels) by regions where a large
+    hand the palm detector missed may be: hands holding objects, entering from an edge, palm hidden.
+
+    For every ``size`` (fraction of the photo's shorter side ``S``), square regions of side
+    ``s = size S`` sit on a grid whose centres run evenly from ``s/2 - margin s`` to
+    ``W - s/2 + margin s`` (and the same in y; a region may stick out of the photo by
+    ``margin s``, so that a hand cut by an edge can fill it), at most ``step s`` apart: every point
+    of the photo lies in a region and, between the outermost centres, within ``step s / 2`` of a
+    centre along each axis, which the landmark network's re-crop corrects (measured on the dev
+    photos' GT hands: a hand off-centre by 0.15 of the region is found about as often as a
+    centred one, by 0.3 half as often). Turns: regions on the bottom, left or right edge of the
+    grid are turned so that a hand entering from that edge points up (bottom 0, left 90, right -90,
+    bottom corners +-45 degrees: egocentric hands come from the bottom and the sides, pointing
+    inward); the others are turned by each of ``turns`` (degrees; by default upright and a quarter
+    turn either way: raised hands, hands on objects pointing sideways). The landmark network
+    tolerates about 45 degrees of turn.
+
+    Regions a found hand explains are skipped: the region's centre lies in a box of
+    ``found_boxes`` (``(N, 4)`` ``xyxy`` continuous pixels) or more than ``max_covered`` of its
+    area does. Order: bottom edge, side edges, the rest; larger regions first within each.
+
+    Returns:
+        the regions, one call of the landmark network each.
+    """
+    if not (width > 0 and height > 0):
+        raise ValueError(f"width and height must be positive pixels, got {width} x {height}")
+    if not sizes or any(not 0.0 < size <= 2.0 for size in sizes):
+        raise ValueError(f"sizes must be fractions of the shorter side in (0, 2], got {sizes}")
+    if not 0.0 < step <= 1.0 or not 0.0 <= margin < 0.5:
+        raise ValueError(f"step must be in (0, 1] and margin in [0, 0.5), got {step}, {margin}")
+    if not turns:
+        raise ValueError("turns must hold at least one angle (degrees)")
+    boxes = np.zeros((0, 4)) if found_boxes is None else np.asarray(found_boxes, dtype=np.float64).reshape(-1, 4)
+    shorter = min(width, height)
+    ranked = []
+    for size in sorted(sizes, reverse=True):
+        side = size * shorter
+        axes = []
+        for extent in (width, height):
+            lo, hi = side / 2 - margin * side, extent - side / 2 + margin * side
+            n = 1 if hi <= lo else int(np.ceil((hi - lo) / (step * side) - 1e-9)) + 1
+            axes.append(np.linspace(lo, hi, n) if n > 1 else np.array([extent / 2]))
+        xs, ys = axes
+        for j, y in enumerate(ys):
+            for i, x in enumerate(xs):
+                center = np.array([x, y])
+                box = np.r_[center - side / 2, center + side / 2]
+                inside = np.all((boxes[:, :2] <= center) & (center <= boxes[:, 2:]), axis=1)
+                if np.any(inside) or np.any(detect.box_overlap_fraction(box, boxes) > max_covered):
+                    continue
+                # Inward direction from the grid edges the region is on (y down).
+                inward = np.array([float(len(xs) > 1 and i == 0) - float(len(xs) > 1 and i == len(xs) - 1),
+                                   -float(len(ys) > 1 and j == len(ys) - 1)])
+                rank = 0 if inward[1] < 0 else 1 if inward[0] else 2
+                for angle in [upright_angle(inward)] if np.any(inward) else turns:
+                    ranked.append((rank, -side, Region(center, side, float(angle))))
+    return [region for _, _, region in sorted(ranked, key=lambda item: item[:2])]
+
+
+def palm_spread(keypoints_2d: np.ndarray) -> float:
+    """Width over length of a hand's palm in the photo: ``|index MCP - pinky MCP| / |wrist - middle
+    MCP|`` of ``(21, 2)`` pixels. About 0.5-1 for a palm or a back seen from the front; near 0 for a
+    hand seen edge-on, and for a forearm or a stick read as one."""
+    kp = np.asarray(keypoints_2d, dtype=np.float64)
+    if kp.shape != (21, 2):
+        raise ValueError(f"keypoints_2d must be (21, 2), got {kp.shape}")
+    width = np.linalg.norm(kp[FINGERS["index"][0]] - kp[FINGERS["pinky"][0]])
+    return float(width / max(np.linalg.norm(kp[MIDDLE_MCP] - kp[WRIST]), 1e-9))
 
 
 def plausibility_failures(hand: RegionHand) -> float:
