@@ -161,7 +161,7 @@ def test_agrees_with_mediapipe_hands_on_demo_images(detector, name):
             palm = min(palms, key=lambda p: np.linalg.norm(p.region.center - centre))
             assert palm.score == pytest.approx(palm_score, abs=0.05)  # resampling differs a little
             np.testing.assert_allclose(palm.region.center, centre, atol=0.02 * palm.region.size)
-            assert palm.region.size == pytest.approx(rect.width * w, rel=0.03)
+            assert palm.region.size == pytest.approx(rect.width * w, rel=0.05)
             turn = (palm.region.angle_deg - np.degrees(rect.rotation) + 180) % 360 - 180
             assert abs(turn) < 3.0
         ours = [net.run(image, palm.region) for palm in palms]
