@@ -81,7 +81,7 @@ import numpy as np
 from handpose import detect, views
 from handpose.io import check_image
 from handpose.keypoints import WRIST
-from handpose.models import regions
+from handpose.models import palms, regions
 from handpose.models.native_stderr import silenced_native_stderr
 from handpose.prediction import HandPrediction
 from handpose.views import View
@@ -234,7 +234,6 @@ class MediaPipeOptions:
     min_detection_confidence: float = 0.5
     rescue_detection_confidence: float = 0.2
     min_score: float = 0.5
-    min_rescue_score: float = 0.7
     confident_score: float = 0.9
     small_hand_fraction: float = 0.2
     rescue: bool = True
@@ -246,9 +245,13 @@ class MediaPipeOptions:
     tile_grids: tuple[int, ...] = (2,)
     tile_overlap: float = 0.25
     tile_min_side: int = 480
-    fine_tile_side: int = 256
+    fine_tile_side: int = 384
     fine_tile_max: int = 64
-    fine_tile_confidence: float = 0.2
+    fine_tile_confidence: float = 0.1
+    low_palms: int = 6
+    low_palm_confidence: float = 0.2
+    palm_threads: int = 2
+    palm_zoom: float = 4.0
     duplicate_distance: float = 0.25
     duplicate_iou: float = 0.6
     min_hand_side_px: float = 8.0
@@ -270,7 +273,7 @@ class MediaPipeOptions:
             raise ValueError(f"max_hands must be >= 1, got {self.max_hands}")
         if self.model_complexity not in (0, 1):
             raise ValueError(f"model_complexity must be 0 or 1 (bundled models), got {self.model_complexity}")
-        for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "min_rescue_score",
+        for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "low_palm_confidence",
                      "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
                      "min_presence", "max_plausibility", "fine_tile_confidence", "person_min_fraction",
                      "sure_presence", "max_plausibility_sure"):
@@ -397,6 +400,12 @@ class MediaPipeEstimator:
             self._graphs[key] = regions.LandmarkNetwork(mirrored_input=self.options.mirrored_input)
         return self._graphs[key]
 
+    def _palm_detector(self) -> palms.PalmDetector:
+        key = ("palms",)
+        if key not in self._graphs:
+            self._graphs[key] = palms.PalmDetector(num_threads=self.options.palm_threads)
+        return self._graphs[key]
+
     def _segmentation(self) -> Any:
         key = ("selfie_segmentation",)
         if key not in self._graphs:
@@ -493,23 +502,57 @@ class MediaPipeEstimator:
             found = self._merge(found + [new], w, h)
         return found, net.calls - calls
 
-    def _tile_views(self, image: np.ndarray) -> list[View]:
-        h, w = image.shape[:2]
-        tiles = []
-        for grid in self.options.tile_grids:
-            for i, box in enumerate(views.tile_boxes(w, h, grid, self.options.tile_overlap)):
-                tiles.append(views.crop_view(image, box, f"tile{grid}x{grid}-{i}"))
-        return tiles
+    def _tile_windows(self, width: int, height: int) -> list[tuple[np.ndarray, float, str]]:
+        """``(box, 0, name)`` windows of the tile stage: the ``grid x grid`` tiles, then squares of
+        ``fine_tile_side`` (on photos at least 3 x as large, at most ``fine_tile_max`` of them)."""
+        o = self.options
+        out = [(box, 0.0, f"tile{grid}x{grid}-{i}") for grid in o.tile_grids
+               for i, box in enumerate(views.tile_boxes(width, height, grid, o.tile_overlap))]
+        side = o.fine_tile_side
+        if side and max(width, height) >= 3 * side:
+            boxes = views.tiles_of_side(width, height, side, o.tile_overlap)
+            if len(boxes) <= o.fine_tile_max:
+                out += [(box, 0.0, f"tile{side}-{i}") for i, box in enumerate(boxes)]
+        return out
 
-    def _fine_tile_views(self, image: np.ndarray) -> list[View]:
+    def _palm_candidates(self, image: np.ndarray, windows: list[tuple[np.ndarray | None, float, str]],
+                         found: list[HandPrediction], confidence: float) -> list[tuple[regions.Region, str]]:
+        """Hand regions of the palms scoring ``confidence`` or more in ``windows`` (``(box or None for
+        the whole photo, turn in degrees, name)``, :func:`handpose.models.palms.letterbox_view`) that
+        no found hand explains (palm box centre outside every found hand's box), one per place
+        (weighted NMS across windows), best ``low_palms`` first."""
+        detector = self._palm_detector()
         h, w = image.shape[:2]
-        side = self.options.fine_tile_side
-        if not side or max(h, w) < 3 * side:
+        found_palms, window_side = [], {}
+        for box, angle, name in windows:
+            window_side[name] = max(w, h) if box is None else float(np.max(box[2:] - box[:2]))
+            found_palms += detector.detect(image, box, angle, min_score=confidence, name=name)
+        boxes = np.array([hand.box_xyxy for hand in found]).reshape(-1, 4)
+        fresh = [palm for palm in found_palms if not np.any(np.all(
+            (boxes[:, :2] <= (palm.box[:2] + palm.box[2:]) / 2) & ((palm.box[:2] + palm.box[2:]) / 2 <= boxes[:, 2:]),
+            axis=1))]
+        if not fresh:
             return []
-        boxes = views.tiles_of_side(w, h, side, 0.2)
-        if len(boxes) > self.options.fine_tile_max:
-            return []
-        return [views.crop_view(image, box, f"tile{side}-{i}") for i, box in enumerate(boxes)]
+        order = np.argsort([-palm.score for palm in fresh], kind="stable")
+        kept: list[palms.Palm] = []
+        for i in order:
+            if all(detect.box_iou(fresh[i].box, other.box)[0, 0] <= 0.3 for other in kept):
+                kept.append(fresh[i])
+        out = []
+        for palm in kept[: self.options.low_palms]:
+            # Zoom in: the palm detector again on a window of palm_zoom x the palm's side around it, where
+            # the hand fills a good part of the input: a surer score and a better turn for small palms.
+            # (Only where that magnifies: a palm already large in its window keeps its region.)
+            centre, side = (palm.box[:2] + palm.box[2:]) / 2, self.options.palm_zoom * np.ptp(palm.box.reshape(2, 2), 0).max()
+            if side > 0.75 * window_side[palm.view]:
+                out.append((palm.region, palm.view))
+                continue
+            zoomed = [z for z in detector.detect(image, np.r_[centre - side / 2, centre + side / 2],
+                                                 min_score=confidence, name=palm.view)
+                      if detect.box_iou(z.box, palm.box)[0, 0] > 0.1]
+            if zoomed:
+                out.append((max(zoomed, key=lambda z: z.score).region, palm.view))
+        return out
 
     # -- public -------------------------------------------------------------------------------
 
@@ -572,31 +615,19 @@ class MediaPipeEstimator:
             views.identity_view(image), o.max_hands, o.min_detection_confidence, o.min_score)), w, h)
         views_run = 1 + len(found) * o.use_regions
 
-        def search(to_run: list[View], stop_at: int, confidence: float, min_score: float,
-                   as_regions: bool = False) -> None:
+        def palm_search(windows: list[tuple[np.ndarray | None, float, str]], confidence: float, stop_at: int,
+                        pixels: np.ndarray = image) -> None:
             nonlocal found, views_run
-            for view in to_run:
-                candidates = self._run_view(view, o.max_hands, confidence, min_score, (w, h),
-                                            confidence if as_regions and o.use_regions else 0.5)
-                views_run += 1
-                if as_regions and o.use_regions:  # low threshold: the full region verifier
-                    starts = [(start, view.name) for hand in candidates for start in (
-                        regions.region_from_keypoints(hand.keypoints_2d), regions.box_region(hand.keypoints_2d))]
-                    found, calls = self._search_regions(image, starts, found, stop_at)
-                    views_run += calls
-                else:
-                    candidates = self._verified(image, candidates)
-                    views_run += len(candidates) * o.use_regions
-                    found = self._merge(found + candidates, w, h)
-                if len(found) >= stop_at:
-                    return
+            candidates = self._palm_candidates(pixels, windows, found, confidence)
+            found, calls = self._search_regions(pixels, candidates, found, stop_at)
+            views_run += len(windows) + calls
 
-        if o.rescue and not found:
-            same = views.identity_view(image).matrix
-            rescue = [View(image, same, "low-threshold")] + [views.rot90_view(image, a // 90) for a in o.rotations]
-            if detect.is_greyscale(image):
-                rescue.insert(1, View(detect.enhance_contrast(image), same, "contrast"))
-            search(rescue, 1, o.rescue_detection_confidence, o.min_rescue_score)
+        if o.use_regions and o.low_palms and len(found) < o.max_hands:
+            palm_search([(None, 0.0, "palms")], o.low_palm_confidence, o.max_hands)
+        if o.rescue and o.use_regions and not found:
+            palm_search([(None, float(angle), f"rot{angle}") for angle in o.rotations], o.rescue_detection_confidence, 1)
+            if not found and detect.is_greyscale(image):
+                palm_search([(None, 0.0, "contrast")], o.rescue_detection_confidence, 1, detect.enhance_contrast(image))
         searched_pairs: set[int] = set()
 
         def pair_search() -> None:
@@ -614,11 +645,7 @@ class MediaPipeEstimator:
             views_run += 1 + calls
             pair_search()
         if o.tile_grids and longer >= o.tile_min_side and self._needs_more(found, longer):
-            search(self._tile_views(image), o.max_hands, o.min_detection_confidence, o.min_score)
-            pair_search()
-        if (o.tile_grids and longer >= o.tile_min_side and len(found) < 2  # costly: one person's hands at most
-                and self._needs_more(found, longer)):
-            search(self._fine_tile_views(image), o.max_hands, o.fine_tile_confidence, 0.0, as_regions=True)
+            palm_search(self._tile_windows(w, h), o.fine_tile_confidence, o.max_hands)
             pair_search()
         # Continuous pixels (photo spans [0, W]) -> the package's pixel centres: u = x - 0.5.
         out = []
