@@ -252,6 +252,7 @@ class MediaPipeOptions:
     low_palm_confidence: float = 0.2
     palm_threads: int = 2
     palm_zoom: float = 4.0
+    palm_min_presence: float = 0.7
     duplicate_distance: float = 0.25
     duplicate_iou: float = 0.6
     min_hand_side_px: float = 8.0
@@ -273,7 +274,7 @@ class MediaPipeOptions:
             raise ValueError(f"max_hands must be >= 1, got {self.max_hands}")
         if self.model_complexity not in (0, 1):
             raise ValueError(f"model_complexity must be 0 or 1 (bundled models), got {self.model_complexity}")
-        for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "low_palm_confidence",
+        for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "low_palm_confidence", "palm_min_presence",
                      "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
                      "min_presence", "max_plausibility", "fine_tile_confidence", "person_min_fraction",
                      "sure_presence", "max_plausibility_sure"):
@@ -474,10 +475,11 @@ class MediaPipeEstimator:
         return out
 
     def _search_regions(self, image: np.ndarray, candidates: list[tuple[regions.Region, str]],
-                        found: list[HandPrediction], stop_at: int) -> tuple[list[HandPrediction], int]:
+                        found: list[HandPrediction], stop_at: int, min_presence: float | None = None
+                        ) -> tuple[list[HandPrediction], int]:
         """The landmark network on candidate regions; verified new hands merged into ``found``.
 
-        Verifier: every re-crop scores ``min_presence``, the last re-crop is stable
+        Verifier: every re-crop scores ``min_presence`` (the option's unless given), the last re-crop is stable
         (``max_drift``), the hand is not one already found, its bones and joint angles are a
         hand's (``max_plausibility``; ``max_plausibility_sure`` at ``sure_presence`` or more), and
         :meth:`_merge`'s layout checks and duplicate suppression.
@@ -490,7 +492,7 @@ class MediaPipeEstimator:
             if len(found) >= stop_at:
                 break
             exclude = np.stack([hand.keypoints_2d for hand in found]) if found else None
-            hand = net.refine(image, region, o.region_steps, o.min_presence, o.max_drift, exclude)
+            hand = net.refine(image, region, o.region_steps, min_presence or o.min_presence, o.max_drift, exclude)
             if hand is None:
                 continue
             # A sure, stable hand whose 3D reading is off (foreshortened, partly hidden) may fail more.
@@ -510,7 +512,7 @@ class MediaPipeEstimator:
                for i, box in enumerate(views.tile_boxes(width, height, grid, o.tile_overlap))]
         side = o.fine_tile_side
         if side and max(width, height) >= 3 * side:
-            boxes = views.tiles_of_side(width, height, side, o.tile_overlap)
+            boxes = views.tiles_of_side(width, height, side, 0.2)
             if len(boxes) <= o.fine_tile_max:
                 out += [(box, 0.0, f"tile{side}-{i}") for i, box in enumerate(boxes)]
         return out
@@ -529,8 +531,7 @@ class MediaPipeEstimator:
             found_palms += detector.detect(image, box, angle, min_score=confidence, name=name)
         boxes = np.array([hand.box_xyxy for hand in found]).reshape(-1, 4)
         fresh = [palm for palm in found_palms if not np.any(np.all(
-            (boxes[:, :2] <= (palm.box[:2] + palm.box[2:]) / 2) & ((palm.box[:2] + palm.box[2:]) / 2 <= boxes[:, 2:]),
-            axis=1))]
+            (boxes[:, :2] <= (palm.box[:2] + palm.box[2:]) / 2) & ((palm.box[:2] + palm.box[2:]) / 2 <= boxes[:, 2:]), axis=1))]
         if not fresh:
             return []
         order = np.argsort([-palm.score for palm in fresh], kind="stable")
@@ -552,6 +553,7 @@ class MediaPipeEstimator:
                       if detect.box_iou(z.box, palm.box)[0, 0] > 0.1]
             if zoomed:
                 out.append((max(zoomed, key=lambda z: z.score).region, palm.view))
+            out.append((palm.region, palm.view))  # the zoom's score varies: both starts
         return out
 
     # -- public -------------------------------------------------------------------------------
@@ -619,7 +621,7 @@ class MediaPipeEstimator:
                         pixels: np.ndarray = image) -> None:
             nonlocal found, views_run
             candidates = self._palm_candidates(pixels, windows, found, confidence)
-            found, calls = self._search_regions(pixels, candidates, found, stop_at)
+            found, calls = self._search_regions(pixels, candidates, found, stop_at, o.palm_min_presence)
             views_run += len(windows) + calls
 
         if o.use_regions and o.low_palms and len(found) < o.max_hands:
