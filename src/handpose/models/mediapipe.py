@@ -242,7 +242,7 @@ class MediaPipeOptions:
     pose_min_visibility: float = 0.3
     max_people: int = 4
     person_min_fraction: float = 0.01
-    tile_grids: tuple[int, ...] = (2,)
+    tile_grids: tuple[int, ...] = ()
     tile_overlap: float = 0.25
     tile_min_side: int = 480
     fine_tile_side: int = 384
@@ -253,6 +253,7 @@ class MediaPipeOptions:
     palm_threads: int = 2
     palm_zoom: float = 4.0
     palm_min_presence: float = 0.7
+    reread_distance: float = 0.4
     duplicate_distance: float = 0.25
     duplicate_iou: float = 0.6
     min_hand_side_px: float = 8.0
@@ -529,9 +530,13 @@ class MediaPipeEstimator:
         for box, angle, name in windows:
             window_side[name] = max(w, h) if box is None else float(np.max(box[2:] - box[:2]))
             found_palms += detector.detect(image, box, angle, min_score=confidence, name=name)
+        # Explained: the palm's box centre in a found hand's box, or its hand region centred near the
+        # found hand's own region (MediaPipe's re-crop rule), within a quarter of that region's side.
         boxes = np.array([hand.box_xyxy for hand in found]).reshape(-1, 4)
-        fresh = [palm for palm in found_palms if not np.any(np.all(
-            (boxes[:, :2] <= (palm.box[:2] + palm.box[2:]) / 2) & ((palm.box[:2] + palm.box[2:]) / 2 <= boxes[:, 2:]), axis=1))]
+        known = [regions.region_from_keypoints(hand.keypoints_2d) for hand in found]
+        fresh = [palm for palm in found_palms
+                 if not np.any(np.all((boxes[:, :2] <= palm.center) & (palm.center <= boxes[:, 2:]), axis=1))
+                 and all(np.linalg.norm(palm.region.center - r.center) >= 0.25 * r.size for r in known)]
         if not fresh:
             return []
         order = np.argsort([-palm.score for palm in fresh], kind="stable")
@@ -620,14 +625,22 @@ class MediaPipeEstimator:
         def palm_search(windows: list[tuple[np.ndarray | None, float, str]], confidence: float, stop_at: int,
                         pixels: np.ndarray = image) -> None:
             nonlocal found, views_run
+            before = found
             candidates = self._palm_candidates(pixels, windows, found, confidence)
             found, calls = self._search_regions(pixels, candidates, found, stop_at, o.palm_min_presence)
             views_run += len(windows) + calls
+            if before:  # a second reading of a found hand (close keypoints, overlapping boxes) is not a new hand
+                kp = np.stack([hand.keypoints_2d for hand in before])
+                boxes = np.stack([hand.box_xyxy for hand in before])
+                found = [hand for hand in found if any(hand is old for old in before) or not np.any(
+                    (detect.keypoint_distance(hand.keypoints_2d[None], kp)[0] < o.reread_distance)
+                    & (detect.box_iou(hand.box_xyxy, boxes)[0] > 0.3))]
 
         if o.use_regions and o.low_palms and len(found) < o.max_hands:
             palm_search([(None, 0.0, "palms")], o.low_palm_confidence, o.max_hands)
         if o.rescue and o.use_regions and not found:
-            palm_search([(None, float(angle), f"rot{angle}") for angle in o.rotations], o.rescue_detection_confidence, 1)
+            if longer < o.tile_min_side:  # turned views; the tile stage searches large photos
+                palm_search([(None, float(a), f"rot{a}") for a in o.rotations], o.rescue_detection_confidence, 1)
             if not found and detect.is_greyscale(image):
                 palm_search([(None, 0.0, "contrast")], o.rescue_detection_confidence, 1, detect.enhance_contrast(image))
         searched_pairs: set[int] = set()
@@ -646,7 +659,7 @@ class MediaPipeEstimator:
             found, calls = self._search_regions(image, self._person_regions(image, found), found, o.max_hands)
             views_run += 1 + calls
             pair_search()
-        if o.tile_grids and longer >= o.tile_min_side and self._needs_more(found, longer):
+        if (o.tile_grids or o.fine_tile_side) and longer >= o.tile_min_side and self._needs_more(found, longer):
             palm_search(self._tile_windows(w, h), o.fine_tile_confidence, o.max_hands)
             pair_search()
         # Continuous pixels (photo spans [0, W]) -> the package's pixel centres: u = x - 0.5.

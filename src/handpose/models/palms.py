@@ -197,6 +197,11 @@ class Palm:
     region: Region
     view: str = "palms"
 
+    @property
+    def center(self) -> np.ndarray:
+        """``(2,)`` centre of :attr:`box`."""
+        return (self.box[:2] + self.box[2:]) / 2.0
+
 
 def to_photo(view: View, boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray) -> list[Palm]:
     """Palms found in ``view`` (input pixels: ``(M, 4)`` boxes, ``(M, 7, 2)`` keypoints, ``(M,)``
