@@ -7,14 +7,22 @@ several *views* of the photo (:mod:`handpose.views`), cheapest first, and stops 
 enough confident hands:
 
 1. ``full``: the photo as is. Done when it has ``max_hands`` hands, or confident large hands.
-2. ``rescue`` (only when nothing was found): a lower detection threshold, the photo turned by
-   90 / 270 / 180 degrees, and a contrast-enhanced copy of grey photos; the first view that finds
-   a hand ends this stage.
-3. ``pair`` (``use_regions``): the hand-landmark network run directly on 9 regions beside and on
+2. ``palms`` (``use_regions``, ``low_palms``): MediaPipe's palm detector run directly
+   (:mod:`handpose.models.palms`, every anchor's score visible) on the whole photo; the palms
+   scoring ``low_palm_confidence`` or more that no found hand explains (their box centre in its
+   box, or their hand region centred within a quarter of its region's side) go to the region
+   verifier, best ``low_palms`` first: hands whose palm is partly hidden (interacting pairs,
+   hands on objects) score below MediaPipe's 0.5.
+3. ``rescue`` (``use_regions``, only when nothing was found): the palm detector on the photo
+   turned by 90 / 270 / 180 degrees (photos shorter than ``tile_min_side``: larger ones go to
+   the tile stage) and on a contrast-enhanced copy of grey photos, at
+   ``rescue_detection_confidence``, each palm's region through the region verifier; the first
+   hand ends this stage.
+4. ``pair`` (``use_regions``): the hand-landmark network run directly on 9 regions beside and on
    every found hand (:func:`handpose.models.regions.pair_regions`): the other hand of a touching
    or interacting pair, which the palm detector often misses. Repeated after every later stage
    for the hands it found.
-4. ``person`` (when hands are missing or small): MediaPipe Pose (bundled, model complexity 1)
+5. ``person`` (when hands are missing or small): MediaPipe Pose (bundled, model complexity 1)
    finds a person; a region around each wrist not already explained by a found hand, sized from
    the forearm and shoulders and turned so that the forearm points up, goes to the landmark
    network (:func:`wrist_regions`). Pose finds one person per image, so on photos of
@@ -22,21 +30,26 @@ enough confident hands:
    every other person of the selfie-segmentation mask (bundled landscape model; connected
    components the first pose does not hold, ``max_people`` largest) gets its own Pose run on its
    crop, and its wrists the same regions (``"landmarks:person-left2"``: the second other person).
-5. ``tiles`` (when hands are still missing or small, photos of ``tile_min_side`` or more):
-   overlapping tiles of the photo at a ``grid x grid`` layout, then (while fewer than two hands are
-   found) fine tiles of ``fine_tile_side`` pixels, so that small hands fill more of the palm
-   detector's input; grid tiles keep the ``full`` view's thresholds (they fix resolution, not
-   confidence, and low thresholds on tiles mostly add false positives); fine tiles run at a low
-   threshold (``fine_tile_confidence``) and their hands are verified like region hands, from two
-   starts: MediaPipe's re-crop of their keypoints and an upright square on their box
-   (:func:`handpose.models.regions.box_region`; the first landmarks of a small hand are often
-   turned wrong).
+6. ``tiles`` (when hands are still missing or small, photos of ``tile_min_side`` or more):
+   the palm detector on overlapping square windows of ``fine_tile_side`` pixels (and ``grid x
+   grid`` tiles when ``tile_grids`` is set), each resampled straight from the photo into its
+   192 x 192 input by one ``cv2.warpAffine``, so that 40-150 px hands fill more of the input; at
+   a low palm score (``fine_tile_confidence``), palms that no found hand explains, one per place
+   (NMS across windows), best ``low_palms`` first. A palm small in its window is looked at again
+   (zoom): the detector on a window of ``palm_zoom`` x its side around it, which turns it right
+   more often; the zoomed and the first palm's regions both go to the region verifier.
+
+Palm-detector candidates (stages 2, 3 and 6) are region hands that must score a presence of
+``palm_min_presence`` on every re-crop (low palm scores need a surer landmark network), and a
+new one that lies on a found hand (mean keypoint distance below ``reread_distance`` of the box
+side and boxes overlapping by IoU 0.3: a second, wrong reading of that hand) is dropped. The
+MediaPipe graph runs on the ``full`` view only; :mod:`handpose.models.palms` replaced its runs on
+rescue views and tiles (about 2 x faster on 1280 px composites: one 192 x 192 detector call per
+window instead of a graph run with a landmark run per palm).
 
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
-``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped when a
-third of it lies in a whole hand's box (a cut copy of a hand another view holds whole); a hand
-mostly inside the box of one 1.5 times larger is dropped (fingers read as a small hand). Region
-hands (stages 3-4) pass a verifier: every re-crop scores a hand presence of at least
+``min_presence``; a hand mostly inside the box of one 1.5 times larger is dropped (fingers read
+as a small hand). Region hands (stages 2-6) pass a verifier: every re-crop scores a hand presence of at least
 ``min_presence``, the last re-crop moves the keypoints less than ``max_drift``, the first answer
 is not a hand already found, and the bones and joint angles are a hand's
 (:func:`handpose.anatomy.anatomical_plausibility`, at most ``max_plausibility`` failing).
@@ -61,7 +74,8 @@ Conventions:
       exposes) for palm-detector hands, the hand-presence probability for region hands, in
       ``[0, 1]``.
     * ``source``: ``"mediapipe:<view>"``, e.g. ``"mediapipe:full"``, ``"mediapipe:rot90"``,
-      ``"mediapipe:tile2x2-3"``, ``"landmarks:pair"``, ``"landmarks:person-left"``.
+      ``"landmarks:palms"``, ``"landmarks:rot90"``, ``"landmarks:tile384-3"``, ``"landmarks:pair"``,
+      ``"landmarks:person-left"``.
 
 Only models shipped in the wheel are used (palm detection full, hand landmark lite/full, pose
 landmark full, selfie segmentation landscape), the landmark network through ``ai-edge-litert``'s
@@ -174,14 +188,12 @@ class MediaPipeOptions:
         max_hands: hands kept per photo (best scores first).
         model_complexity: hand landmark network, 0 (lite) or 1 (full); both are in the wheel.
         min_detection_confidence: palm-detector threshold of the ``full`` view.
-        rescue_detection_confidence: palm-detector threshold of the rescue views.
-        min_score: hands scoring below are dropped (``full`` and tile views).
-        min_rescue_score: hands from rescue views scoring below are dropped (stricter,
-            since low thresholds find more false positives).
+        rescue_detection_confidence: palm-score threshold of the rescue views.
+        min_score: hands of the ``full`` view scoring below are dropped.
         confident_score: a hand at least this confident, and large, needs no search for others.
         small_hand_fraction: a hand whose box side is below this fraction of the photo's longer
             side is *small*: small hands suggest more small hands the full view missed.
-        rescue: run the rescue stage (rotations, low threshold, contrast) when nothing is found.
+        rescue: run the rescue stage (rotations, contrast) when nothing is found (``use_regions``).
         rotations: quarter-turn angles in degrees tried by the rescue stage, in order.
         use_pose: run the person-guided stage.
         pose_min_visibility: a pose wrist below this visibility is not searched.
@@ -190,21 +202,29 @@ class MediaPipeOptions:
             or more while the found hands and wrists leave hands to find.
         person_min_fraction: segmentation components smaller than this fraction of the photo are
             not people.
-        tile_grids: grid sizes of the tile stage (``(2,)`` = 2 x 2 tiles); empty disables it.
-        tile_overlap: overlap between neighbouring tiles, fraction of a tile.
+        tile_grids: grid sizes of grid tiles added to the tile stage's windows (``(2,)`` = 2 x 2
+            tiles); none by default (on the composites they found no hand the fine windows and
+            the ``palms`` stage missed, for 4 more detector calls). The tile stage runs when this
+            or ``fine_tile_side`` is set.
+        tile_overlap: overlap between neighbouring grid tiles, fraction of a tile.
         tile_min_side: photos whose longer side is shorter are not tiled.
-        fine_tile_side: side of the fine tiles, pixels (0 disables them): run after the grid tiles
-            (not when ``tile_grids`` is empty), while fewer than two hands are found, on photos at
-            least 3 x as large, so that 40-150 px hands fill a quarter to a half of the palm
-            detector's input (its recall on 60 px hands is about 0.7 in 256 px tiles, 0.3 in
-            512 px ones).
-        fine_tile_max: photos needing more fine tiles than this (at 20 % overlap) are not finely
-            tiled (the time it takes).
-        fine_tile_confidence: palm-detector and hand-presence thresholds of the MediaPipe graph on
-            the fine tiles; low, because every hand it finds there goes through the region
-            verifier (re-crops, stability, anatomy) like a region hand, which keeps false
-            positives down (60 px hands on composites: 68 % found at 0.5, 79 % at 0.2, 84 % with
-            the second, upright start).
+        fine_tile_side: side of the tile stage's square windows, pixels (0: none), at 20 %
+            overlap, on photos at least 3 x as large. 384 px: 12 detector calls on a 1280 x 853
+            photo; the palm detector there finds 84 % of 60 px composite hands at a palm score
+            of 0.2 (256 px windows: 84 %, 24 calls; 512 px: 63 %).
+        fine_tile_max: photos needing more windows than this are not tiled (the time it takes).
+        fine_tile_confidence: palm-score threshold of the tile stage's windows; low, because every
+            palm goes through the region verifier.
+        low_palms: palm candidates per stage sent to the region verifier (best first; 0 disables
+            the ``palms`` stage).
+        low_palm_confidence: palm-score threshold of the ``palms`` stage (whole photo).
+        palm_threads: threads of the palm detector's interpreter (2: 4.7 ms per call instead of
+            8.5 ms on an idle 2-core CPU; the same under full load).
+        palm_zoom: side of the zoom window, in palm box sides (about 2.5 hand sides).
+        palm_min_presence: hand presence every re-crop of a palm-detector candidate must score.
+        reread_distance: a palm-detector hand closer than this mean keypoint distance (fraction of
+            the box side) to a found hand, with boxes overlapping by IoU 0.3 or more, is a second
+            reading of that hand (touching pairs on the composites: 0.43 or more) and dropped.
         duplicate_distance: two hands closer than this mean keypoint distance (fraction of the box
             side) are the same hand.
         duplicate_iou: two hands whose boxes overlap more are the same hand.
@@ -275,7 +295,7 @@ class MediaPipeOptions:
             raise ValueError(f"max_hands must be >= 1, got {self.max_hands}")
         if self.model_complexity not in (0, 1):
             raise ValueError(f"model_complexity must be 0 or 1 (bundled models), got {self.model_complexity}")
-        for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "low_palm_confidence", "palm_min_presence",
+        for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "low_palm_confidence", "palm_min_presence", "reread_distance",
                      "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
                      "min_presence", "max_plausibility", "fine_tile_confidence", "person_min_fraction",
                      "sure_presence", "max_plausibility_sure"):
@@ -288,6 +308,9 @@ class MediaPipeOptions:
             raise ValueError(f"tile_grids must be >= 2, got {self.tile_grids}")
         if not 0.0 <= self.tile_overlap < 1.0:
             raise ValueError(f"tile_overlap must be in [0, 1), got {self.tile_overlap}")
+        if self.low_palms < 0 or self.palm_threads < 1 or not self.palm_zoom > 0:
+            raise ValueError(f"low_palms must be >= 0, palm_threads >= 1 and palm_zoom > 0, "
+                             f"got {self.low_palms}, {self.palm_threads}, {self.palm_zoom}")
         if self.fine_tile_side and self.fine_tile_side < 64:
             raise ValueError(f"fine_tile_side must be 0 (off) or >= 64 pixels, got {self.fine_tile_side}")
         if self.region_steps < 1:
@@ -350,14 +373,14 @@ class MediaPipeEstimator:
 
     # -- graphs -------------------------------------------------------------------------------
 
-    def _hands(self, max_hands: int, confidence: float, presence: float = 0.5) -> Any:
-        key = ("hands", max_hands, confidence, presence)
+    def _hands(self, max_hands: int, confidence: float) -> Any:
+        key = ("hands", max_hands, confidence)
         if key not in self._graphs:
             import mediapipe as mp
 
             self._graphs[key] = open_graph(lambda: mp.solutions.hands.Hands(
                 static_image_mode=True, max_num_hands=max_hands, model_complexity=self.options.model_complexity,
-                min_detection_confidence=confidence, min_tracking_confidence=presence))
+                min_detection_confidence=confidence, min_tracking_confidence=0.5))
         return self._graphs[key]
 
     def _pose(self) -> Any:
@@ -372,26 +395,17 @@ class MediaPipeEstimator:
 
     # -- one view -----------------------------------------------------------------------------
 
-    def _run_view(self, view: View, max_hands: int, confidence: float, min_score: float,
-                  photo_size: tuple[int, int] | None = None, presence: float = 0.5) -> list[HandPrediction]:
-        """Hands found by MediaPipe in one view, mapped back to the photo.
-
-        With ``photo_size = (W, H)``, hands reaching an edge of the view that cuts through the
-        photo (a tile's inner edges) are marked ``extras["cut"] = True``: maybe partial copies of
-        a hand that another view holds whole (:meth:`_merge` drops them next to one).
-        """
+    def _run_view(self, view: View, max_hands: int, confidence: float, min_score: float) -> list[HandPrediction]:
+        """Hands found by MediaPipe's Hands graph in one view, mapped back to the photo."""
         if min(view.image.shape[:2]) < 8:
             return []
-        graph = self._hands(max_hands, confidence, presence)
+        graph = self._hands(max_hands, confidence)
         with silenced_native_stderr():
             result = graph.process(view.image)
         h, w = view.image.shape[:2]
         back = view.rotation_to_photo()
-        margin = 0.01 * max(h, w) + 1.0
         return [HandPrediction(keypoints_2d=view.to_photo(hand.keypoints_2d), keypoints_3d=hand.keypoints_3d @ back.T,
-                               handedness=hand.handedness, score=hand.score, source=f"mediapipe:{view.name}",
-                               extras={"cut": photo_size is not None
-                                       and detect.touches_cut_edge(hand.keypoints_2d, view, *photo_size, margin)})
+                               handedness=hand.handedness, score=hand.score, source=f"mediapipe:{view.name}")
                 for hand in read_landmarks(result, w, h, self.options.mirrored_input) if hand.score >= min_score]
 
     # -- stages -------------------------------------------------------------------------------
@@ -520,45 +534,42 @@ class MediaPipeEstimator:
 
     def _palm_candidates(self, image: np.ndarray, windows: list[tuple[np.ndarray | None, float, str]],
                          found: list[HandPrediction], confidence: float) -> list[tuple[regions.Region, str]]:
-        """Hand regions of the palms scoring ``confidence`` or more in ``windows`` (``(box or None for
-        the whole photo, turn in degrees, name)``, :func:`handpose.models.palms.letterbox_view`) that
-        no found hand explains (palm box centre outside every found hand's box), one per place
-        (weighted NMS across windows), best ``low_palms`` first."""
+        """Start regions for the region verifier from the palms scoring ``confidence`` or more in
+        ``windows`` (``(box, or None for the whole photo; turn in degrees; name)``, see
+        :func:`handpose.models.palms.letterbox_view`).
+
+        Palms a found hand explains are skipped (box centre in its box, or hand region centred within
+        a quarter of the side of the hand's own region, :func:`~handpose.models.regions.region_from_keypoints`);
+        one per place (best score first, box IoU 0.3 across windows), best ``low_palms``. A palm that
+        is small in its window is looked at again, zoomed in: the detector on a window of
+        ``palm_zoom`` x its side, where it turns the hand right more often; both regions are returned
+        (the zoomed one first), since neither alone is reliable.
+        """
+        o = self.options
         detector = self._palm_detector()
         h, w = image.shape[:2]
-        found_palms, window_side = [], {}
+        candidates, window_side = [], {}
         for box, angle, name in windows:
             window_side[name] = max(w, h) if box is None else float(np.max(box[2:] - box[:2]))
-            found_palms += detector.detect(image, box, angle, min_score=confidence, name=name)
-        # Explained: the palm's box centre in a found hand's box, or its hand region centred near the
-        # found hand's own region (MediaPipe's re-crop rule), within a quarter of that region's side.
+            candidates += detector.detect(image, box, angle, min_score=confidence, name=name)
         boxes = np.array([hand.box_xyxy for hand in found]).reshape(-1, 4)
         known = [regions.region_from_keypoints(hand.keypoints_2d) for hand in found]
-        fresh = [palm for palm in found_palms
-                 if not np.any(np.all((boxes[:, :2] <= palm.center) & (palm.center <= boxes[:, 2:]), axis=1))
-                 and all(np.linalg.norm(palm.region.center - r.center) >= 0.25 * r.size for r in known)]
-        if not fresh:
-            return []
-        order = np.argsort([-palm.score for palm in fresh], kind="stable")
         kept: list[palms.Palm] = []
-        for i in order:
-            if all(detect.box_iou(fresh[i].box, other.box)[0, 0] <= 0.3 for other in kept):
-                kept.append(fresh[i])
+        for palm in sorted(candidates, key=lambda p: -p.score):
+            explained = (np.any(np.all((boxes[:, :2] <= palm.center) & (palm.center <= boxes[:, 2:]), axis=1))
+                         or any(np.linalg.norm(palm.region.center - r.center) < 0.25 * r.size for r in known))
+            if not explained and all(detect.box_iou(palm.box, other.box)[0, 0] <= 0.3 for other in kept):
+                kept.append(palm)
         out = []
-        for palm in kept[: self.options.low_palms]:
-            # Zoom in: the palm detector again on a window of palm_zoom x the palm's side around it, where
-            # the hand fills a good part of the input: a surer score and a better turn for small palms.
-            # (Only where that magnifies: a palm already large in its window keeps its region.)
-            centre, side = (palm.box[:2] + palm.box[2:]) / 2, self.options.palm_zoom * np.ptp(palm.box.reshape(2, 2), 0).max()
-            if side > 0.75 * window_side[palm.view]:
-                out.append((palm.region, palm.view))
-                continue
-            zoomed = [z for z in detector.detect(image, np.r_[centre - side / 2, centre + side / 2],
-                                                 min_score=confidence, name=palm.view)
-                      if detect.box_iou(z.box, palm.box)[0, 0] > 0.1]
-            if zoomed:
-                out.append((max(zoomed, key=lambda z: z.score).region, palm.view))
-            out.append((palm.region, palm.view))  # the zoom's score varies: both starts
+        for palm in kept[: o.low_palms]:
+            side = o.palm_zoom * float(np.max(palm.box[2:] - palm.box[:2]))
+            if side <= 0.75 * window_side[palm.view]:  # zooming in magnifies it
+                zoomed = [z for z in detector.detect(image, np.r_[palm.center - side / 2, palm.center + side / 2],
+                                                     min_score=confidence, name=palm.view)
+                          if detect.box_iou(z.box, palm.box)[0, 0] > 0.1]
+                if zoomed:
+                    out.append((max(zoomed, key=lambda z: z.score).region, palm.view))
+            out.append((palm.region, palm.view))
         return out
 
     # -- public -------------------------------------------------------------------------------
@@ -567,10 +578,6 @@ class MediaPipeEstimator:
         o = self.options
         hands = [hand for hand in hands if detect.layout_is_plausible(
             hand.keypoints_2d, hand.keypoints_3d, width, height, o.min_hand_side_px, o.min_inside_fraction)]
-        whole = np.array([hand.box_xyxy for hand in hands if not hand.extras.get("cut")]).reshape(-1, 4)
-        # A hand cut by a tile's edge, a third or more inside a whole hand's box, is a partial copy.
-        hands = [hand for hand in hands if not hand.extras.get("cut")
-                 or not np.any(detect.box_overlap_fraction(hand.box_xyxy, whole) > 1 / 3)]
         if not hands:
             return []
         nested = detect.nested_in_larger(np.stack([hand.box_xyxy for hand in hands]))
@@ -583,7 +590,7 @@ class MediaPipeEstimator:
     def _verified(self, image: np.ndarray, hands: list[HandPrediction]) -> list[HandPrediction]:
         """Palm-detector hands whose re-crop (MediaPipe's landmarks -> region rule) the landmark
         network scores at least ``min_presence``; the presence is kept in ``extras["presence"]``.
-        Rejects, e.g., food or patterned objects the palm detector took for a hand in a tile."""
+        Rejects, e.g., food or patterned objects the palm detector took for a hand."""
         if not self.options.use_regions:
             return hands
         for hand in hands:
@@ -611,8 +618,7 @@ class MediaPipeEstimator:
         Returns:
             Up to ``options.max_hands`` :class:`~handpose.prediction.HandPrediction`, each with
             ``extras["views"]`` the number of views and network runs on this photo, and for
-            palm-detector hands ``extras["presence"]`` (the landmark network's re-score) and
-            ``extras["cut"]`` (found touching a tile's inner edge).
+            ``full``-view hands ``extras["presence"]`` (the landmark network's re-score).
         """
         image = check_image(image)
         o = self.options
@@ -625,10 +631,10 @@ class MediaPipeEstimator:
         def palm_search(windows: list[tuple[np.ndarray | None, float, str]], confidence: float, stop_at: int,
                         pixels: np.ndarray = image) -> None:
             nonlocal found, views_run
-            before = found
+            before, detector_calls = found, self._palm_detector().calls
             candidates = self._palm_candidates(pixels, windows, found, confidence)
             found, calls = self._search_regions(pixels, candidates, found, stop_at, o.palm_min_presence)
-            views_run += len(windows) + calls
+            views_run += self._palm_detector().calls - detector_calls + calls
             if before:  # a second reading of a found hand (close keypoints, overlapping boxes) is not a new hand
                 kp = np.stack([hand.keypoints_2d for hand in before])
                 boxes = np.stack([hand.box_xyxy for hand in before])
