@@ -170,3 +170,16 @@ def test_agrees_with_mediapipe_hands_on_demo_images(detector, name):
     for hand in reference:
         error = min(np.linalg.norm(o.keypoints_2d - hand.keypoints_2d, axis=1).mean() for o in ours)
         assert error < 0.03 * np.ptp(hand.keypoints_2d, axis=0).max()
+
+
+@pytest.mark.parametrize("angle", [90.0, 180.0, -30.0])
+def test_a_turned_window_maps_back_to_the_same_palm(detector, angle):
+    # The detector sees the photo turned; mapped back, the palm and its hand region are the
+    # upright run's (up to the network's own variation with the turn).
+    image, _ = _demo("01_palm_open.jpg")
+    (upright,) = detector.detect(image, min_score=0.5)
+    (turned,) = detector.detect(image, angle_deg=angle, min_score=0.5)
+    side = np.ptp(upright.box.reshape(2, 2), axis=0).max()
+    assert np.abs(turned.keypoints - upright.keypoints).max() < 0.15 * side
+    np.testing.assert_allclose(turned.region.center, upright.region.center, atol=0.05 * upright.region.size)
+    assert abs((turned.region.angle_deg - upright.region.angle_deg + 180) % 360 - 180) < 5.0
