@@ -9,7 +9,7 @@ from handpose.keypoints import MIDDLE_MCP, TIPS, WRIST
 from handpose.models.mediapipe import MediaPipeEstimator, MediaPipeOptions
 from _synthetic import hand_silhouette
 
-PLAIN = MediaPipeOptions(rescue=False, use_pose=False, tile_grids=(), fine_tile_side=0, low_palms=0)
+PLAIN = MediaPipeOptions(rescue=False, use_pose=False, coarse_tile_side=0, fine_tile_side=0, low_palms=0)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_small_hand_in_a_large_photo_is_found_by_tiles(plain, robust, hand_image
     photo[500:628, 1000:1128] = cv2.resize(hand_image, (128, 128), interpolation=cv2.INTER_AREA)
     assert plain.predict(photo) == []
     (hand,) = robust.predict(photo)
-    assert hand.source.startswith("landmarks:tile384-")
+    assert hand.source.startswith("landmarks:tile")
     assert np.all(hand.keypoints_2d >= [995, 495]) and np.all(hand.keypoints_2d <= [1133, 633])
 
 
@@ -357,21 +357,25 @@ def test_tile_windows_find_a_small_hand_through_the_region_verifier(monkeypatch,
             windows_only(image, windows, found, confidence) if windows[0][0] is not None else []))
         hands = estimator.predict(photo)
         assert estimator.predict(np.full_like(photo, 60)) == []
-    assert len(hands) == 1 and hands[0].source.startswith("landmarks:tile384-")
+    assert len(hands) == 1 and hands[0].source.startswith("landmarks:tile")
     assert np.all(hands[0].keypoints_2d >= [695, 295]) and np.all(hands[0].keypoints_2d <= [801, 401])
     assert 40 <= np.ptp(hands[0].keypoints_2d, axis=0).max() <= 96
 
 
 def test_tile_windows_cover_the_photo():
     with MediaPipeEstimator(MediaPipeOptions(tile_grids=(2,))) as estimator:
-        windows = estimator._tile_windows(1280, 853)
-    names = [name for _, _, name in windows]
-    assert names[:4] == [f"tile2x2-{i}" for i in range(4)] and len(names) == 4 + 12  # 4 x 3 windows of 384 px
-    boxes = np.array([box for box, _, name in windows if name.startswith("tile384")])
-    np.testing.assert_allclose(boxes[:, 2:] - boxes[:, :2], 384.0)
-    assert boxes[:, :2].min() == 0 and boxes[:, 2].max() == 1280 and boxes[:, 3].max() == 853
+        coarse, fine = estimator._tile_windows(1280, 853)
+    names = [name for _, _, name in coarse]
+    assert names[:4] == [f"tile2x2-{i}" for i in range(4)] and len(names) == 4 + 6  # 3 x 2 windows of 512 px
+    assert len(fine) == 12  # 4 x 3 windows of 384 px
+    for windows, side in ((coarse[4:], 512.0), (fine, 384.0)):
+        boxes = np.array([box for box, _, _ in windows])
+        np.testing.assert_allclose(boxes[:, 2:] - boxes[:, :2], side)
+        assert boxes[:, :2].min() == 0 and boxes[:, 2].max() == 1280 and boxes[:, 3].max() == 853
     with MediaPipeEstimator(MediaPipeOptions(fine_tile_max=8)) as estimator:
-        assert estimator._tile_windows(1280, 853) == []  # too many windows: none
+        assert [len(windows) for windows in estimator._tile_windows(1280, 853)] == [6]  # too many fine ones
+    with MediaPipeEstimator(MediaPipeOptions(coarse_tile_side=0, fine_tile_side=0)) as estimator:
+        assert estimator._tile_windows(1280, 853) == []
 
 
 def test_palms_a_found_hand_explains_are_not_candidates(reference, hand_image):

@@ -265,10 +265,11 @@ class MediaPipeOptions:
     tile_grids: tuple[int, ...] = ()
     tile_overlap: float = 0.25
     tile_min_side: int = 480
+    coarse_tile_side: int = 512
     fine_tile_side: int = 384
     fine_tile_max: int = 64
-    fine_tile_confidence: float = 0.1
-    low_palms: int = 6
+    fine_tile_confidence: float = 0.05
+    low_palms: int = 8
     low_palm_confidence: float = 0.2
     palm_threads: int = 2
     palm_zoom: float = 4.0
@@ -311,8 +312,9 @@ class MediaPipeOptions:
         if self.low_palms < 0 or self.palm_threads < 1 or not self.palm_zoom > 0:
             raise ValueError(f"low_palms must be >= 0, palm_threads >= 1 and palm_zoom > 0, "
                              f"got {self.low_palms}, {self.palm_threads}, {self.palm_zoom}")
-        if self.fine_tile_side and self.fine_tile_side < 64:
-            raise ValueError(f"fine_tile_side must be 0 (off) or >= 64 pixels, got {self.fine_tile_side}")
+        for name in ("coarse_tile_side", "fine_tile_side"):
+            if getattr(self, name) and getattr(self, name) < 64:
+                raise ValueError(f"{name} must be 0 (off) or >= 64 pixels, got {getattr(self, name)}")
         if self.region_steps < 1:
             raise ValueError(f"region_steps must be >= 1 (re-crop and re-score), got {self.region_steps}")
         if not (self.pair_offset > 0 and self.max_drift > 0):
@@ -519,18 +521,19 @@ class MediaPipeEstimator:
             found = self._merge(found + [new], w, h)
         return found, net.calls - calls
 
-    def _tile_windows(self, width: int, height: int) -> list[tuple[np.ndarray, float, str]]:
-        """``(box, 0, name)`` windows of the tile stage: the ``grid x grid`` tiles, then squares of
-        ``fine_tile_side`` (on photos at least 3 x as large, at most ``fine_tile_max`` of them)."""
+    def _tile_windows(self, width: int, height: int) -> list[list[tuple[np.ndarray, float, str]]]:
+        """The tile stage's passes of ``(box, 0, name)`` windows: ``grid x grid`` tiles and squares of
+        ``coarse_tile_side``, then squares of ``fine_tile_side``; squares at 20 % overlap, on photos
+        at least twice as large, at most ``fine_tile_max`` of them."""
         o = self.options
-        out = [(box, 0.0, f"tile{grid}x{grid}-{i}") for grid in o.tile_grids
-               for i, box in enumerate(views.tile_boxes(width, height, grid, o.tile_overlap))]
-        side = o.fine_tile_side
-        if side and max(width, height) >= 3 * side:
-            boxes = views.tiles_of_side(width, height, side, 0.2)
-            if len(boxes) <= o.fine_tile_max:
-                out += [(box, 0.0, f"tile{side}-{i}") for i, box in enumerate(boxes)]
-        return out
+        passes = [[(box, 0.0, f"tile{grid}x{grid}-{i}") for grid in o.tile_grids
+                   for i, box in enumerate(views.tile_boxes(width, height, grid, o.tile_overlap))], []]
+        for windows, side in zip(passes, (o.coarse_tile_side, o.fine_tile_side)):
+            if side and max(width, height) >= 2 * side:
+                boxes = views.tiles_of_side(width, height, side, 0.2)
+                if len(boxes) <= o.fine_tile_max:
+                    windows += [(box, 0.0, f"tile{side}-{i}") for i, box in enumerate(boxes)]
+        return [windows for windows in passes if windows]
 
     def _palm_candidates(self, image: np.ndarray, windows: list[tuple[np.ndarray | None, float, str]],
                          found: list[HandPrediction], confidence: float) -> list[tuple[regions.Region, str]]:
@@ -665,8 +668,11 @@ class MediaPipeEstimator:
             found, calls = self._search_regions(image, self._person_regions(image, found), found, o.max_hands)
             views_run += 1 + calls
             pair_search()
-        if (o.tile_grids or o.fine_tile_side) and longer >= o.tile_min_side and self._needs_more(found, longer):
-            palm_search(self._tile_windows(w, h), o.fine_tile_confidence, o.max_hands)
+        if o.use_regions and longer >= o.tile_min_side and self._needs_more(found, longer):
+            for windows in self._tile_windows(w, h):  # coarse, then fine while no hand is found
+                palm_search(windows, o.fine_tile_confidence, o.max_hands)
+                if found:
+                    break
             pair_search()
         # Continuous pixels (photo spans [0, W]) -> the package's pixel centres: u = x - 0.5.
         out = []
