@@ -30,10 +30,11 @@ enough confident hands:
    every other person of the selfie-segmentation mask (bundled landscape model; connected
    components the first pose does not hold, ``max_people`` largest) gets its own Pose run on its
    crop, and its wrists the same regions (``"landmarks:person-left2"``: the second other person).
-6. ``tiles`` (when hands are still missing or small, photos of ``tile_min_side`` or more):
-   the palm detector on overlapping square windows of ``fine_tile_side`` pixels (and ``grid x
-   grid`` tiles when ``tile_grids`` is set), each resampled straight from the photo into its
-   192 x 192 input by one ``cv2.warpAffine``, so that 40-150 px hands fill more of the input; at
+6. ``tiles`` (``use_regions``, when hands are still missing or small, photos of ``tile_min_side``
+   or more): the palm detector on overlapping square windows, each resampled straight from the
+   photo into its 192 x 192 input by one ``cv2.warpAffine``, so that small hands fill more of the
+   input: first windows of ``coarse_tile_side`` pixels (and ``grid x grid`` tiles when
+   ``tile_grids`` is set), then, while no hand at all is found, of ``fine_tile_side`` pixels. At
    a low palm score (``fine_tile_confidence``), palms that no found hand explains, one per place
    (NMS across windows), best ``low_palms`` first. A palm small in its window is looked at again
    (zoom): the detector on a window of ``palm_zoom`` x its side around it, which turns it right
@@ -44,8 +45,10 @@ Palm-detector candidates (stages 2, 3 and 6) are region hands that must score a 
 new one that lies on a found hand (mean keypoint distance below ``reread_distance`` of the box
 side and boxes overlapping by IoU 0.3: a second, wrong reading of that hand) is dropped. The
 MediaPipe graph runs on the ``full`` view only; :mod:`handpose.models.palms` replaced its runs on
-rescue views and tiles (about 2 x faster on 1280 px composites: one 192 x 192 detector call per
-window instead of a graph run with a landmark run per palm).
+rescue views and tiles: one 192 x 192 detector call per window instead of a graph run with a
+landmark run per palm, and every anchor's score to choose candidates from (on the 1280 px
+composites of ``bench/bench_detection.py``: about 15 detector calls instead of about 30 graph
+runs, half the CPU time per photo, and more small and paired hands found).
 
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
 ``min_presence``; a hand mostly inside the box of one 1.5 times larger is dropped (fingers read
@@ -202,17 +205,18 @@ class MediaPipeOptions:
             or more while the found hands and wrists leave hands to find.
         person_min_fraction: segmentation components smaller than this fraction of the photo are
             not people.
-        tile_grids: grid sizes of grid tiles added to the tile stage's windows (``(2,)`` = 2 x 2
-            tiles); none by default (on the composites they found no hand the fine windows and
-            the ``palms`` stage missed, for 4 more detector calls). The tile stage runs when this
-            or ``fine_tile_side`` is set.
+        tile_grids: grid sizes of grid tiles added to the tile stage's first pass (``(2,)`` = 2 x 2
+            tiles); none by default (on the composites they found no hand the palm windows
+            missed, for 4 more detector calls).
         tile_overlap: overlap between neighbouring grid tiles, fraction of a tile.
         tile_min_side: photos whose longer side is shorter are not tiled.
-        fine_tile_side: side of the tile stage's square windows, pixels (0: none), at 20 %
-            overlap, on photos at least 3 x as large. 384 px: 12 detector calls on a 1280 x 853
-            photo; the palm detector there finds 84 % of 60 px composite hands at a palm score
-            of 0.2 (256 px windows: 84 %, 24 calls; 512 px: 63 %).
-        fine_tile_max: photos needing more windows than this are not tiled (the time it takes).
+        coarse_tile_side: side of the tile stage's first windows, pixels (0: none), at 20 % overlap,
+            on photos at least twice as large: 6 detector calls on a 1280 x 853 photo, where hands
+            of 90 px or more and touching pairs of 120-160 px fill a good part of the input.
+        fine_tile_side: side of the second pass's windows (0: none), run only while no hand is
+            found: 12 calls on 1280 x 853, for 40-60 px hands (composites, the palm detector's
+            recall on 60 px hands at a palm score of 0.2: 84 % in 384 px windows, 63 % in 512 px).
+        fine_tile_max: photos needing more windows of a side than this get none of that side.
         fine_tile_confidence: palm-score threshold of the tile stage's windows; low, because every
             palm goes through the region verifier.
         low_palms: palm candidates per stage sent to the region verifier (best first; 0 disables
