@@ -48,7 +48,8 @@ MediaPipe graph runs on the ``full`` view only; :mod:`handpose.models.palms` rep
 rescue views and tiles: one 192 x 192 detector call per window instead of a graph run with a
 landmark run per palm, and every anchor's score to choose candidates from (on the 1280 px
 composites of ``bench/bench_detection.py``: about 15 detector calls instead of about 30 graph
-runs, half the CPU time per photo, and more small and paired hands found).
+runs, a median of 179 instead of 468 ms per photo in one run on the shared 2-core CPU, and more
+small and paired hands found at a higher precision).
 
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
 ``min_presence``; a hand mostly inside the box of one 1.5 times larger is dropped (fingers read
