@@ -301,8 +301,8 @@ class MediaPipeOptions:
             raise ValueError(f"max_hands must be >= 1, got {self.max_hands}")
         if self.model_complexity not in (0, 1):
             raise ValueError(f"model_complexity must be 0 or 1 (bundled models), got {self.model_complexity}")
-        for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "low_palm_confidence", "palm_min_presence", "reread_distance",
-                     "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
+        for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "low_palm_confidence",
+                     "palm_min_presence", "reread_distance", "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
                      "min_presence", "max_plausibility", "fine_tile_confidence", "person_min_fraction",
                      "sure_presence", "max_plausibility_sure"):
             value = getattr(self, name)
@@ -501,8 +501,8 @@ class MediaPipeEstimator:
                         ) -> tuple[list[HandPrediction], int]:
         """The landmark network on candidate regions; verified new hands merged into ``found``.
 
-        Verifier: every re-crop scores ``min_presence`` (the option's unless given), the last re-crop is stable
-        (``max_drift``), the hand is not one already found, its bones and joint angles are a
+        Verifier: every re-crop scores ``min_presence`` (the option's unless given), the last re-crop
+        is stable (``max_drift``), the hand is not one already found, its bones and joint angles are a
         hand's (``max_plausibility``; ``max_plausibility_sure`` at ``sure_presence`` or more), and
         :meth:`_merge`'s layout checks and duplicate suppression.
         """
@@ -514,7 +514,8 @@ class MediaPipeEstimator:
             if len(found) >= stop_at:
                 break
             exclude = np.stack([hand.keypoints_2d for hand in found]) if found else None
-            hand = net.refine(image, region, o.region_steps, min_presence or o.min_presence, o.max_drift, exclude)
+            presence = o.min_presence if min_presence is None else min_presence
+            hand = net.refine(image, region, o.region_steps, presence, o.max_drift, exclude)
             if hand is None:
                 continue
             # A sure, stable hand whose 3D reading is off (foreshortened, partly hidden) may fail more.
