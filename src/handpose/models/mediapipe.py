@@ -223,8 +223,9 @@ class MediaPipeOptions:
         low_palms: palm candidates per stage sent to the region verifier (best first; 0 disables
             the ``palms`` stage).
         low_palm_confidence: palm-score threshold of the ``palms`` stage (whole photo).
-        palm_threads: threads of the palm detector's interpreter (2: 4.7 ms per call instead of
-            8.5 ms on an idle 2-core CPU; the same under full load).
+        palm_threads: threads of the palm detector's interpreter (2 on the 2-core CPU: 4.7 ms per
+            call instead of 8.5 ms when idle, the same under full load; composites at load ~1:
+            median 166 ms per photo with 2, 194 ms with 1).
         palm_zoom: side of the zoom window, in palm box sides (about 2.5 hand sides).
         palm_min_presence: hand presence every re-crop of a palm-detector candidate must score.
         reread_distance: a palm-detector hand closer than this mean keypoint distance (fraction of
