@@ -372,6 +372,9 @@ def test_tile_windows_cover_the_photo():
         boxes = np.array([box for box, _, _ in windows])
         np.testing.assert_allclose(boxes[:, 2:] - boxes[:, :2], side)
         assert boxes[:, :2].min() == 0 and boxes[:, 2].max() == 1280 and boxes[:, 3].max() == 853
+    with MediaPipeEstimator() as estimator:
+        (coarse,) = estimator._tile_windows(4032, 3024)  # a phone photo: windows grow, fine ones too many
+        assert len(coarse) == 20 and np.ptp(coarse[0][0].reshape(2, 2), axis=0).tolist() == [1008.0, 1008.0]
     with MediaPipeEstimator(MediaPipeOptions(fine_tile_max=8)) as estimator:
         assert [len(windows) for windows in estimator._tile_windows(1280, 853)] == [6]  # too many fine ones
     with MediaPipeEstimator(MediaPipeOptions(coarse_tile_side=0, fine_tile_side=0)) as estimator:

@@ -211,8 +211,9 @@ class MediaPipeOptions:
             missed, for 4 more detector calls).
         tile_overlap: overlap between neighbouring grid tiles, fraction of a tile.
         tile_min_side: photos whose longer side is shorter are not tiled.
-        coarse_tile_side: side of the tile stage's first windows, pixels (0: none), at 20 % overlap,
-            on photos at least twice as large: 6 detector calls on a 1280 x 853 photo, where hands
+        coarse_tile_side: side of the tile stage's first windows, pixels (0: none), or a quarter of
+            the photo's longer side if larger (a 4032 px photo gets 20 windows of 1008 px, not 80),
+            at 20 % overlap, on photos at least twice as large: 6 detector calls on a 1280 x 853 photo, where hands
             of 90 px or more and touching pairs of 120-160 px fill a good part of the input.
         fine_tile_side: side of the second pass's windows (0: none), run only while no hand is
             found: 12 calls on 1280 x 853, for 40-60 px hands (composites, the palm detector's
@@ -530,12 +531,14 @@ class MediaPipeEstimator:
 
     def _tile_windows(self, width: int, height: int) -> list[list[tuple[np.ndarray, float, str]]]:
         """The tile stage's passes of ``(box, 0, name)`` windows: ``grid x grid`` tiles and squares of
-        ``coarse_tile_side``, then squares of ``fine_tile_side``; squares at 20 % overlap, on photos
-        at least twice as large, at most ``fine_tile_max`` of them."""
+        ``coarse_tile_side`` (or a quarter of the photo's longer side, if larger: at most 5 x 4 of
+        them), then squares of ``fine_tile_side``; squares at 20 % overlap, on photos at least twice
+        as large, at most ``fine_tile_max`` of them."""
         o = self.options
         passes = [[(box, 0.0, f"tile{grid}x{grid}-{i}") for grid in o.tile_grids
                    for i, box in enumerate(views.tile_boxes(width, height, grid, o.tile_overlap))], []]
-        for windows, side in zip(passes, (o.coarse_tile_side, o.fine_tile_side)):
+        coarse = round(max(o.coarse_tile_side, max(width, height) / 4)) if o.coarse_tile_side else 0
+        for windows, side in zip(passes, (coarse, o.fine_tile_side)):
             if side and max(width, height) >= 2 * side:
                 boxes = views.tiles_of_side(width, height, side, 0.2)
                 if len(boxes) <= o.fine_tile_max:
