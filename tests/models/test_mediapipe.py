@@ -9,7 +9,7 @@ from handpose.keypoints import MIDDLE_MCP, TIPS, WRIST
 from handpose.models.mediapipe import MediaPipeEstimator, MediaPipeOptions
 from _synthetic import hand_silhouette
 
-PLAIN = MediaPipeOptions(rescue=False, use_pose=False, tile_grids=())
+PLAIN = MediaPipeOptions(rescue=False, use_pose=False, coarse_tile_side=0, fine_tile_side=0, low_palms=0)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_mirrored_input_option_keeps_mediapipe_labels(reference, hand_image):
 
 
 def test_rotated_view_inside_the_estimator_is_mapped_back(robust, reference, hand_image):
-    # A hand the full view cannot see is found by a rescue view; its outputs are in photo axes.
+    # The Hands graph on a turned view: its outputs are mapped back to photo axes.
     found = robust._run_view(rot90_view(hand_image, 1), 1, 0.5, 0.5)[0]
     assert found.source == "mediapipe:rot90"
     assert np.linalg.norm(found.keypoints_2d - reference.keypoints_2d, axis=1).mean() < 5.0
@@ -117,7 +117,7 @@ def test_small_hand_in_a_large_photo_is_found_by_tiles(plain, robust, hand_image
     photo[500:628, 1000:1128] = cv2.resize(hand_image, (128, 128), interpolation=cv2.INTER_AREA)
     assert plain.predict(photo) == []
     (hand,) = robust.predict(photo)
-    assert hand.source.startswith("mediapipe:tile")
+    assert hand.source.startswith("landmarks:tile")
     assert np.all(hand.keypoints_2d >= [995, 495]) and np.all(hand.keypoints_2d <= [1133, 633])
 
 
@@ -342,20 +342,22 @@ def test_sure_region_hands_pass_a_looser_anatomy_check(monkeypatch, reference, h
         MediaPipeOptions(max_plausibility_sure=1.5)
 
 
-def test_fine_tile_hands_go_through_the_region_verifier(monkeypatch, hand_image):
-    # A rendered hand of about 60 px pasted into a large canvas, out of reach of the full view and
-    # the grid tiles (turned off here): the fine tiles find it, and it comes out as a verified
-    # region hand. A blank canvas gives nothing despite the low fine-tile threshold.
+def test_tile_windows_find_a_small_hand_through_the_region_verifier(monkeypatch, hand_image):
+    # A rendered hand of about 60 px pasted into a large canvas, out of reach of the full view (the
+    # whole-photo palm stage is turned off here): the tile stage's palm windows find it, and it
+    # comes out as a verified region hand. A blank canvas gives nothing despite the low palm score.
     import cv2
 
     photo = np.full((900, 1200, 3), 60, np.uint8)
     photo[300:396, 700:796] = cv2.resize(hand_image, (96, 96), interpolation=cv2.INTER_AREA)
-    options = MediaPipeOptions(use_pose=False, rescue=False, tile_grids=(2,), tile_min_side=480)
+    options = MediaPipeOptions(use_pose=False, rescue=False, tile_min_side=480)
     with MediaPipeEstimator(options) as estimator:
-        monkeypatch.setattr(estimator, "_tile_views", lambda image: [])  # only the fine tiles
+        windows_only = estimator._palm_candidates
+        monkeypatch.setattr(estimator, "_palm_candidates", lambda image, windows, found, confidence: (
+            windows_only(image, windows, found, confidence) if windows[0][0] is not None else []))
         hands = estimator.predict(photo)
         assert estimator.predict(np.full_like(photo, 60)) == []
-    assert len(hands) == 1 and hands[0].source.startswith("landmarks:tile256-")
+    assert len(hands) == 1 and hands[0].source.startswith("landmarks:tile")
     assert np.all(hands[0].keypoints_2d >= [695, 295]) and np.all(hands[0].keypoints_2d <= [801, 401])
     assert 40 <= np.ptp(hands[0].keypoints_2d, axis=0).max() <= 96
 
@@ -411,7 +413,7 @@ def test_pair_hands_overlapping_a_found_hand_are_re_readings(reference, hand_ima
     kept = {}
     for max_iou in (0.5, 0.6):
         with MediaPipeEstimator() as estimator:
-            kept[max_iou], _ = estimator._search_regions(hand_image, [(region, "pair")], [found], 4, max_iou)
+            kept[max_iou], _ = estimator._search_regions(hand_image, [(region, "pair")], [found], 4, max_iou=max_iou)
     assert len(kept[0.6]) == 2 and kept[0.6][1].source == "landmarks:pair"
     assert kept[0.5] == [found]
     with pytest.raises(ValueError, match="pair_max_iou"):
@@ -532,3 +534,42 @@ def test_pair_search_finds_a_facing_hand_reaching_into_the_found_one(turn):
     assert len(hands) == 2 and len(matches.pairs) == 2
     assert {hand.handedness for hand in hands} == {"left", "right"}
     assert any(hand.source == "landmarks:pair" for hand in hands)
+
+
+def test_tile_windows_cover_the_photo():
+    with MediaPipeEstimator(MediaPipeOptions(tile_grids=(2,))) as estimator:
+        coarse, fine = estimator._tile_windows(1280, 853)
+    names = [name for _, _, name in coarse]
+    assert names[:4] == [f"tile2x2-{i}" for i in range(4)] and len(names) == 4 + 6  # 3 x 2 windows of 512 px
+    assert len(fine) == 12  # 4 x 3 windows of 384 px
+    for windows, side in ((coarse[4:], 512.0), (fine, 384.0)):
+        boxes = np.array([box for box, _, _ in windows])
+        np.testing.assert_allclose(boxes[:, 2:] - boxes[:, :2], side)
+        assert boxes[:, :2].min() == 0 and boxes[:, 2].max() == 1280 and boxes[:, 3].max() == 853
+    with MediaPipeEstimator() as estimator:
+        (coarse,) = estimator._tile_windows(4032, 3024)  # a phone photo: windows grow, fine ones too many
+        assert len(coarse) == 20 and np.ptp(coarse[0][0].reshape(2, 2), axis=0).tolist() == [1008.0, 1008.0]
+    with MediaPipeEstimator(MediaPipeOptions(fine_tile_max=8)) as estimator:
+        assert [len(windows) for windows in estimator._tile_windows(1280, 853)] == [6]  # too many fine ones
+    with MediaPipeEstimator(MediaPipeOptions(coarse_tile_side=0, fine_tile_side=0)) as estimator:
+        assert estimator._tile_windows(1280, 853) == []
+
+
+def test_palms_a_found_hand_explains_are_not_candidates(reference, hand_image):
+    # The drawn hand's palm: a candidate on its own, explained (skipped) once the hand is found.
+    with MediaPipeEstimator() as estimator:
+        alone = estimator._palm_candidates(hand_image, [(None, 0.0, "palms")], [], 0.2)
+        known = dataclasses.replace(reference, keypoints_2d=reference.keypoints_2d + 0.5)  # continuous pixels
+        assert estimator._palm_candidates(hand_image, [(None, 0.0, "palms")], [known], 0.2) == []
+    assert alone and all(tag == "palms" for _, tag in alone)
+    centre = reference.keypoints_2d.mean(0)
+    assert np.linalg.norm(alone[0][0].center - centre) < 0.5 * np.ptp(reference.keypoints_2d, axis=0).max()
+
+
+def test_palm_options_validation():
+    with pytest.raises(ValueError, match="low_palms"):
+        MediaPipeOptions(low_palms=-1)
+    with pytest.raises(ValueError, match="palm_threads"):
+        MediaPipeOptions(palm_threads=0)
+    with pytest.raises(ValueError, match="palm_min_presence"):
+        MediaPipeOptions(palm_min_presence=1.5)

@@ -7,16 +7,24 @@ several *views* of the photo (:mod:`handpose.views`), cheapest first, and stops 
 enough confident hands:
 
 1. ``full``: the photo as is. Done when it has ``max_hands`` hands, or confident large hands.
-2. ``rescue`` (only when nothing was found): a lower detection threshold, the photo turned by
-   90 / 270 / 180 degrees, and a contrast-enhanced copy of grey photos; the first view that finds
-   a hand ends this stage.
-3. ``pair`` (``use_regions``): the hand-landmark network run directly on up to 12 regions beside
+2. ``palms`` (``use_regions``, ``low_palms``): MediaPipe's palm detector run directly
+   (:mod:`handpose.models.palms`, every anchor's score visible) on the whole photo; the palms
+   scoring ``low_palm_confidence`` or more that no found hand explains (their box centre in its
+   box, or their hand region centred within a quarter of its region's side) go to the region
+   verifier, best ``low_palms`` first: hands whose palm is partly hidden (interacting pairs,
+   hands on objects) score below MediaPipe's 0.5.
+3. ``rescue`` (``use_regions``, only when nothing was found): the palm detector on the photo
+   turned by 90 / 270 / 180 degrees (photos shorter than ``tile_min_side``: larger ones go to
+   the tile stage) and on a contrast-enhanced copy of grey photos, at
+   ``rescue_detection_confidence``, each palm's region through the region verifier; the first
+   hand ends this stage.
+4. ``pair`` (``use_regions``): the hand-landmark network run directly on up to 12 regions beside
    and on every found hand (:func:`handpose.models.regions.pair_regions`: its neighbours left,
    right, above and below, its mirror image on it, and a hand facing it, on it and along its
    fingers): the other hand of a touching or interacting pair, which the palm detector often
    misses; a hand found there must not overlap a found hand by ``pair_max_iou`` (a re-reading of
    it). Repeated after every later stage for the hands found since.
-4. ``person`` (when hands are missing or small): MediaPipe Pose (bundled, model complexity 1)
+5. ``person`` (when hands are missing or small): MediaPipe Pose (bundled, model complexity 1)
    finds a person; a region around each wrist not already explained by a found hand, sized from
    the forearm and shoulders and turned so that the forearm points up, goes to the landmark
    network (:func:`wrist_regions`). Pose finds one person per image, so on photos of
@@ -24,16 +32,16 @@ enough confident hands:
    every other person of the selfie-segmentation mask (bundled landscape model; connected
    components the first pose does not hold, ``max_people`` largest) gets its own Pose run on its
    crop, and its wrists the same regions (``"landmarks:person-left2"``: the second other person).
-5. ``tiles`` (when hands are still missing or small, photos of ``tile_min_side`` or more):
-   overlapping tiles of the photo at a ``grid x grid`` layout, then (while fewer than two hands are
-   found) fine tiles of ``fine_tile_side`` pixels, so that small hands fill more of the palm
-   detector's input; grid tiles keep the ``full`` view's thresholds (they fix resolution, not
-   confidence, and low thresholds on tiles mostly add false positives); fine tiles run at a low
-   threshold (``fine_tile_confidence``) and their hands are verified like region hands, from two
-   starts: MediaPipe's re-crop of their keypoints and an upright square on their box
-   (:func:`handpose.models.regions.box_region`; the first landmarks of a small hand are often
-   turned wrong).
-6. ``scan`` (``use_regions`` and ``scan``; run after the grid tiles, before the fine tiles): while
+6. ``tiles`` (``use_regions``, when hands are still missing or small, photos of ``tile_min_side``
+   or more): the palm detector on overlapping square windows, each resampled straight from the
+   photo into its 192 x 192 input by one ``cv2.warpAffine``, so that small hands fill more of the
+   input: first windows of ``coarse_tile_side`` pixels (and ``grid x grid`` tiles when
+   ``tile_grids`` is set), then, while no hand at all is found, of ``fine_tile_side`` pixels. At
+   a low palm score (``fine_tile_confidence``), palms that no found hand explains, one per place
+   (NMS across windows), best ``low_palms`` first. A palm small in its window is looked at again
+   (zoom): the detector on a window of ``palm_zoom`` x its side around it, which turns it right
+   more often; the zoomed and the first palm's regions both go to the region verifier.
+7. ``scan`` (``use_regions`` and ``scan``; last): while
    fewer than two hands are found and none of them is small (a wide shot, which the tiles
    handle), the landmark network on a coarse cover of the photo
    (:func:`handpose.models.regions.scan_regions`): large hands the palm detector misses, holding
@@ -46,11 +54,21 @@ enough confident hands:
    on a 640 x 480 photo without hands, 60 on a 1280 x 720 one, fewer beside a found hand: one
    network run each (3-9 ms) unless its presence is high enough to verify.
 
+
+Palm-detector candidates (stages 2, 3 and 6) are region hands that must score a presence of
+``palm_min_presence`` on every re-crop (low palm scores need a surer landmark network), and a
+new one that lies on a found hand (mean keypoint distance below ``reread_distance`` of the box
+side and boxes overlapping by IoU 0.3: a second, wrong reading of that hand) is dropped. The
+MediaPipe graph runs on the ``full`` view only; :mod:`handpose.models.palms` replaced its runs on
+rescue views and tiles: one 192 x 192 detector call per window instead of a graph run with a
+landmark run per palm, and every anchor's score to choose candidates from (on the 1280 px
+composites of ``bench/bench_detection.py``: about 15 detector calls instead of about 30 graph
+runs, a median of 179 instead of 468 ms per photo in one run on the shared 2-core CPU, and more
+small and paired hands found at a higher precision).
+
 Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
-``min_presence``; a hand found in a tile that reaches the tile's inner edge is dropped when a
-third of it lies in a whole hand's box (a cut copy of a hand another view holds whole); a hand
-mostly inside the box of one 1.5 times larger is dropped (fingers read as a small hand). Region
-hands (stages 3, 4 and 6) pass a verifier: every re-crop scores a hand presence of at least
+``min_presence``; a hand mostly inside the box of one 1.5 times larger is dropped (fingers read
+as a small hand). Region hands (stages 2-7) pass a verifier: every re-crop scores a hand presence of at least
 ``min_presence``, the last re-crop moves the keypoints less than ``max_drift``, the first answer
 is not a hand already found, and the bones and joint angles are a hand's
 (:func:`handpose.anatomy.anatomical_plausibility`, at most ``max_plausibility`` failing).
@@ -75,8 +93,8 @@ Conventions:
       exposes) for palm-detector hands, the hand-presence probability for region hands, in
       ``[0, 1]``.
     * ``source``: ``"mediapipe:<view>"``, e.g. ``"mediapipe:full"``, ``"mediapipe:rot90"``,
-      ``"mediapipe:tile2x2-3"``, ``"landmarks:pair"``, ``"landmarks:person-left"``,
-      ``"landmarks:scan"``.
+      ``"landmarks:palms"``, ``"landmarks:rot90"``, ``"landmarks:tile384-3"``, ``"landmarks:pair"``,
+      ``"landmarks:person-left"``, ``"landmarks:scan"``.
 
 Only models shipped in the wheel are used (palm detection full, hand landmark lite/full, pose
 landmark full, selfie segmentation landscape), the landmark network through ``ai-edge-litert``'s
@@ -96,7 +114,7 @@ import numpy as np
 from handpose import detect, views
 from handpose.io import check_image
 from handpose.keypoints import WRIST
-from handpose.models import regions
+from handpose.models import palms, regions
 from handpose.models.native_stderr import silenced_native_stderr
 from handpose.prediction import HandPrediction
 from handpose.views import View
@@ -189,14 +207,12 @@ class MediaPipeOptions:
         max_hands: hands kept per photo (best scores first).
         model_complexity: hand landmark network, 0 (lite) or 1 (full); both are in the wheel.
         min_detection_confidence: palm-detector threshold of the ``full`` view.
-        rescue_detection_confidence: palm-detector threshold of the rescue views.
-        min_score: hands scoring below are dropped (``full`` and tile views).
-        min_rescue_score: hands from rescue views scoring below are dropped (stricter,
-            since low thresholds find more false positives).
+        rescue_detection_confidence: palm-score threshold of the rescue views.
+        min_score: hands of the ``full`` view scoring below are dropped.
         confident_score: a hand at least this confident, and large, needs no search for others.
         small_hand_fraction: a hand whose box side is below this fraction of the photo's longer
             side is *small*: small hands suggest more small hands the full view missed.
-        rescue: run the rescue stage (rotations, low threshold, contrast) when nothing is found.
+        rescue: run the rescue stage (rotations, contrast) when nothing is found (``use_regions``).
         rotations: quarter-turn angles in degrees tried by the rescue stage, in order.
         use_pose: run the person-guided stage.
         pose_min_visibility: a pose wrist below this visibility is not searched.
@@ -205,21 +221,32 @@ class MediaPipeOptions:
             or more while the found hands and wrists leave hands to find.
         person_min_fraction: segmentation components smaller than this fraction of the photo are
             not people.
-        tile_grids: grid sizes of the tile stage (``(2,)`` = 2 x 2 tiles); empty disables it.
-        tile_overlap: overlap between neighbouring tiles, fraction of a tile.
+        tile_grids: grid sizes of grid tiles added to the tile stage's first pass (``(2,)`` = 2 x 2
+            tiles); none by default (on the composites they found no hand the palm windows
+            missed, for 4 more detector calls).
+        tile_overlap: overlap between neighbouring grid tiles, fraction of a tile.
         tile_min_side: photos whose longer side is shorter are not tiled.
-        fine_tile_side: side of the fine tiles, pixels (0 disables them): run after the grid tiles
-            (not when ``tile_grids`` is empty), while fewer than two hands are found, on photos at
-            least 3 x as large, so that 40-150 px hands fill a quarter to a half of the palm
-            detector's input (its recall on 60 px hands is about 0.7 in 256 px tiles, 0.3 in
-            512 px ones).
-        fine_tile_max: photos needing more fine tiles than this (at 20 % overlap) are not finely
-            tiled (the time it takes).
-        fine_tile_confidence: palm-detector and hand-presence thresholds of the MediaPipe graph on
-            the fine tiles; low, because every hand it finds there goes through the region
-            verifier (re-crops, stability, anatomy) like a region hand, which keeps false
-            positives down (60 px hands on composites: 68 % found at 0.5, 79 % at 0.2, 84 % with
-            the second, upright start).
+        coarse_tile_side: side of the tile stage's first windows, pixels (0: none), or a quarter of
+            the photo's longer side if larger (a 4032 px photo gets 20 windows of 1008 px, not 80),
+            at 20 % overlap, on photos at least twice as large: 6 detector calls on a 1280 x 853 photo, where hands
+            of 90 px or more and touching pairs of 120-160 px fill a good part of the input.
+        fine_tile_side: side of the second pass's windows (0: none), run only while no hand is
+            found: 12 calls on 1280 x 853, for 40-60 px hands (composites, the palm detector's
+            recall on 60 px hands at a palm score of 0.2: 84 % in 384 px windows, 63 % in 512 px).
+        fine_tile_max: photos needing more windows of a side than this get none of that side.
+        fine_tile_confidence: palm-score threshold of the tile stage's windows; low, because every
+            palm goes through the region verifier.
+        low_palms: palm candidates per stage sent to the region verifier (best first; 0 disables
+            the ``palms`` stage).
+        low_palm_confidence: palm-score threshold of the ``palms`` stage (whole photo).
+        palm_threads: threads of the palm detector's interpreter (2 on the 2-core CPU: 4.7 ms per
+            call instead of 8.5 ms when idle, the same under full load; composites at load ~1:
+            median 166 ms per photo with 2, 194 ms with 1).
+        palm_zoom: side of the zoom window, in palm box sides (about 2.5 hand sides).
+        palm_min_presence: hand presence every re-crop of a palm-detector candidate must score.
+        reread_distance: a palm-detector hand closer than this mean keypoint distance (fraction of
+            the box side) to a found hand, with boxes overlapping by IoU 0.3 or more, is a second
+            reading of that hand (touching pairs on the composites: 0.43 or more) and dropped.
         duplicate_distance: two hands closer than this mean keypoint distance (fraction of the box
             side) are the same hand.
         duplicate_iou: two hands whose boxes overlap more are the same hand.
@@ -279,7 +306,6 @@ class MediaPipeOptions:
     min_detection_confidence: float = 0.5
     rescue_detection_confidence: float = 0.2
     min_score: float = 0.5
-    min_rescue_score: float = 0.7
     confident_score: float = 0.9
     small_hand_fraction: float = 0.2
     rescue: bool = True
@@ -288,12 +314,19 @@ class MediaPipeOptions:
     pose_min_visibility: float = 0.3
     max_people: int = 4
     person_min_fraction: float = 0.01
-    tile_grids: tuple[int, ...] = (2,)
+    tile_grids: tuple[int, ...] = ()
     tile_overlap: float = 0.25
     tile_min_side: int = 480
-    fine_tile_side: int = 256
+    coarse_tile_side: int = 512
+    fine_tile_side: int = 384
     fine_tile_max: int = 64
-    fine_tile_confidence: float = 0.2
+    fine_tile_confidence: float = 0.05
+    low_palms: int = 8
+    low_palm_confidence: float = 0.2
+    palm_threads: int = 2
+    palm_zoom: float = 4.0
+    palm_min_presence: float = 0.7
+    reread_distance: float = 0.4
     duplicate_distance: float = 0.25
     duplicate_iou: float = 0.6
     min_hand_side_px: float = 8.0
@@ -324,8 +357,8 @@ class MediaPipeOptions:
             raise ValueError(f"max_hands must be >= 1, got {self.max_hands}")
         if self.model_complexity not in (0, 1):
             raise ValueError(f"model_complexity must be 0 or 1 (bundled models), got {self.model_complexity}")
-        for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "min_rescue_score",
-                     "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
+        for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "low_palm_confidence",
+                     "palm_min_presence", "reread_distance", "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
                      "min_presence", "max_plausibility", "fine_tile_confidence", "person_min_fraction",
                      "sure_presence", "max_plausibility_sure", "pair_max_iou"):
             value = getattr(self, name)
@@ -337,8 +370,12 @@ class MediaPipeOptions:
             raise ValueError(f"tile_grids must be >= 2, got {self.tile_grids}")
         if not 0.0 <= self.tile_overlap < 1.0:
             raise ValueError(f"tile_overlap must be in [0, 1), got {self.tile_overlap}")
-        if self.fine_tile_side and self.fine_tile_side < 64:
-            raise ValueError(f"fine_tile_side must be 0 (off) or >= 64 pixels, got {self.fine_tile_side}")
+        if self.low_palms < 0 or self.palm_threads < 1 or not self.palm_zoom > 0:
+            raise ValueError(f"low_palms must be >= 0, palm_threads >= 1 and palm_zoom > 0, "
+                             f"got {self.low_palms}, {self.palm_threads}, {self.palm_zoom}")
+        for name in ("coarse_tile_side", "fine_tile_side"):
+            if getattr(self, name) and getattr(self, name) < 64:
+                raise ValueError(f"{name} must be 0 (off) or >= 64 pixels, got {getattr(self, name)}")
         if self.region_steps < 1:
             raise ValueError(f"region_steps must be >= 1 (re-crop and re-score), got {self.region_steps}")
         if not (self.pair_offset > 0 and self.max_drift > 0):
@@ -410,14 +447,14 @@ class MediaPipeEstimator:
 
     # -- graphs -------------------------------------------------------------------------------
 
-    def _hands(self, max_hands: int, confidence: float, presence: float = 0.5) -> Any:
-        key = ("hands", max_hands, confidence, presence)
+    def _hands(self, max_hands: int, confidence: float) -> Any:
+        key = ("hands", max_hands, confidence)
         if key not in self._graphs:
             import mediapipe as mp
 
             self._graphs[key] = open_graph(lambda: mp.solutions.hands.Hands(
                 static_image_mode=True, max_num_hands=max_hands, model_complexity=self.options.model_complexity,
-                min_detection_confidence=confidence, min_tracking_confidence=presence))
+                min_detection_confidence=confidence, min_tracking_confidence=0.5))
         return self._graphs[key]
 
     def _pose(self) -> Any:
@@ -432,26 +469,17 @@ class MediaPipeEstimator:
 
     # -- one view -----------------------------------------------------------------------------
 
-    def _run_view(self, view: View, max_hands: int, confidence: float, min_score: float,
-                  photo_size: tuple[int, int] | None = None, presence: float = 0.5) -> list[HandPrediction]:
-        """Hands found by MediaPipe in one view, mapped back to the photo.
-
-        With ``photo_size = (W, H)``, hands reaching an edge of the view that cuts through the
-        photo (a tile's inner edges) are marked ``extras["cut"] = True``: maybe partial copies of
-        a hand that another view holds whole (:meth:`_merge` drops them next to one).
-        """
+    def _run_view(self, view: View, max_hands: int, confidence: float, min_score: float) -> list[HandPrediction]:
+        """Hands found by MediaPipe's Hands graph in one view, mapped back to the photo."""
         if min(view.image.shape[:2]) < 8:
             return []
-        graph = self._hands(max_hands, confidence, presence)
+        graph = self._hands(max_hands, confidence)
         with silenced_native_stderr():
             result = graph.process(view.image)
         h, w = view.image.shape[:2]
         back = view.rotation_to_photo()
-        margin = 0.01 * max(h, w) + 1.0
         return [HandPrediction(keypoints_2d=view.to_photo(hand.keypoints_2d), keypoints_3d=hand.keypoints_3d @ back.T,
-                               handedness=hand.handedness, score=hand.score, source=f"mediapipe:{view.name}",
-                               extras={"cut": photo_size is not None
-                                       and detect.touches_cut_edge(hand.keypoints_2d, view, *photo_size, margin)})
+                               handedness=hand.handedness, score=hand.score, source=f"mediapipe:{view.name}")
                 for hand in read_landmarks(result, w, h, self.options.mirrored_input) if hand.score >= min_score]
 
     # -- stages -------------------------------------------------------------------------------
@@ -460,6 +488,12 @@ class MediaPipeEstimator:
         key = ("landmarks",)
         if key not in self._graphs:
             self._graphs[key] = regions.LandmarkNetwork(mirrored_input=self.options.mirrored_input)
+        return self._graphs[key]
+
+    def _palm_detector(self) -> palms.PalmDetector:
+        key = ("palms",)
+        if key not in self._graphs:
+            self._graphs[key] = palms.PalmDetector(num_threads=self.options.palm_threads)
         return self._graphs[key]
 
     def _segmentation(self) -> Any:
@@ -526,13 +560,13 @@ class MediaPipeEstimator:
                 if 0 <= region.center[0] <= width and 0 <= region.center[1] <= height]
 
     def _search_regions(self, image: np.ndarray, candidates: list[tuple[regions.Region, str]],
-                        found: list[HandPrediction], stop_at: int, max_iou: float = 1.0,
-                        accept: Callable[[regions.RegionHand], bool] | None = None
-                        ) -> tuple[list[HandPrediction], int]:
+                        found: list[HandPrediction], stop_at: int, *, max_iou: float = 1.0,
+                        accept: Callable[[regions.RegionHand], bool] | None = None,
+                        min_presence: float | None = None) -> tuple[list[HandPrediction], int]:
         """The landmark network on candidate regions; verified new hands merged into ``found``.
 
-        Verifier: every re-crop scores ``min_presence``, the last re-crop is stable
-        (``max_drift``), the hand is not one already found, its bones and joint angles are a
+        Verifier: every re-crop scores ``min_presence`` (the option's unless given), the last re-crop
+        is stable (``max_drift``), the hand is not one already found, its bones and joint angles are a
         hand's (``max_plausibility``; ``max_plausibility_sure`` at ``sure_presence`` or more), its
         box overlaps no found hand's by ``max_iou`` or more (IoU), ``accept(hand)`` when given, and
         :meth:`_merge`'s layout checks and duplicate suppression.
@@ -545,7 +579,8 @@ class MediaPipeEstimator:
             if len(found) >= stop_at:
                 break
             exclude = np.stack([hand.keypoints_2d for hand in found]) if found else None
-            hand = net.refine(image, region, o.region_steps, o.min_presence, o.max_drift, exclude)
+            presence = o.min_presence if min_presence is None else min_presence
+            hand = net.refine(image, region, o.region_steps, presence, o.max_drift, exclude)
             if hand is None:
                 continue
             # A sure, stable hand whose 3D reading is off (foreshortened, partly hidden) may fail more.
@@ -567,23 +602,61 @@ class MediaPipeEstimator:
         return (hand.presence >= self.options.sure_presence
                 or regions.palm_spread(hand.keypoints_2d) >= self.options.scan_min_spread)
 
-    def _tile_views(self, image: np.ndarray) -> list[View]:
-        h, w = image.shape[:2]
-        tiles = []
-        for grid in self.options.tile_grids:
-            for i, box in enumerate(views.tile_boxes(w, h, grid, self.options.tile_overlap)):
-                tiles.append(views.crop_view(image, box, f"tile{grid}x{grid}-{i}"))
-        return tiles
+    def _tile_windows(self, width: int, height: int) -> list[list[tuple[np.ndarray, float, str]]]:
+        """The tile stage's passes of ``(box, 0, name)`` windows: ``grid x grid`` tiles and squares of
+        ``coarse_tile_side`` (or a quarter of the photo's longer side, if larger: at most 5 x 4 of
+        them), then squares of ``fine_tile_side``; squares at 20 % overlap, on photos at least twice
+        as large, at most ``fine_tile_max`` of them."""
+        o = self.options
+        passes = [[(box, 0.0, f"tile{grid}x{grid}-{i}") for grid in o.tile_grids
+                   for i, box in enumerate(views.tile_boxes(width, height, grid, o.tile_overlap))], []]
+        coarse = round(max(o.coarse_tile_side, max(width, height) / 4)) if o.coarse_tile_side else 0
+        for windows, side in zip(passes, (coarse, o.fine_tile_side)):
+            if side and max(width, height) >= 2 * side:
+                boxes = views.tiles_of_side(width, height, side, 0.2)
+                if len(boxes) <= o.fine_tile_max:
+                    windows += [(box, 0.0, f"tile{side}-{i}") for i, box in enumerate(boxes)]
+        return [windows for windows in passes if windows]
 
-    def _fine_tile_views(self, image: np.ndarray) -> list[View]:
+    def _palm_candidates(self, image: np.ndarray, windows: list[tuple[np.ndarray | None, float, str]],
+                         found: list[HandPrediction], confidence: float) -> list[tuple[regions.Region, str]]:
+        """Start regions for the region verifier from the palms scoring ``confidence`` or more in
+        ``windows`` (``(box, or None for the whole photo; turn in degrees; name)``, see
+        :func:`handpose.models.palms.letterbox_view`).
+
+        Palms a found hand explains are skipped (box centre in its box, or hand region centred within
+        a quarter of the side of the hand's own region, :func:`~handpose.models.regions.region_from_keypoints`);
+        one per place (best score first, box IoU 0.3 across windows), best ``low_palms``. A palm that
+        is small in its window is looked at again, zoomed in: the detector on a window of
+        ``palm_zoom`` x its side, where it turns the hand right more often; both regions are returned
+        (the zoomed one first), since neither alone is reliable.
+        """
+        o = self.options
+        detector = self._palm_detector()
         h, w = image.shape[:2]
-        side = self.options.fine_tile_side
-        if not side or max(h, w) < 3 * side:
-            return []
-        boxes = views.tiles_of_side(w, h, side, 0.2)
-        if len(boxes) > self.options.fine_tile_max:
-            return []
-        return [views.crop_view(image, box, f"tile{side}-{i}") for i, box in enumerate(boxes)]
+        candidates, window_side = [], {}
+        for box, angle, name in windows:
+            window_side[name] = max(w, h) if box is None else float(np.max(box[2:] - box[:2]))
+            candidates += detector.detect(image, box, angle, min_score=confidence, name=name)
+        boxes = np.array([hand.box_xyxy for hand in found]).reshape(-1, 4)
+        known = [regions.region_from_keypoints(hand.keypoints_2d) for hand in found]
+        kept: list[palms.Palm] = []
+        for palm in sorted(candidates, key=lambda p: -p.score):
+            explained = (np.any(np.all((boxes[:, :2] <= palm.center) & (palm.center <= boxes[:, 2:]), axis=1))
+                         or any(np.linalg.norm(palm.region.center - r.center) < 0.25 * r.size for r in known))
+            if not explained and all(detect.box_iou(palm.box, other.box)[0, 0] <= 0.3 for other in kept):
+                kept.append(palm)
+        out = []
+        for palm in kept[: o.low_palms]:
+            side = o.palm_zoom * float(np.max(palm.box[2:] - palm.box[:2]))
+            if side <= 0.75 * window_side[palm.view]:  # zooming in magnifies it
+                zoomed = [z for z in detector.detect(image, np.r_[palm.center - side / 2, palm.center + side / 2],
+                                                     min_score=confidence, name=palm.view)
+                          if detect.box_iou(z.box, palm.box)[0, 0] > 0.1]
+                if zoomed:
+                    out.append((max(zoomed, key=lambda z: z.score).region, palm.view))
+            out.append((palm.region, palm.view))
+        return out
 
     # -- public -------------------------------------------------------------------------------
 
@@ -591,10 +664,6 @@ class MediaPipeEstimator:
         o = self.options
         hands = [hand for hand in hands if detect.layout_is_plausible(
             hand.keypoints_2d, hand.keypoints_3d, width, height, o.min_hand_side_px, o.min_inside_fraction)]
-        whole = np.array([hand.box_xyxy for hand in hands if not hand.extras.get("cut")]).reshape(-1, 4)
-        # A hand cut by a tile's edge, a third or more inside a whole hand's box, is a partial copy.
-        hands = [hand for hand in hands if not hand.extras.get("cut")
-                 or not np.any(detect.box_overlap_fraction(hand.box_xyxy, whole) > 1 / 3)]
         if not hands:
             return []
         nested = detect.nested_in_larger(np.stack([hand.box_xyxy for hand in hands]))
@@ -607,7 +676,7 @@ class MediaPipeEstimator:
     def _verified(self, image: np.ndarray, hands: list[HandPrediction]) -> list[HandPrediction]:
         """Palm-detector hands whose re-crop (MediaPipe's landmarks -> region rule) the landmark
         network scores at least ``min_presence``; the presence is kept in ``extras["presence"]``.
-        Rejects, e.g., food or patterned objects the palm detector took for a hand in a tile."""
+        Rejects, e.g., food or patterned objects the palm detector took for a hand."""
         if not self.options.use_regions:
             return hands
         for hand in hands:
@@ -635,8 +704,7 @@ class MediaPipeEstimator:
         Returns:
             Up to ``options.max_hands`` :class:`~handpose.prediction.HandPrediction`, each with
             ``extras["views"]`` the number of views and network runs on this photo, and for
-            palm-detector hands ``extras["presence"]`` (the landmark network's re-score) and
-            ``extras["cut"]`` (found touching a tile's inner edge).
+            ``full``-view hands ``extras["presence"]`` (the landmark network's re-score).
         """
         image = check_image(image)
         o = self.options
@@ -646,31 +714,28 @@ class MediaPipeEstimator:
             views.identity_view(image), o.max_hands, o.min_detection_confidence, o.min_score)), w, h)
         views_run = 1 + len(found) * o.use_regions
 
-        def search(to_run: list[View], stop_at: int, confidence: float, min_score: float,
-                   as_regions: bool = False) -> None:
+        def palm_search(windows: list[tuple[np.ndarray | None, float, str]], confidence: float, stop_at: int,
+                        pixels: np.ndarray = image) -> None:
             nonlocal found, views_run
-            for view in to_run:
-                candidates = self._run_view(view, o.max_hands, confidence, min_score, (w, h),
-                                            confidence if as_regions and o.use_regions else 0.5)
-                views_run += 1
-                if as_regions and o.use_regions:  # low threshold: the full region verifier
-                    starts = [(start, view.name) for hand in candidates for start in (
-                        regions.region_from_keypoints(hand.keypoints_2d), regions.box_region(hand.keypoints_2d))]
-                    found, calls = self._search_regions(image, starts, found, stop_at)
-                    views_run += calls
-                else:
-                    candidates = self._verified(image, candidates)
-                    views_run += len(candidates) * o.use_regions
-                    found = self._merge(found + candidates, w, h)
-                if len(found) >= stop_at:
-                    return
+            before, detector_calls = found, self._palm_detector().calls
+            candidates = self._palm_candidates(pixels, windows, found, confidence)
+            found, calls = self._search_regions(pixels, candidates, found, stop_at,
+                                                min_presence=o.palm_min_presence)
+            views_run += self._palm_detector().calls - detector_calls + calls
+            if before:  # a second reading of a found hand (close keypoints, overlapping boxes) is not a new hand
+                kp = np.stack([hand.keypoints_2d for hand in before])
+                boxes = np.stack([hand.box_xyxy for hand in before])
+                found = [hand for hand in found if any(hand is old for old in before) or not np.any(
+                    (detect.keypoint_distance(hand.keypoints_2d[None], kp)[0] < o.reread_distance)
+                    & (detect.box_iou(hand.box_xyxy, boxes)[0] > 0.3))]
 
-        if o.rescue and not found:
-            same = views.identity_view(image).matrix
-            rescue = [View(image, same, "low-threshold")] + [views.rot90_view(image, a // 90) for a in o.rotations]
-            if detect.is_greyscale(image):
-                rescue.insert(1, View(detect.enhance_contrast(image), same, "contrast"))
-            search(rescue, 1, o.rescue_detection_confidence, o.min_rescue_score)
+        if o.use_regions and o.low_palms and len(found) < o.max_hands:
+            palm_search([(None, 0.0, "palms")], o.low_palm_confidence, o.max_hands)
+        if o.rescue and o.use_regions and not found:
+            if longer < o.tile_min_side:  # turned views; the tile stage searches large photos
+                palm_search([(None, float(a), f"rot{a}") for a in o.rotations], o.rescue_detection_confidence, 1)
+            if not found and detect.is_greyscale(image):
+                palm_search([(None, 0.0, "contrast")], o.rescue_detection_confidence, 1, detect.enhance_contrast(image))
         searched_pairs: set[int] = set()
 
         def pair_search() -> None:
@@ -680,7 +745,7 @@ class MediaPipeEstimator:
             anchors = [hand for hand in found if id(hand) not in searched_pairs]
             searched_pairs.update(id(hand) for hand in found)
             candidates = [item for anchor in anchors for item in self._pair_regions(anchor, w, h)]
-            found, calls = self._search_regions(image, candidates, found, o.max_hands, o.pair_max_iou)
+            found, calls = self._search_regions(image, candidates, found, o.max_hands, max_iou=o.pair_max_iou)
             views_run += calls
 
         pair_search()
@@ -688,8 +753,11 @@ class MediaPipeEstimator:
             found, calls = self._search_regions(image, self._person_regions(image, found), found, o.max_hands)
             views_run += 1 + calls
             pair_search()
-        if o.tile_grids and longer >= o.tile_min_side and self._needs_more(found, longer):
-            search(self._tile_views(image), o.max_hands, o.min_detection_confidence, o.min_score)
+        if o.use_regions and longer >= o.tile_min_side and self._needs_more(found, longer):
+            for windows in self._tile_windows(w, h):  # coarse, then fine while no hand is found
+                palm_search(windows, o.fine_tile_confidence, o.max_hands)
+                if found:
+                    break
             pair_search()
         # The scan: fewer than two hands (one person's), none small (a wide shot, which the tiles handle).
         small = [np.ptp(hand.keypoints_2d, axis=0).max() < o.small_hand_fraction * longer for hand in found]
@@ -703,10 +771,6 @@ class MediaPipeEstimator:
             found, calls = self._search_regions(image, [(region, "scan") for region in scan], found,
                                                 min(2, o.max_hands), accept=self._wide_or_sure)
             views_run += calls
-            pair_search()
-        if (o.tile_grids and longer >= o.tile_min_side and len(found) < 2  # costly: one person's hands at most
-                and self._needs_more(found, longer)):
-            search(self._fine_tile_views(image), o.max_hands, o.fine_tile_confidence, 0.0, as_regions=True)
             pair_search()
         # Continuous pixels (photo spans [0, W]) -> the package's pixel centres: u = x - 0.5.
         out = []
