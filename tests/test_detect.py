@@ -1,8 +1,8 @@
-"""Detection post-processing: IoU, duplicate merging, cut-off hands, layout sanity, person boxes."""
+"""Detection post-processing: IoU, duplicate merging, layout sanity, person boxes."""
 import numpy as np
 import pytest
 
-from handpose import detect, views
+from handpose import detect
 
 
 def test_box_iou_known_values():
@@ -39,17 +39,6 @@ def test_greyscale_and_contrast():
     assert not detect.is_greyscale(colour)
     enhanced = detect.enhance_contrast(grey)
     assert enhanced.shape == grey.shape and np.ptp(enhanced) > np.ptp(grey)
-
-
-def test_touches_cut_edge_only_for_edges_inside_the_photo():
-    image = np.zeros((100, 200, 3), np.uint8)
-    tile = views.crop_view(image, np.array([0, 0, 120, 60]), "tile")  # inner edges: right, bottom
-    hand = np.random.default_rng(5).uniform(20, 40, (21, 2))
-    assert not detect.touches_cut_edge(hand, tile, 200, 100, margin=2.0)
-    assert detect.touches_cut_edge(hand + [119 - hand[:, 0].max(), 0], tile, 200, 100, margin=2.0)  # inner edge
-    assert not detect.touches_cut_edge(hand - [hand[:, 0].min() - 0.5, 0], tile, 200, 100, margin=2.0)  # photo edge
-    full = views.identity_view(image)
-    assert not detect.touches_cut_edge(hand * [4.9, 2.4], full, 200, 100, margin=2.0)
 
 
 def test_box_overlap_fraction_known_values():

@@ -1,4 +1,4 @@
-"""Post-processing of multi-view hand detection: person boxes, cut-off hands, box overlaps,
+"""Post-processing of multi-view hand detection: person boxes, box overlaps,
 duplicate merging and layout sanity checks, grey-photo contrast.
 
 The views the detector runs on, and their exact map back to the photo, are :mod:`handpose.views`.
@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 
 from handpose.keypoints import MIDDLE_MCP, WRIST
-from handpose.views import View
 
 
 def mask_boxes(mask: np.ndarray, min_fraction: float = 0.01, margin: float = 0.15) -> np.ndarray:
@@ -36,26 +35,6 @@ def mask_boxes(mask: np.ndarray, min_fraction: float = 0.01, margin: float = 0.1
         grow = margin * max(bw, bh)
         out.append([max(x - grow, 0.0), max(y - grow, 0.0), min(x + bw + grow, w), min(y + bh + grow, h)])
     return np.array(out, dtype=np.float64).reshape(-1, 4)
-
-
-def touches_cut_edge(keypoints_view: np.ndarray, view: View, width: int, height: int, margin: float) -> bool:
-    """Whether a hand found in ``view`` reaches an edge of the view that cuts through the photo.
-
-    A hand within ``margin`` view pixels of such an edge (the photo goes on beyond it, e.g. the
-    inner edges of a tile) is likely cut off: a partial copy of a hand that a neighbouring,
-    overlapping view holds whole.
-
-    Args:
-        keypoints_view: ``(21, 2)`` continuous view pixels.
-        width, height: the photo's size.
-    """
-    kp = np.asarray(keypoints_view, dtype=np.float64)
-    h, w = view.image.shape[:2]
-    near = (kp[:, 0].min() < margin, kp[:, 0].max() > w - margin, kp[:, 1].min() < margin, kp[:, 1].max() > h - margin)
-    beyond = np.array([[-1.0, h / 2], [w + 1.0, h / 2], [w / 2, -1.0], [w / 2, h + 1.0]])  # just outside each edge
-    outside = view.to_photo(beyond)
-    inside = (outside[:, 0] >= 0) & (outside[:, 0] <= width) & (outside[:, 1] >= 0) & (outside[:, 1] <= height)
-    return bool(np.any(np.array(near) & inside))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
