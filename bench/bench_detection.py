@@ -33,11 +33,13 @@ Hard cases (issue 13), built at bench time in memory from the same photos and ne
 * hand-free photos: the backgrounds as they are and a close-up crop of each (640 x 480), scanned
   for false hands (false hands per photo, each listed).
 
-``occluded`` and ``edge`` size a hand by its labelled joints (``_paste`` alone scales by all 21,
-and unlabelled joints may sit at (0, 0): the ``single`` sizes of such hands are smaller than their
-labels).
+* ``wide``: wide shots like sports frames and group photos: a background scaled to 1920 x 1080
+  (cropped to 16:9) with 4 GT hands (mirrored or not) of 40-190 px pasted at random places apart
+  from each other; recall per hand size (``wide <70px``, ``wide 70-120px``, ``wide >=120px``).
 
-The ``occluded`` and ``edge`` cases and the hand-free photos have their own random generators and
+Hands are sized by their labelled joints (unlabelled ones may sit at (0, 0)).
+
+The ``occluded``, ``edge`` and ``wide`` cases and the hand-free photos have their own random generators and
 are reported apart (``--hard-only`` runs only them), so the ``single`` / ``pair`` figures stay
 comparable across versions. ``--set OPTION=VALUE`` overrides an option of the project's detector
 (``--set scan=False``: the detector without its region scan).
@@ -489,6 +491,42 @@ def make_hard_composites(photos: list[Photo], backgrounds: list[np.ndarray], per
     return out
 
 
+def make_wide(photos: list[Photo], backgrounds: list[np.ndarray], hands_per_shot: int = 4, seed: int = 3
+              ) -> list[Composite]:
+    """The ``wide`` shots (see the module docstring), one per GT hand (which is pasted with
+    ``hands_per_shot - 1`` others), reproducible from ``seed``."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    sources = [(*_cutout(image, kp, vis), vis, folder) for image, kp, vis, folder in _gt_sources(photos)]
+    out = []
+    for i in range(len(sources)):
+        bg = backgrounds[rng.integers(len(backgrounds))]
+        h, w = bg.shape[:2]
+        ch = min(h, round(w * 9 / 16))
+        cw = round(ch * 16 / 9)
+        y0 = rng.integers(0, h - ch + 1)
+        canvas = cv2.resize(bg[y0:y0 + ch, :cw], (1920, 1080), interpolation=cv2.INTER_LINEAR)
+        picks = [i] + [int(j) for j in rng.choice([j for j in range(len(sources)) if j != i], hands_per_shot - 1,
+                                                   replace=False)]
+        hands, visible, labels, placed = [], [], [], []
+        for j in picks:
+            patch, kp, vis, folder = sources[j]
+            size = rng.uniform(40, 190)
+            for _ in range(50):  # a place apart from the hands already pasted
+                top_left = rng.uniform([0, 0], [1920 - 1.6 * size, 1080 - 1.6 * size])
+                centre = top_left + 0.8 * size
+                if all(np.linalg.norm(centre - c) > 0.9 * (size + r) for c, r in placed):
+                    break
+            placed.append((centre, size))
+            hands.append(_paste(canvas, patch, kp, vis, size, top_left, mirror=bool(rng.integers(2))))
+            visible.append(vis)
+            bucket = "<70px" if size < 70 else "70-120px" if size < 120 else ">=120px"
+            labels.append({"kind": f"wide {bucket}", "size": "", "folder": folder})
+        out.append(Composite(canvas, np.stack(hands), np.stack(visible), labels))
+    return out
+
+
 def negatives(backgrounds: list[np.ndarray], seed: int = 2) -> list[np.ndarray]:
     """Hand-free photos: every background as is, and a random crop of each (half its sides)
     resampled to 640 x 480, a close-up of the same scene."""
@@ -628,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
     if backgrounds:
         sets = [] if args.hard_only else [("composites", make_composites(photos, backgrounds)),
                                           ("interacting", make_interacting(photos, backgrounds))]
-        sets.append(("hard", make_hard_composites(photos, backgrounds)))
+        sets += [("hard", make_hard_composites(photos, backgrounds)), ("wide", make_wide(photos, backgrounds))]
         for title, composites in sets:
             print(f"{title} (in memory, never saved): {len(composites)} from {len(backgrounds)} hand-free backgrounds")
             for name, method in methods:
