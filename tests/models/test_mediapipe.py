@@ -561,7 +561,7 @@ def test_palms_a_found_hand_explains_are_not_candidates(reference, hand_image):
         alone = estimator._palm_candidates(hand_image, [(None, 0.0, "palms")], [], 0.2)
         known = dataclasses.replace(reference, keypoints_2d=reference.keypoints_2d + 0.5)  # continuous pixels
         assert estimator._palm_candidates(hand_image, [(None, 0.0, "palms")], [known], 0.2) == []
-    assert alone and all(tag == "palms" for _, tag in alone)
+    assert alone and all(tag == "palms" and 0.2 <= score <= 1 for _, tag, score in alone)
     centre = reference.keypoints_2d.mean(0)
     assert np.linalg.norm(alone[0][0].center - centre) < 0.5 * np.ptp(reference.keypoints_2d, axis=0).max()
 
@@ -573,3 +573,29 @@ def test_palm_options_validation():
         MediaPipeOptions(palm_threads=0)
     with pytest.raises(ValueError, match="palm_min_presence"):
         MediaPipeOptions(palm_min_presence=1.5)
+
+
+def test_a_sure_window_palm_is_accepted_like_the_graphs(monkeypatch):
+    # Demo 13: two fists. The full view finds the right one; a 480 px window's palm detector finds
+    # the other with a palm score above min_detection_confidence, and the landmark network reads it
+    # well in 2D but its 3D reading fails the anatomy check (half its bones and joints). Such a palm
+    # is accepted as MediaPipe's graph accepts it; with the anatomy check it is lost.
+    import json
+    from pathlib import Path
+
+    from handpose.io import load_image
+    from handpose.metrics import match_hands
+
+    folder = Path(__file__).resolve().parents[2] / "data" / "demo"
+    entry = next(e for e in json.loads((folder / "gt.json").read_text())["images"] if e["image"].startswith("13_"))
+    photo = load_image(folder / entry["image"])
+    gt = np.array([hand["keypoints_2d"] for hand in entry["hands"]])
+    options = MediaPipeOptions(use_pose=False, scan=False)
+    with MediaPipeEstimator(options) as estimator:
+        hands = estimator.predict(photo)
+        assert len(match_hands(np.stack([hand.keypoints_2d for hand in hands]), gt).pairs) == 2
+        assert any(hand.source.startswith("landmarks:tile") for hand in hands)
+        search = estimator._search_regions
+        monkeypatch.setattr(estimator, "_search_regions", lambda *args, max_plausibility=None, **kwargs: search(
+            *args, **kwargs))  # every palm through the anatomy check
+        assert len(estimator.predict(photo)) == 1

@@ -226,9 +226,11 @@ class MediaPipeOptions:
             missed, for 4 more detector calls).
         tile_overlap: overlap between neighbouring grid tiles, fraction of a tile.
         tile_min_side: photos whose longer side is shorter are not tiled.
-        coarse_tile_side: side of the tile stage's first windows, pixels (0: none), or a quarter of
-            the photo's longer side if larger (a 4032 px photo gets 20 windows of 1008 px, not 80),
-            at 20 % overlap, on photos at least twice as large: 6 detector calls on a 1280 x 853 photo, where hands
+        coarse_tile_side: side of the tile stage's first windows, pixels (0: none), at most 0.6 of
+            the photo's longer side (2 x 2 windows on photos of ``tile_min_side`` to 850 px: on the
+            demo set's 800 x 600 photo of two fists they find the second, as the 2 x 2 grid of the
+            MediaPipe graph did) and at least a quarter of it (a 4032 px photo gets 20 windows of
+            1008 px, not 80), at 20 % overlap: 6 detector calls on a 1280 x 853 photo, where hands
             of 90 px or more and touching pairs of 120-160 px fill a good part of the input.
         fine_tile_side: side of the second pass's windows (0: none), run only while no hand is
             found: 12 calls on 1280 x 853, for 40-60 px hands (composites, the palm detector's
@@ -562,13 +564,14 @@ class MediaPipeEstimator:
     def _search_regions(self, image: np.ndarray, candidates: list[tuple[regions.Region, str]],
                         found: list[HandPrediction], stop_at: int, *, max_iou: float = 1.0,
                         accept: Callable[[regions.RegionHand], bool] | None = None,
-                        min_presence: float | None = None) -> tuple[list[HandPrediction], int]:
+                        min_presence: float | None = None, max_plausibility: float | None = None
+                        ) -> tuple[list[HandPrediction], int]:
         """The landmark network on candidate regions; verified new hands merged into ``found``.
 
         Verifier: every re-crop scores ``min_presence`` (the option's unless given), the last re-crop
         is stable (``max_drift``), the hand is not one already found, its bones and joint angles are a
-        hand's (``max_plausibility``; ``max_plausibility_sure`` at ``sure_presence`` or more), its
-        box overlaps no found hand's by ``max_iou`` or more (IoU), ``accept(hand)`` when given, and
+        hand's (``max_plausibility``; ``max_plausibility_sure`` at ``sure_presence`` or more; both
+        replaced by ``max_plausibility`` when given), its box overlaps no found hand's by ``max_iou`` or more (IoU), ``accept(hand)`` when given, and
         :meth:`_merge`'s layout checks and duplicate suppression.
         """
         o = self.options
@@ -585,6 +588,7 @@ class MediaPipeEstimator:
                 continue
             # A sure, stable hand whose 3D reading is off (foreshortened, partly hidden) may fail more.
             limit = o.max_plausibility_sure if hand.presence >= o.sure_presence else o.max_plausibility
+            limit = limit if max_plausibility is None else max_plausibility
             if regions.plausibility_failures(hand) > limit or (accept is not None and not accept(hand)):
                 continue
             box = np.r_[hand.keypoints_2d.min(0), hand.keypoints_2d.max(0)]
@@ -604,22 +608,26 @@ class MediaPipeEstimator:
 
     def _tile_windows(self, width: int, height: int) -> list[list[tuple[np.ndarray, float, str]]]:
         """The tile stage's passes of ``(box, 0, name)`` windows: ``grid x grid`` tiles and squares of
-        ``coarse_tile_side`` (or a quarter of the photo's longer side, if larger: at most 5 x 4 of
-        them), then squares of ``fine_tile_side``; squares at 20 % overlap, on photos at least twice
-        as large, at most ``fine_tile_max`` of them."""
+        ``coarse_tile_side`` (at most 0.6 of the photo's longer side, at least a quarter of it: 2 x 2
+        windows on photos of 480-850 px, at most 5 x 4 on large ones), then, on photos at least twice
+        as large, squares of ``fine_tile_side``; squares at 20 % overlap, at most ``fine_tile_max``
+        of them."""
         o = self.options
         passes = [[(box, 0.0, f"tile{grid}x{grid}-{i}") for grid in o.tile_grids
                    for i, box in enumerate(views.tile_boxes(width, height, grid, o.tile_overlap))], []]
-        coarse = round(max(o.coarse_tile_side, max(width, height) / 4)) if o.coarse_tile_side else 0
-        for windows, side in zip(passes, (coarse, o.fine_tile_side)):
-            if side and max(width, height) >= 2 * side:
+        longer = max(width, height)
+        # Coarse windows: coarse_tile_side, at most 0.6 of a smaller photo (2 x 2 windows on 480-850 px
+        # photos), at least a quarter of a larger one.
+        coarse = round(max(min(o.coarse_tile_side, 0.6 * longer), longer / 4)) if o.coarse_tile_side else 0
+        for windows, side, least in zip(passes, (coarse, o.fine_tile_side), (coarse / 0.6, 2 * o.fine_tile_side)):
+            if side and longer >= least:
                 boxes = views.tiles_of_side(width, height, side, 0.2)
                 if len(boxes) <= o.fine_tile_max:
                     windows += [(box, 0.0, f"tile{side}-{i}") for i, box in enumerate(boxes)]
         return [windows for windows in passes if windows]
 
     def _palm_candidates(self, image: np.ndarray, windows: list[tuple[np.ndarray | None, float, str]],
-                         found: list[HandPrediction], confidence: float) -> list[tuple[regions.Region, str]]:
+                         found: list[HandPrediction], confidence: float) -> list[tuple[regions.Region, str, float]]:
         """Start regions for the region verifier from the palms scoring ``confidence`` or more in
         ``windows`` (``(box, or None for the whole photo; turn in degrees; name)``, see
         :func:`handpose.models.palms.letterbox_view`).
@@ -630,6 +638,9 @@ class MediaPipeEstimator:
         is small in its window is looked at again, zoomed in: the detector on a window of
         ``palm_zoom`` x its side, where it turns the hand right more often; both regions are returned
         (the zoomed one first), since neither alone is reliable.
+
+        Returns:
+            ``(region, window name, palm score)`` per start.
         """
         o = self.options
         detector = self._palm_detector()
@@ -654,8 +665,8 @@ class MediaPipeEstimator:
                                                      min_score=confidence, name=palm.view)
                           if detect.box_iou(z.box, palm.box)[0, 0] > 0.1]
                 if zoomed:
-                    out.append((max(zoomed, key=lambda z: z.score).region, palm.view))
-            out.append((palm.region, palm.view))
+                    out.append((max(zoomed, key=lambda z: z.score).region, palm.view, palm.score))
+            out.append((palm.region, palm.view, palm.score))
         return out
 
     # -- public -------------------------------------------------------------------------------
@@ -719,8 +730,15 @@ class MediaPipeEstimator:
             nonlocal found, views_run
             before, detector_calls = found, self._palm_detector().calls
             candidates = self._palm_candidates(pixels, windows, found, confidence)
-            found, calls = self._search_regions(pixels, candidates, found, stop_at,
-                                                min_presence=o.palm_min_presence)
+            # A palm as sure as the full view's (min_detection_confidence) is MediaPipe's own
+            # acceptance, as in its graph: no anatomy check (the network's 3D reading of a fist, say,
+            # often fails it); lower palms need the whole verifier.
+            sure = [(region, tag) for region, tag, score in candidates if score >= o.min_detection_confidence]
+            found, calls = self._search_regions(pixels, sure, found, stop_at, min_presence=o.palm_min_presence,
+                                                max_plausibility=1.0)
+            views_run += calls
+            unsure = [(region, tag) for region, tag, score in candidates if score < o.min_detection_confidence]
+            found, calls = self._search_regions(pixels, unsure, found, stop_at, min_presence=o.palm_min_presence)
             views_run += self._palm_detector().calls - detector_calls + calls
             if before:  # a second reading of a found hand (close keypoints, overlapping boxes) is not a new hand
                 kp = np.stack([hand.keypoints_2d for hand in before])
