@@ -339,6 +339,12 @@ class MediaPipeOptions:
     max_plausibility_sure: float = 0.5
     pair_offset: float = 0.3
     pair_max_iou: float = 0.5
+    pair_paint: bool = True
+    pair_paint_width: float = 0.25
+    pair_paint_window: float = 2.5
+    pair_paint_confidence: float = 0.1
+    pair_paint_palms: int = 3
+    pair_paint_max_covered: float = 0.6
     region_steps: int = 2
     max_drift: float = 0.15
     scan: bool = True
@@ -360,7 +366,8 @@ class MediaPipeOptions:
         for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "low_palm_confidence",
                      "palm_min_presence", "reread_distance", "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
                      "min_presence", "max_plausibility", "fine_tile_confidence", "person_min_fraction",
-                     "sure_presence", "max_plausibility_sure", "pair_max_iou"):
+                     "sure_presence", "max_plausibility_sure", "pair_max_iou", "pair_paint_confidence",
+                     "pair_paint_max_covered"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -378,6 +385,9 @@ class MediaPipeOptions:
                 raise ValueError(f"{name} must be 0 (off) or >= 64 pixels, got {getattr(self, name)}")
         if self.region_steps < 1:
             raise ValueError(f"region_steps must be >= 1 (re-crop and re-score), got {self.region_steps}")
+        if not (self.pair_paint_width > 0 and self.pair_paint_window > 0 and self.pair_paint_palms >= 0):
+            raise ValueError(f"pair_paint_width and pair_paint_window must be positive and pair_paint_palms >= 0, got "
+                             f"{self.pair_paint_width}, {self.pair_paint_window}, {self.pair_paint_palms}")
         if not (self.pair_offset > 0 and self.max_drift > 0):
             raise ValueError(f"pair_offset and max_drift must be positive, got {self.pair_offset}, {self.max_drift}")
         if not self.scan_turns:
@@ -558,6 +568,30 @@ class MediaPipeEstimator:
         """Regions beside and on a found hand (the other hand of a pair), centres inside the photo."""
         return [(region, "pair") for region in regions.pair_regions(hand.keypoints_2d, self.options.pair_offset)
                 if 0 <= region.center[0] <= width and 0 <= region.center[1] <= height]
+
+    def _painted_pair_search(self, image: np.ndarray, anchors: list[HandPrediction], found: list[HandPrediction]
+                             ) -> tuple[list[HandPrediction], int]:
+        """The hand an anchor covers: the palm detector on a copy of the photo with every found hand
+        painted out (:func:`~handpose.models.regions.paint_out`), in a window of ``pair_paint_window``
+        x the anchor's box side on it; its best ``pair_paint_palms`` palms scoring
+        ``pair_paint_confidence`` or more go to the region verifier on the painted copy
+        (``"landmarks:pair-painted"``), and a hand with more than ``pair_paint_max_covered`` of its
+        keypoints on painted pixels (guessed, not seen) is dropped. Returns the hands and the network
+        and detector calls."""
+        o = self.options
+        painted = regions.paint_out(image, np.stack([hand.keypoints_2d for hand in found]), o.pair_paint_width)
+        detector, calls = self._palm_detector(), self._palm_detector().calls
+        candidates = []
+        for anchor in anchors:
+            middle = (anchor.box_xyxy[:2] + anchor.box_xyxy[2:]) / 2
+            half = o.pair_paint_window * float(np.max(anchor.box_xyxy[2:] - anchor.box_xyxy[:2])) / 2
+            palms_found = detector.detect(painted.image, np.r_[middle - half, middle + half],
+                                          min_score=o.pair_paint_confidence, name="pair-painted")
+            candidates += [(palm.region, "pair-painted") for palm in palms_found[: o.pair_paint_palms]]
+        found, network_calls = self._search_regions(
+            painted.image, candidates, found, o.max_hands, max_iou=o.pair_max_iou,
+            accept=lambda hand: painted.covered_fraction(hand.keypoints_2d) <= o.pair_paint_max_covered)
+        return found, detector.calls - calls + network_calls
 
     def _search_regions(self, image: np.ndarray, candidates: list[tuple[regions.Region, str]],
                         found: list[HandPrediction], stop_at: int, *, max_iou: float = 1.0,
@@ -745,8 +779,12 @@ class MediaPipeEstimator:
             anchors = [hand for hand in found if id(hand) not in searched_pairs]
             searched_pairs.update(id(hand) for hand in found)
             candidates = [item for anchor in anchors for item in self._pair_regions(anchor, w, h)]
+            before = len(found)
             found, calls = self._search_regions(image, candidates, found, o.max_hands, max_iou=o.pair_max_iou)
             views_run += calls
+            if o.pair_paint and anchors and len(found) == before and len(found) < o.max_hands:
+                found, calls = self._painted_pair_search(image, anchors, found)
+                views_run += calls
 
         pair_search()
         if o.use_pose and o.use_regions and self._needs_more(found, longer):
