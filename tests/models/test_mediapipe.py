@@ -545,8 +545,9 @@ def test_painted_pair_search_finds_the_covered_hand(name, along):
 
     photo, gt = _facing_pair(name, along=along, turn=90.0)
     options = MediaPipeOptions(use_pose=False, scan=False, tile_min_side=100_000)
-    with MediaPipeEstimator(dataclasses.replace(options, pair_paint=False)) as without:
-        assert len(without.predict(photo)) == 1
+    for off in (dataclasses.replace(options, pair_paint=False), dataclasses.replace(options, pair_paint_min_hand=1.0)):
+        with MediaPipeEstimator(off) as without:  # off, or the found hand too small to search beside
+            assert len(without.predict(photo)) == 1
     with MediaPipeEstimator(options) as estimator:
         hands = estimator.predict(photo)
     assert [hand.source for hand in hands].count("landmarks:pair-painted") == 1
@@ -560,6 +561,8 @@ def test_painted_pair_options_validation():
         MediaPipeOptions(pair_paint_width=0.0)
     with pytest.raises(ValueError, match="pair_paint_max_covered"):
         MediaPipeOptions(pair_paint_max_covered=1.5)
+    with pytest.raises(ValueError, match="pair_paint_min_hand"):
+        MediaPipeOptions(pair_paint_min_hand=-0.1)
 
 
 def test_tile_windows_cover_the_photo():

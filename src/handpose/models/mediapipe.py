@@ -295,6 +295,10 @@ class MediaPipeOptions:
         pair_paint_min_scale: a painted-pair hand whose box side is below this multiple of its
             anchor's is dropped (the two hands of a pair are about as large; small false hands
             on the 1280 px composites were 0.3-0.5 of it).
+        pair_paint_min_hand: found hands whose box side is below this fraction of the photo's
+            longer side get no painted search (wide shots: the false hands it found beside 50 px
+            hands of a 900 px dev photo and of the 1280 px composites; interacting close-ups,
+            InterHand2.6M's 512 px frames included, have larger hands).
         region_steps: re-crops (landmarks -> region -> landmarks) of a region hand.
         max_drift: a region hand whose last re-crop moved its keypoints more than this (mean
             distance / box side) is unstable and rejected.
@@ -370,6 +374,7 @@ class MediaPipeOptions:
     pair_paint_palms: int = 3
     pair_paint_max_covered: float = 0.6
     pair_paint_min_scale: float = 0.5
+    pair_paint_min_hand: float = 0.1
     region_steps: int = 2
     max_drift: float = 0.15
     scan: bool = True
@@ -392,7 +397,7 @@ class MediaPipeOptions:
                      "palm_min_presence", "reread_distance", "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
                      "min_presence", "max_plausibility", "fine_tile_confidence", "person_min_fraction",
                      "sure_presence", "max_plausibility_sure", "pair_max_iou", "pair_paint_confidence",
-                     "pair_paint_max_covered"):
+                     "pair_paint_max_covered", "pair_paint_min_hand"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -604,8 +609,9 @@ class MediaPipeEstimator:
         ``pair_paint_confidence`` or more go to the region verifier on the painted copy
         (``"landmarks:pair-painted"``); a hand with more than ``pair_paint_max_covered`` of its
         keypoints on painted pixels (guessed, not seen), or smaller than ``pair_paint_min_scale`` x
-        the anchor (a pair's hands are about as large), is dropped. Returns the hands and the network
-        and detector calls."""
+        the anchor (a pair's hands are about as large), is dropped. Anchors smaller than
+        ``pair_paint_min_hand`` of the photo's longer side are skipped. Returns the hands and the
+        network and detector calls."""
         o = self.options
         painted = regions.paint_out(image, np.stack([hand.keypoints_2d for hand in found]), o.pair_paint_width)
         detector, calls, network_calls = self._palm_detector(), self._palm_detector().calls, 0
@@ -614,6 +620,8 @@ class MediaPipeEstimator:
                 break
             middle = (anchor.box_xyxy[:2] + anchor.box_xyxy[2:]) / 2
             side = float(np.max(anchor.box_xyxy[2:] - anchor.box_xyxy[:2]))
+            if side < o.pair_paint_min_hand * max(image.shape[:2]):  # a wide shot: the tiles' business
+                continue
             palms_found = detector.detect(painted.image, np.r_[middle - o.pair_paint_window * side / 2,
                                                                middle + o.pair_paint_window * side / 2],
                                           min_score=o.pair_paint_confidence, name="pair-painted")
