@@ -98,8 +98,8 @@ Conventions:
       exposes) for palm-detector hands, the hand-presence probability for region hands, in
       ``[0, 1]``.
     * ``source``: ``"mediapipe:<view>"``, e.g. ``"mediapipe:full"``, ``"mediapipe:rot90"``,
-      ``"landmarks:palms"``, ``"landmarks:rot90"``, ``"landmarks:tile384-3"``, ``"landmarks:pair"``, ``"landmarks:pair-painted"``,
-      ``"landmarks:person-left"``, ``"landmarks:scan"``.
+      ``"landmarks:palms"``, ``"landmarks:rot90"``, ``"landmarks:tile384-3"``, ``"landmarks:pair"``,
+      ``"landmarks:pair-painted"``, ``"landmarks:person-left"``, ``"landmarks:scan"``.
 
 Only models shipped in the wheel are used (palm detection full, hand landmark lite/full, pose
 landmark full, selfie segmentation landscape), the landmark network through ``ai-edge-litert``'s
@@ -281,10 +281,12 @@ class MediaPipeOptions:
             (:func:`handpose.models.regions.paint_out`; :meth:`MediaPipeEstimator._painted_pair_search`):
             the palm detector in a window around each anchor, its palms through the region
             verifier on the painted copy. Interacting composites of the detection bench: recall
-            0.54 -> 0.62, the covered hand 12 -> 15 of 38, precision kept (0.98), about one
-            detector call and 1-2 network runs per searched photo.
+            0.54 -> 0.62, the covered hand 12 -> 15 of 38, precision kept (0.98); one detector
+            call and a few network runs per searched photo (dev photos, interleaved in one run on
+            the shared 2-core CPU: median 155 instead of 130 ms).
         pair_paint_width: painted line width, fraction of the found hand's box side (0.25: the
-            fingers' silhouette goes; 0.12 left an outline the network read as the found hand).
+            fingers' silhouette goes; interacting composites: 0.2 and 0.32 found 1 and 3 fewer
+            hands).
         pair_paint_window: side of the palm detector's window, in anchor box sides, on its centre.
         pair_paint_confidence: palm-score threshold in that window (low: the covered hand's palm
             is partly hidden; the verifier decides).

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from handpose import detect, views
@@ -315,8 +316,6 @@ def paint_out(image: np.ndarray, hands_2d: np.ndarray, width: float = 0.25) -> P
     left (the lower hand of an interacting pair). Inpainting from the surroundings was measured
     worse: it fills the silhouette with skin, which reads as a hand.
     """
-    import cv2
-
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
