@@ -295,8 +295,8 @@ class MediaPipeOptions:
             on painted pixels is dropped (they were guessed, not seen; the covered hands found had
             at most 0.52, a false one 0.67).
         pair_paint_min_scale: a painted-pair hand whose box side is below this multiple of its
-            anchor's is dropped (the two hands of a pair are about as large; small false hands
-            on the 1280 px composites were 0.3-0.5 of it).
+            anchor's is dropped (the two hands of a pair are about as large; the hands it found
+            on the interacting composites were 0.61-0.97 of it).
         pair_paint_min_hand: found hands whose box side is below this fraction of the photo's
             longer side get no painted search (wide shots: the false hands it found beside 50 px
             hands of a 900 px dev photo and of the 1280 px composites; interacting close-ups,
