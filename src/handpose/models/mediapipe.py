@@ -294,9 +294,6 @@ class MediaPipeOptions:
         pair_paint_max_covered: a painted-pair hand with more than this fraction of its keypoints
             on painted pixels is dropped (they were guessed, not seen; the covered hands found had
             at most 0.52, a false one 0.67).
-        pair_paint_min_scale: a painted-pair hand whose box side is below this multiple of its
-            anchor's is dropped (the two hands of a pair are about as large; the hands it found
-            on the interacting composites were 0.61-0.97 of it).
         pair_paint_min_hand: found hands whose box side is below this fraction of the photo's
             longer side get no painted search (wide shots: the false hands it found beside 50 px
             hands of a 900 px dev photo and of the 1280 px composites; interacting close-ups,
@@ -375,7 +372,6 @@ class MediaPipeOptions:
     pair_paint_confidence: float = 0.1
     pair_paint_palms: int = 3
     pair_paint_max_covered: float = 0.6
-    pair_paint_min_scale: float = 0.5
     pair_paint_min_hand: float = 0.1
     region_steps: int = 2
     max_drift: float = 0.15
@@ -417,11 +413,9 @@ class MediaPipeOptions:
                 raise ValueError(f"{name} must be 0 (off) or >= 64 pixels, got {getattr(self, name)}")
         if self.region_steps < 1:
             raise ValueError(f"region_steps must be >= 1 (re-crop and re-score), got {self.region_steps}")
-        if not (self.pair_paint_width > 0 and self.pair_paint_window > 0 and self.pair_paint_palms >= 0
-                and self.pair_paint_min_scale >= 0):
-            raise ValueError(f"pair_paint_width and pair_paint_window must be positive, pair_paint_palms and "
-                             f"pair_paint_min_scale >= 0, got {self.pair_paint_width}, {self.pair_paint_window}, "
-                             f"{self.pair_paint_palms}, {self.pair_paint_min_scale}")
+        if not (self.pair_paint_width > 0 and self.pair_paint_window > 0 and self.pair_paint_palms >= 0):
+            raise ValueError(f"pair_paint_width and pair_paint_window must be positive and pair_paint_palms >= 0, "
+                             f"got {self.pair_paint_width}, {self.pair_paint_window}, {self.pair_paint_palms}")
         if not (self.pair_offset > 0 and self.max_drift > 0):
             raise ValueError(f"pair_offset and max_drift must be positive, got {self.pair_offset}, {self.max_drift}")
         if not self.scan_turns:
@@ -610,11 +604,15 @@ class MediaPipeEstimator:
         x the anchor's box side on it; its best ``pair_paint_palms`` palms scoring
         ``pair_paint_confidence`` or more go to the region verifier on the painted copy
         (``"landmarks:pair-painted"``); a hand with more than ``pair_paint_max_covered`` of its
-        keypoints on painted pixels (guessed, not seen), or smaller than ``pair_paint_min_scale`` x
-        the anchor (a pair's hands are about as large), is dropped. Anchors smaller than
+        keypoints on painted pixels (guessed, not seen) is dropped. Anchors smaller than
         ``pair_paint_min_hand`` of the photo's longer side are skipped. Returns the hands and the
         network and detector calls."""
         o = self.options
+        sides = [float(np.max(anchor.box_xyxy[2:] - anchor.box_xyxy[:2])) for anchor in anchors]
+        # Small hands are a wide shot's: the tiles' business.
+        anchors = [a for a, side in zip(anchors, sides) if side >= o.pair_paint_min_hand * max(image.shape[:2])]
+        if not anchors:
+            return found, 0
         painted = regions.paint_out(image, np.stack([hand.keypoints_2d for hand in found]), o.pair_paint_width)
         detector, calls, network_calls = self._palm_detector(), self._palm_detector().calls, 0
         for anchor in anchors:
@@ -622,19 +620,13 @@ class MediaPipeEstimator:
                 break
             middle = (anchor.box_xyxy[:2] + anchor.box_xyxy[2:]) / 2
             side = float(np.max(anchor.box_xyxy[2:] - anchor.box_xyxy[:2]))
-            if side < o.pair_paint_min_hand * max(image.shape[:2]):  # a wide shot: the tiles' business
-                continue
             palms_found = detector.detect(painted.image, np.r_[middle - o.pair_paint_window * side / 2,
                                                                middle + o.pair_paint_window * side / 2],
                                           min_score=o.pair_paint_confidence, name="pair-painted")
-
-            def partner(hand: regions.RegionHand, side: float = side) -> bool:
-                return (painted.covered_fraction(hand.keypoints_2d) <= o.pair_paint_max_covered
-                        and np.ptp(hand.keypoints_2d, axis=0).max() >= o.pair_paint_min_scale * side)
-
-            found, n = self._search_regions(painted.image, [(palm.region, "pair-painted") for palm in
-                                                            palms_found[: o.pair_paint_palms]],
-                                            found, o.max_hands, max_iou=o.pair_max_iou, accept=partner)
+            found, n = self._search_regions(
+                painted.image, [(palm.region, "pair-painted") for palm in palms_found[: o.pair_paint_palms]],
+                found, o.max_hands, max_iou=o.pair_max_iou,
+                accept=lambda hand: painted.covered_fraction(hand.keypoints_2d) <= o.pair_paint_max_covered)
             network_calls += n
         return found, detector.calls - calls + network_calls
 
