@@ -536,6 +536,35 @@ def test_pair_search_finds_a_facing_hand_reaching_into_the_found_one(turn):
     assert any(hand.source == "landmarks:pair" for hand in hands)
 
 
+@pytest.mark.parametrize("name, along", [("02_back_open.jpg", 0.3), ("01_palm_open.jpg", 0.5)])
+def test_painted_pair_search_finds_the_covered_hand(name, along):
+    # A demo hand with its mirror image pasted over it, turned a quarter: the network reads the
+    # upper hand in every pair region; with the found hand painted out, the palm detector around
+    # it finds the covered one (the scan and tiles, which could find it later, are off).
+    from handpose.metrics import match_hands
+
+    photo, gt = _facing_pair(name, along=along, turn=90.0)
+    options = MediaPipeOptions(use_pose=False, scan=False, tile_min_side=100_000)
+    for off in (dataclasses.replace(options, pair_paint=False), dataclasses.replace(options, pair_paint_min_hand=1.0)):
+        with MediaPipeEstimator(off) as without:  # off, or the found hand too small to search beside
+            assert len(without.predict(photo)) == 1
+    with MediaPipeEstimator(options) as estimator:
+        hands = estimator.predict(photo)
+    assert [hand.source for hand in hands].count("landmarks:pair-painted") == 1
+    matches = match_hands(np.stack([hand.keypoints_2d for hand in hands]), gt)
+    assert len(hands) == 2 and len(matches.pairs) == 2
+    assert {hand.handedness for hand in hands} == {"left", "right"}
+
+
+def test_painted_pair_options_validation():
+    with pytest.raises(ValueError, match="pair_paint_width"):
+        MediaPipeOptions(pair_paint_width=0.0)
+    with pytest.raises(ValueError, match="pair_paint_max_covered"):
+        MediaPipeOptions(pair_paint_max_covered=1.5)
+    with pytest.raises(ValueError, match="pair_paint_min_hand"):
+        MediaPipeOptions(pair_paint_min_hand=-0.1)
+
+
 def test_tile_windows_cover_the_photo():
     with MediaPipeEstimator(MediaPipeOptions(tile_grids=(2,))) as estimator:
         coarse, fine = estimator._tile_windows(1280, 853)

@@ -330,3 +330,28 @@ def test_palm_spread_known_values_and_invariance(reference):
     assert regions.palm_spread(hand) > 0.3  # the drawn hand's palm faces the camera
     with pytest.raises(ValueError, match="21, 2"):
         regions.palm_spread(np.zeros((5, 2)))
+
+
+def test_paint_out_covers_the_hand_in_the_backdrop_colour(net, hand_image, reference):
+    # The drawn hand on its backdrop: painted out, the network finds no hand there any more, every
+    # painted pixel has the border's colour, the rest of the photo is unchanged, and the hand's own
+    # keypoints lie on the painted pixels (a shifted copy of them does not).
+    h, w = hand_image.shape[:2]
+    painted = regions.paint_out(hand_image, reference.keypoints_2d[None])
+    border = np.round(np.median(np.concatenate([hand_image[0], hand_image[-1], hand_image[:, 0], hand_image[:, -1]]),
+                                axis=0))
+    assert painted.mask.shape == (h, w) and 0.05 < painted.mask.mean() < 0.6
+    np.testing.assert_array_equal(painted.image[painted.mask], np.broadcast_to(border, (painted.mask.sum(), 3)))
+    np.testing.assert_array_equal(painted.image[~painted.mask], hand_image[~painted.mask])
+    assert painted.covered_fraction(reference.keypoints_2d) == 1.0
+    assert painted.covered_fraction(reference.keypoints_2d + [10 * w, 0]) == 0.0  # outside the photo: not covered
+    assert net.run(painted.image, Region([w / 2, h / 2], 0.9 * max(h, w))).presence < 0.25
+    assert net.run(hand_image, Region([w / 2, h / 2], 0.9 * max(h, w))).presence > 0.9
+    assert not np.shares_memory(painted.image, hand_image)
+
+
+def test_paint_out_validation(hand_image, reference):
+    with pytest.raises(ValueError, match="uint8"):
+        regions.paint_out(hand_image.astype(np.float32), reference.keypoints_2d[None])
+    with pytest.raises(ValueError, match="width"):
+        regions.paint_out(hand_image, reference.keypoints_2d[None], width=0.0)

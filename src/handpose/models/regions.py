@@ -15,7 +15,8 @@ a good crop. This module runs that network (``hand_landmark_full.tflite``, shipp
 :func:`region_from_keypoints` is MediaPipe's own landmarks -> next crop rule (the tracking loop of
 its video graphs), so ``landmarks -> re-crop -> landmarks`` refines a rough region and re-scores
 it (:meth:`LandmarkNetwork.refine`). Candidate regions: beside a found hand
-(:func:`pair_regions`), on a hand's box (:func:`box_region`) and a coarse cover of the photo for
+(:func:`pair_regions`, and the palm detector on a copy of the photo with the found hands painted
+out, :func:`paint_out`), on a hand's box (:func:`box_region`) and a coarse cover of the photo for
 large hands the palm detector misses (:func:`scan_regions`).
 
 Coordinates are continuous photo pixels like :mod:`handpose.views` (the photo spans
@@ -26,11 +27,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from handpose import detect, views
 from handpose.anatomy import anatomical_plausibility
-from handpose.keypoints import FINGERS, MIDDLE_MCP, WRIST
+from handpose.keypoints import BONES, FINGERS, MIDDLE_MCP, WRIST
 from handpose.models.native_stderr import silenced_native_stderr
 from handpose.views import View
 
@@ -281,6 +283,56 @@ def pair_regions(keypoints_2d: np.ndarray, offset: float = 0.3) -> list[Region]:
                    and abs((region.angle_deg - other.angle_deg + 180.0) % 360.0 - 180.0) < 20.0 for other in kept):
             kept.append(region)
     return kept
+
+
+@dataclass(frozen=True)
+class Painted:
+    """A photo with hands painted out (:func:`paint_out`).
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8 RGB, the painted copy.
+        mask: ``(H, W)`` bool, the painted pixels.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+
+    def covered_fraction(self, keypoints_2d: np.ndarray) -> float:
+        """Fraction of ``(21, 2)`` continuous-pixel keypoints on painted pixels (outside the photo: not)."""
+        px = np.round(np.asarray(keypoints_2d, dtype=np.float64) - 0.5).astype(np.int64)  # pixel centres
+        h, w = self.mask.shape
+        inside = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
+        return float(np.sum(self.mask[px[inside, 1], px[inside, 0]]) / len(px))
+
+
+def paint_out(image: np.ndarray, hands_2d: np.ndarray, width: float = 0.25) -> Painted:
+    """A copy of an ``(H, W, 3)`` uint8 photo with hands painted out in one flat colour.
+
+    Each hand of ``hands_2d`` (``(N, 21, 2)`` continuous photo pixels) is covered along its bones by
+    lines ``width`` x its box side thick (about a finger's width, so the silhouette goes) and over
+    its palm (the hull of the wrist, thumb CMC and finger MCPs), in the median colour of the photo's
+    border (the backdrop of a close-up). The landmark network and the palm detector lock onto the
+    clearest hand of a region: on the painted copy, a hand the painted one covered is the clearest
+    left (the lower hand of an interacting pair). Inpainting from the surroundings was measured
+    worse: it fills the silhouette with skin, which reads as a hand.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    hands = np.asarray(hands_2d, dtype=np.float64).reshape(-1, 21, 2)
+    if not width > 0:
+        raise ValueError(f"width must be a positive fraction of the hand's box side, got {width}")
+    mask = np.zeros(image.shape[:2], np.uint8)
+    for kp in hands:
+        px = np.round(kp - 0.5).astype(np.int32)  # continuous -> pixel centres, OpenCV's convention
+        thick = max(int(round(width * np.ptp(kp, axis=0).max())), 1)
+        for a, b in BONES:
+            cv2.line(mask, (int(px[a, 0]), int(px[a, 1])), (int(px[b, 0]), int(px[b, 1])), 255, thick)
+        cv2.fillConvexPoly(mask, cv2.convexHull(px[[WRIST, 1, 5, 9, 13, 17]]), 255)
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    out = image.copy()
+    out[mask > 0] = np.round(np.median(border, axis=0)).astype(np.uint8)
+    return Painted(out, mask > 0)
 
 
 def scan_regions(width: float, height: float, sizes: tuple[float, ...] = (0.5, 0.9), step: float = 0.6,
