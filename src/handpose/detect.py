@@ -117,7 +117,7 @@ def nested_in_larger(boxes: np.ndarray, inside: float = 0.5, ratio: float = 1.5)
 
 
 def beside_larger(keypoints_2d: np.ndarray, ratio: float = 2.0, distance: float = 0.75) -> np.ndarray:
-    """``(N,)`` bool: hand ``j`` is less than ``1 / ratio`` the size (box sides) of a hand whose
+    """``(N,)`` bool: hand ``j`` is at most ``1 / ratio`` the size (box sides) of a hand whose
     keypoint centre lies within ``distance`` of that larger hand's box side from its own: the
     fingers of the larger hand read as a small hand beside or on it, sticking out of its box (which
     :func:`nested_in_larger` needs it inside).
