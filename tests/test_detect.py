@@ -52,6 +52,18 @@ def test_nested_in_larger_flags_small_hands_inside_big_ones():
     np.testing.assert_array_equal(detect.nested_in_larger(boxes), [False, True, False, False, False])
 
 
+def test_beside_larger_flags_small_hands_on_a_larger_hands_fingers():
+    unit = np.stack([np.linspace(0, 1, 21), np.linspace(0, 1, 21) ** 2], axis=1)  # a (21, 2) layout, box side 1
+    big = 100 * unit  # centre (50, ~32)
+    on_fingers = 40 * unit + [85, -10]  # 0.4 of its size, centre 0.63 of its side away, box mostly outside
+    far = 40 * unit + [160, 0]  # as small, 1.32 sides away
+    nearly = 60 * unit + [60, 0]  # close, but more than half its size
+    flags = detect.beside_larger(np.stack([big, on_fingers, far, nearly]))
+    np.testing.assert_array_equal(flags, [False, True, False, False])
+    assert not detect.nested_in_larger(np.stack([np.r_[k.min(0), k.max(0)] for k in (big, on_fingers)]))[1]
+    np.testing.assert_array_equal(detect.beside_larger(np.stack([big, on_fingers]), distance=0.2), [False, False])
+
+
 def test_mask_boxes_known_components():
     mask = np.zeros((100, 200), bool)
     mask[10:50, 20:40] = True  # 800 px, 40 tall

@@ -116,6 +116,23 @@ def nested_in_larger(boxes: np.ndarray, inside: float = 0.5, ratio: float = 1.5)
     return nested
 
 
+def beside_larger(keypoints_2d: np.ndarray, ratio: float = 2.0, distance: float = 0.75) -> np.ndarray:
+    """``(N,)`` bool: hand ``j`` is at most ``1 / ratio`` the size (box sides) of a hand whose
+    keypoint centre lies within ``distance`` of that larger hand's box side from its own: the
+    fingers of the larger hand read as a small hand beside or on it, sticking out of its box (which
+    :func:`nested_in_larger` needs it inside).
+
+    Args:
+        keypoints_2d: ``(N, 21, 2)`` pixels.
+    """
+    kp = np.asarray(keypoints_2d, dtype=np.float64).reshape(-1, 21, 2)
+    sides = np.ptp(kp, axis=1).max(-1)
+    centres = kp.mean(1)
+    apart = np.linalg.norm(centres[:, None] - centres[None], axis=-1)  # (N, N): apart[j, i]
+    # j beside a larger i: side_i >= ratio side_j and |c_j - c_i| < distance side_i.
+    return np.any((sides[None] >= ratio * sides[:, None]) & (apart < distance * sides[None]), axis=1)
+
+
 def layout_is_plausible(keypoints_2d: np.ndarray, keypoints_3d: np.ndarray, width: int, height: int,
                         min_side_px: float, min_inside: float) -> bool:
     """Keypoint-layout sanity check of one hand, to reject false positives.

@@ -628,3 +628,37 @@ def test_a_sure_window_palm_is_accepted_like_the_graphs(monkeypatch):
         monkeypatch.setattr(estimator, "_search_regions", lambda *args, max_plausibility=None, **kwargs: search(
             *args, **kwargs))  # every palm through the anatomy check
         assert len(estimator.predict(photo)) == 1
+
+
+def test_merge_drops_a_small_hand_read_on_a_larger_hands_fingers():
+    # A demo hand and a copy of it at 0.4 of its size on its fingertips, its box mostly outside the
+    # larger hand's (nested_in_larger keeps it): the finger rule drops it; the same copy 1.5 sides
+    # away (a small hand of its own, wide shots) and the rule switched off keep it.
+    from handpose.detect import nested_in_larger
+    from handpose.keypoints import MIDDLE_MCP, TIPS
+    from handpose.prediction import HandPrediction
+
+    _, gt = _demo_hand("01_palm_open.jpg")
+    gt = gt + 1000.0  # room all round in a 4000 px photo
+    side = np.ptp(gt, axis=0).max()
+
+    def hand(kp, score):
+        mm = 80.0 / np.linalg.norm(kp[MIDDLE_MCP] - kp[WRIST])  # wrist to middle MCP: 80 mm
+        return HandPrediction(kp, np.c_[(kp - kp[WRIST]) * mm, np.zeros(21)], "right", score)
+
+    small = 0.4 * (gt - gt.mean(0))
+    tips = gt[list(TIPS)].mean(0)
+    outward = (tips - gt.mean(0)) / np.linalg.norm(tips - gt.mean(0))
+    big = hand(gt, 0.9)
+    on_fingers = hand(small + tips + 0.35 * side * outward, 0.95)  # centre 0.54 of its side away
+    far = hand(small + gt.mean(0) + 1.5 * side * outward, 0.95)
+    assert np.linalg.norm(on_fingers.keypoints_2d.mean(0) - gt.mean(0)) < 0.75 * side
+    assert not nested_in_larger(np.stack([big.box_xyxy, on_fingers.box_xyxy]))[1]
+    h, w = 4000, 4000
+    with MediaPipeEstimator() as estimator:
+        assert estimator._merge([big, on_fingers], w, h) == [big]
+        assert len(estimator._merge([big, far], w, h)) == 2
+    with MediaPipeEstimator(MediaPipeOptions(finger_ratio=0)) as off:
+        assert len(off._merge([big, on_fingers], w, h)) == 2
+    with pytest.raises(ValueError, match="finger_ratio"):
+        MediaPipeOptions(finger_ratio=0.5)
