@@ -46,9 +46,8 @@ enough confident hands:
    (NMS across windows), best ``low_palms`` first. A palm small in its window is looked at again
    (zoom): the detector on a window of ``palm_zoom`` x its side around it, which turns it right
    more often; the zoomed and the first palm's regions both go to the region verifier.
-7. ``scan`` (``use_regions`` and ``scan``; last): while
-   fewer than two hands are found and none of them is small (a wide shot, which the tiles
-   handle), the landmark network on a coarse cover of the photo
+7. ``scan`` (``use_regions`` and ``scan``; last): while fewer than two hands are found and none of
+   them is small (a wide shot, which the tiles handle), the landmark network on a coarse cover of the photo
    (:func:`handpose.models.regions.scan_regions`): large hands the palm detector misses, holding
    objects, partly covered or entering from an edge (egocentric photos). Squares of
    ``scan_sizes`` of the shorter side (with a hand found, that hand's region size only: the other
@@ -59,9 +58,10 @@ enough confident hands:
    on a 640 x 480 photo without hands, 60 on a 1280 x 720 one, fewer beside a found hand: one
    network run each (3-9 ms) unless its presence is high enough to verify.
 
-
 Palm-detector candidates (stages 2, 3 and 6) are region hands that must score a presence of
-``palm_min_presence`` on every re-crop (low palm scores need a surer landmark network), and a
+``palm_min_presence`` on every re-crop (low palm scores need a surer landmark network); a palm
+scoring ``min_detection_confidence`` or more, as sure as the ``full`` view's, skips the anatomy
+check, as in MediaPipe's own graph (the network's 3D reading of a fist often fails it); and a
 new one that lies on a found hand (mean keypoint distance below ``reread_distance`` of the box
 side and boxes overlapping by IoU 0.3: a second, wrong reading of that hand) is dropped. The
 MediaPipe graph runs on the ``full`` view only; :mod:`handpose.models.palms` replaced its runs on
@@ -71,7 +71,7 @@ composites of ``bench/bench_detection.py``: about 15 detector calls instead of a
 runs, a median of 179 instead of 468 ms per photo in one run on the shared 2-core CPU, and more
 small and paired hands found at a higher precision).
 
-Every palm-detector hand is re-scored by the landmark network on its re-crop and dropped below
+Every ``full``-view hand is re-scored by the landmark network on its re-crop and dropped below
 ``min_presence``; a hand mostly inside the box of one 1.5 times larger, or less than half as
 large as a hand whose centre is within 0.75 of its side (``finger_ratio``, ``finger_distance``),
 is dropped (fingers read as a small hand). Region hands (stages 2-7) pass a verifier: every
@@ -99,7 +99,7 @@ Conventions:
     * ``score``: MediaPipe's handedness confidence (the only per-hand score its Solutions API
       exposes) for palm-detector hands, the hand-presence probability for region hands, in
       ``[0, 1]``.
-    * ``source``: ``"mediapipe:<view>"``, e.g. ``"mediapipe:full"``, ``"mediapipe:rot90"``,
+    * ``source``: ``"mediapipe:full"`` (the graph), or ``"landmarks:<stage>"``, e.g.
       ``"landmarks:palms"``, ``"landmarks:rot90"``, ``"landmarks:tile384-3"``, ``"landmarks:pair"``,
       ``"landmarks:pair-painted"``, ``"landmarks:person-left"``, ``"landmarks:scan"``.
 
