@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from handpose import detect, views
-from handpose.models.native_stderr import silenced_native_stderr
+from handpose.models import tflite
 from handpose.models.regions import Region, upright_angle
 from handpose.views import View
 
@@ -218,16 +218,6 @@ def to_photo(view: View, boxes: np.ndarray, keypoints: np.ndarray, scores: np.nd
     return palms
 
 
-def default_model_path() -> Path:
-    """``palm_detection_full.tflite`` inside the installed ``mediapipe`` wheel."""
-    import mediapipe
-
-    path = Path(mediapipe.__file__).parent / "modules" / "palm_detection" / "palm_detection_full.tflite"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: reinstall mediapipe==0.10.21 (the wheel ships it)")
-    return path
-
-
 class PalmDetector:
     """MediaPipe's full palm detector on square windows of a photo (TFLite, CPU).
 
@@ -238,19 +228,9 @@ class PalmDetector:
     """
 
     def __init__(self, model_path: str | Path | None = None, num_threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        if num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-        path = Path(model_path) if model_path is not None else default_model_path()
-        with silenced_native_stderr():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
-            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-            self._interpreter.allocate_tensors()
-        (inp,) = self._interpreter.get_input_details()
-        if tuple(inp["shape"]) != (1, INPUT_SIZE, INPUT_SIZE, 3):
-            raise ValueError(f"{path}: expected a (1, {INPUT_SIZE}, {INPUT_SIZE}, 3) input, got {inp['shape']}")
-        self._input = inp["index"]
-        outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
+        path = Path(model_path) if model_path is not None else tflite.bundled_model("palm_detection",
+                                                                                   "palm_detection_full.tflite")
+        self._interpreter, self._input, outputs = tflite.open_interpreter(path, INPUT_SIZE, num_threads)
         # Identity: regressors (1, 2016, 18); Identity_1: logits (1, 2016, 1).
         self._raw, self._logits = outputs["Identity"], outputs["Identity_1"]
         self._anchors = ssd_anchors()

@@ -33,7 +33,7 @@ import numpy as np
 from handpose import detect, views
 from handpose.anatomy import anatomical_plausibility
 from handpose.keypoints import BONES, FINGERS, MIDDLE_MCP, WRIST
-from handpose.models.native_stderr import silenced_native_stderr
+from handpose.models import tflite
 from handpose.views import View
 
 #: Side of the landmark network's square input, pixels.
@@ -133,16 +133,6 @@ class RegionHand:
     handedness_score: float
 
 
-def default_model_path() -> Path:
-    """``hand_landmark_full.tflite`` inside the installed ``mediapipe`` wheel."""
-    import mediapipe
-
-    path = Path(mediapipe.__file__).parent / "modules" / "hand_landmark" / "hand_landmark_full.tflite"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: reinstall mediapipe==0.10.21 (the wheel ships it)")
-    return path
-
-
 class LandmarkNetwork:
     """MediaPipe's full hand-landmark network on regions of interest (TFLite, CPU, one thread).
 
@@ -153,18 +143,10 @@ class LandmarkNetwork:
 
     def __init__(self, model_path: str | Path | None = None, mirrored_input: bool = False,
                  num_threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        path = Path(model_path) if model_path is not None else default_model_path()
+        path = Path(model_path) if model_path is not None else tflite.bundled_model("hand_landmark",
+                                                                                   "hand_landmark_full.tflite")
         self.mirrored_input = mirrored_input
-        with silenced_native_stderr():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
-            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-            self._interpreter.allocate_tensors()
-        (inp,) = self._interpreter.get_input_details()
-        if tuple(inp["shape"]) != (1, INPUT_SIZE, INPUT_SIZE, 3):
-            raise ValueError(f"{path}: expected a (1, {INPUT_SIZE}, {INPUT_SIZE}, 3) input, got {inp['shape']}")
-        self._input = inp["index"]
-        outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
+        self._interpreter, self._input, outputs = tflite.open_interpreter(path, INPUT_SIZE, num_threads)
         # Identity: landmarks (1, 63); Identity_1: presence; Identity_2: handedness; Identity_3: world (1, 63).
         self._outputs = [outputs[name] for name in ("Identity", "Identity_1", "Identity_2", "Identity_3")]
         self.calls = 0
