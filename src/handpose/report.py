@@ -387,7 +387,8 @@ def model_description(model: str | Any) -> str:
         except importlib.metadata.PackageNotFoundError:
             version = "?"
         return (f"MediaPipe Hands (mediapipe {version}, the models bundled in the wheel) through handpose's "
-                "multi-view search (whole photo, rescue views, person crops, tiles), default options")
+                "search (whole photo; palm detector on low scores, turns and windows; landmark network beside "
+                "found hands, at people's wrists and on a coarse scan, every hand verified), default options")
     if isinstance(model, str):
         return model
     return str(getattr(model, "name", type(model).__name__))
