@@ -75,3 +75,11 @@ def test_mask_boxes_known_components():
     assert detect.mask_boxes(np.zeros((5, 5)), 0.01).shape == (0, 4)
     with pytest.raises(ValueError, match=r"\(H, W\)"):
         detect.mask_boxes(np.zeros((5, 5, 3)))
+
+
+def test_points_in_boxes_known_values_edges_included():
+    boxes = np.array([[0, 0, 10, 10], [5, 5, 20, 8]])
+    points = np.array([[0, 0], [10, 10], [6, 7], [15, 9], [-1, 5]])
+    np.testing.assert_array_equal(detect.points_in_boxes(points, boxes),
+                                  [[True, False], [True, False], [True, True], [False, False], [False, False]])
+    assert detect.points_in_boxes(np.array([3.0, 3.0]), np.zeros((0, 4))).shape == (1, 0)

@@ -37,6 +37,14 @@ def mask_boxes(mask: np.ndarray, min_fraction: float = 0.01, margin: float = 0.1
     return np.array(out, dtype=np.float64).reshape(-1, 4)
 
 
+def points_in_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """``(P, B)`` bool: point ``p`` lies in box ``b`` (edges included), for ``(P, 2)`` points and
+    ``(B, 4)`` ``xyxy`` boxes in the same pixels."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.all((boxes[None, :, :2] <= points[:, None]) & (points[:, None] <= boxes[None, :, 2:]), axis=-1)
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(N, M)`` intersection over union of ``(N, 4)`` and ``(M, 4)`` ``xyxy`` boxes."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)

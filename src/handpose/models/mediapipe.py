@@ -162,7 +162,7 @@ def wrist_regions(pose: np.ndarray, found: list[HandPrediction], min_visibility:
         center = wrist[:2] + 0.7 * (knuckles - wrist[:2])
         side_px = max(4.0 * np.linalg.norm(knuckles - wrist[:2]), 0.9 * np.linalg.norm(forearm),
                       0.7 * shoulder, 32.0)
-        if any(np.all((hand.box_xyxy[:2] <= center) & (center <= hand.box_xyxy[2:])) for hand in found):
+        if found and np.any(detect.points_in_boxes(center, np.stack([hand.box_xyxy for hand in found]))):
             continue
         # Turned so the forearm (or wrist -> knuckles) points up: the landmark network's pose.
         direction = knuckles - wrist[:2] if np.linalg.norm(knuckles - wrist[:2]) > 1 else forearm
@@ -407,7 +407,8 @@ class MediaPipeOptions:
         if self.model_complexity not in (0, 1):
             raise ValueError(f"model_complexity must be 0 or 1 (bundled models), got {self.model_complexity}")
         for name in ("min_detection_confidence", "rescue_detection_confidence", "min_score", "low_palm_confidence",
-                     "palm_min_presence", "reread_distance", "confident_score", "small_hand_fraction", "pose_min_visibility", "min_inside_fraction",
+                     "palm_min_presence", "reread_distance", "confident_score", "small_hand_fraction",
+                     "pose_min_visibility", "min_inside_fraction",
                      "min_presence", "max_plausibility", "fine_tile_confidence", "person_min_fraction",
                      "sure_presence", "max_plausibility_sure", "pair_max_iou", "pair_paint_confidence",
                      "pair_paint_max_covered", "pair_paint_min_hand"):
@@ -582,7 +583,7 @@ class MediaPipeEstimator:
         boxes = detect.mask_boxes(np.asarray(mask) > 0.5, o.person_min_fraction)
         if first is not None:
             seen = first[first[:, 2] >= o.pose_min_visibility, :2]
-            boxes = boxes[[not np.any(np.all((box[:2] <= seen) & (seen <= box[2:]), axis=1)) for box in boxes]]
+            boxes = boxes[~np.any(detect.points_in_boxes(seen, boxes), axis=0)]
         people = []
         for i, box in enumerate(boxes[: o.max_people]):
             x1, y1, x2, y2 = np.round(box)
@@ -628,16 +629,16 @@ class MediaPipeEstimator:
         o = self.options
         sides = [float(np.max(anchor.box_xyxy[2:] - anchor.box_xyxy[:2])) for anchor in anchors]
         # Small hands are a wide shot's: the tiles' business.
-        anchors = [a for a, side in zip(anchors, sides) if side >= o.pair_paint_min_hand * max(image.shape[:2])]
-        if not anchors:
+        searched = [(anchor, side) for anchor, side in zip(anchors, sides)
+                    if side >= o.pair_paint_min_hand * max(image.shape[:2])]
+        if not searched:
             return found, 0
         painted = regions.paint_out(image, np.stack([hand.keypoints_2d for hand in found]), o.pair_paint_width)
         detector, calls, network_calls = self._palm_detector(), self._palm_detector().calls, 0
-        for anchor in anchors:
+        for anchor, side in searched:
             if len(found) >= o.max_hands:
                 break
             middle = (anchor.box_xyxy[:2] + anchor.box_xyxy[2:]) / 2
-            side = float(np.max(anchor.box_xyxy[2:] - anchor.box_xyxy[:2]))
             palms_found = detector.detect(painted.image, np.r_[middle - o.pair_paint_window * side / 2,
                                                                middle + o.pair_paint_window * side / 2],
                                           min_score=o.pair_paint_confidence, name="pair-painted")
@@ -651,15 +652,17 @@ class MediaPipeEstimator:
     def _search_regions(self, image: np.ndarray, candidates: list[tuple[regions.Region, str]],
                         found: list[HandPrediction], stop_at: int, *, max_iou: float = 1.0,
                         accept: Callable[[regions.RegionHand], bool] | None = None,
-                        min_presence: float | None = None, max_plausibility: float | None = None
-                        ) -> tuple[list[HandPrediction], int]:
+                        min_presence: float | None = None, max_plausibility: float | None = None,
+                        rereads: list[HandPrediction] | None = None) -> tuple[list[HandPrediction], int]:
         """The landmark network on candidate regions; verified new hands merged into ``found``.
 
         Verifier: every re-crop scores ``min_presence`` (the option's unless given), the last re-crop
         is stable (``max_drift``), the hand is not one already found, its bones and joint angles are a
         hand's (``max_plausibility``; ``max_plausibility_sure`` at ``sure_presence`` or more; both
-        replaced by ``max_plausibility`` when given), its box overlaps no found hand's by ``max_iou`` or more (IoU), ``accept(hand)`` when given, and
-        :meth:`_merge`'s layout checks and duplicate suppression.
+        replaced by ``max_plausibility`` when given), its box overlaps no found hand's by ``max_iou``
+        or more (IoU), ``accept(hand)`` when given, it is not a second reading of a hand of
+        ``rereads`` (mean keypoint distance below ``reread_distance`` of the box side and boxes
+        overlapping by IoU 0.3), and :meth:`_merge`'s layout checks and duplicate suppression.
         """
         o = self.options
         h, w = image.shape[:2]
@@ -681,6 +684,11 @@ class MediaPipeEstimator:
             box = np.r_[hand.keypoints_2d.min(0), hand.keypoints_2d.max(0)]
             if found and np.any(detect.box_iou(box, np.stack([other.box_xyxy for other in found]))[0] >= max_iou):
                 continue
+            if rereads:
+                close = detect.keypoint_distance(hand.keypoints_2d[None], np.stack([old.keypoints_2d for old in rereads]))
+                overlap = detect.box_iou(box, np.stack([old.box_xyxy for old in rereads]))
+                if np.any((close[0] < o.reread_distance) & (overlap[0] > 0.3)):
+                    continue
             new = HandPrediction(keypoints_2d=hand.keypoints_2d, keypoints_3d=hand.keypoints_3d,
                                  handedness=hand.handedness, score=hand.presence, source=f"landmarks:{tag}")
             found = self._merge(found + [new], w, h)
@@ -740,7 +748,7 @@ class MediaPipeEstimator:
         known = [regions.region_from_keypoints(hand.keypoints_2d) for hand in found]
         kept: list[palms.Palm] = []
         for palm in sorted(candidates, key=lambda p: -p.score):
-            explained = (np.any(np.all((boxes[:, :2] <= palm.center) & (palm.center <= boxes[:, 2:]), axis=1))
+            explained = (np.any(detect.points_in_boxes(palm.center, boxes))
                          or any(np.linalg.norm(palm.region.center - r.center) < 0.25 * r.size for r in known))
             if not explained and all(detect.box_iou(palm.box, other.box)[0, 0] <= 0.3 for other in kept):
                 kept.append(palm)
@@ -793,8 +801,11 @@ class MediaPipeEstimator:
             return False
         if not hands:
             return True
-        return any(hand.score < o.confident_score
-                   or np.ptp(hand.keypoints_2d, axis=0).max() < o.small_hand_fraction * longer_side for hand in hands)
+        return any(hand.score < o.confident_score or self._is_small(hand, longer_side) for hand in hands)
+
+    def _is_small(self, hand: HandPrediction, longer_side: int) -> bool:
+        """The hand's box side is below ``small_hand_fraction`` of the photo's longer side (a wide shot's hand)."""
+        return bool(np.ptp(hand.keypoints_2d, axis=0).max() < self.options.small_hand_fraction * longer_side)
 
     def predict(self, image: np.ndarray) -> list[HandPrediction]:
         """Hands in one photo, best score first.
@@ -818,24 +829,19 @@ class MediaPipeEstimator:
         def palm_search(windows: list[tuple[np.ndarray | None, float, str]], confidence: float, stop_at: int,
                         pixels: np.ndarray = image) -> None:
             nonlocal found, views_run
-            before, detector_calls = found, self._palm_detector().calls
+            before, detector_calls = found, self._palm_detector().calls  # a second reading of these is no new hand
             candidates = self._palm_candidates(pixels, windows, found, confidence)
             # A palm as sure as the full view's (min_detection_confidence) is MediaPipe's own
             # acceptance, as in its graph: no anatomy check (the network's 3D reading of a fist, say,
             # often fails it); lower palms need the whole verifier.
             sure = [(region, tag) for region, tag, score in candidates if score >= o.min_detection_confidence]
             found, calls = self._search_regions(pixels, sure, found, stop_at, min_presence=o.palm_min_presence,
-                                                max_plausibility=1.0)
+                                                max_plausibility=1.0, rereads=before)
             views_run += calls
             unsure = [(region, tag) for region, tag, score in candidates if score < o.min_detection_confidence]
-            found, calls = self._search_regions(pixels, unsure, found, stop_at, min_presence=o.palm_min_presence)
+            found, calls = self._search_regions(pixels, unsure, found, stop_at, min_presence=o.palm_min_presence,
+                                                rereads=before)
             views_run += self._palm_detector().calls - detector_calls + calls
-            if before:  # a second reading of a found hand (close keypoints, overlapping boxes) is not a new hand
-                kp = np.stack([hand.keypoints_2d for hand in before])
-                boxes = np.stack([hand.box_xyxy for hand in before])
-                found = [hand for hand in found if any(hand is old for old in before) or not np.any(
-                    (detect.keypoint_distance(hand.keypoints_2d[None], kp)[0] < o.reread_distance)
-                    & (detect.box_iou(hand.box_xyxy, boxes)[0] > 0.3))]
 
         if o.use_regions and o.low_palms and len(found) < o.max_hands:
             palm_search([(None, 0.0, "palms")], o.low_palm_confidence, o.max_hands)
@@ -872,8 +878,8 @@ class MediaPipeEstimator:
                     break
             pair_search()
         # The scan: fewer than two hands (one person's), none small (a wide shot, which the tiles handle).
-        small = [np.ptp(hand.keypoints_2d, axis=0).max() < o.small_hand_fraction * longer for hand in found]
-        if o.scan and o.use_regions and len(found) < min(2, o.max_hands) and not any(small):
+        if (o.scan and o.use_regions and len(found) < min(2, o.max_hands)
+                and not any(self._is_small(hand, longer) for hand in found)):
             boxes = np.array([hand.box_xyxy for hand in found]).reshape(-1, 4)
             # With a hand found, the other hand of the same person is about as large: its region size only.
             own = regions.region_from_keypoints(found[0].keypoints_2d).size / min(w, h) if found else 0.0

@@ -367,8 +367,8 @@ def scan_regions(width: float, height: float, sizes: tuple[float, ...] = (0.5, 0
             for i, x in enumerate(xs):
                 center = np.array([x, y])
                 box = np.r_[center - side / 2, center + side / 2]
-                inside = np.all((boxes[:, :2] <= center) & (center <= boxes[:, 2:]), axis=1)
-                if np.any(inside) or np.any(detect.box_overlap_fraction(box, boxes) > max_covered):
+                if (np.any(detect.points_in_boxes(center, boxes))
+                        or np.any(detect.box_overlap_fraction(box, boxes) > max_covered)):
                     continue
                 # Inward direction from the grid edges the region is on (y down).
                 inward = np.array([float(len(xs) > 1 and i == 0) - float(len(xs) > 1 and i == len(xs) - 1),
